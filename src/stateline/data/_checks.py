@@ -1,0 +1,96 @@
+"""Argument checks shared by the data layer; every failure names the argument."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._errors import ConfigError, DataError, ShapeError, describe
+
+
+def positive_int(value: object, argument: str) -> int:
+    """Return ``value`` as an int if it is an integer >= 1, else raise ConfigError.
+
+    >>> positive_int(3, "chunk")
+    3
+    >>> positive_int(0, "chunk")
+    Traceback (most recent call last):
+    ...
+    stateline._errors.ConfigError: chunk is invalid.
+      Expected: an integer >= 1
+      Received: 0
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
+        raise ConfigError(
+            describe(argument, "an integer >= 1", repr(value), problem="is invalid.")
+        )
+    return int(value)
+
+
+def choice(value: object, argument: str, options: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``options``, else raise ConfigError."""
+    if not isinstance(value, str) or value not in options:
+        expected = "one of " + ", ".join(repr(option) for option in options)
+        raise ConfigError(describe(argument, expected, repr(value), problem="is invalid."))
+    return value
+
+
+def as_array(value: object, argument: str) -> NDArray[Any]:
+    """Convert ``value`` to a NumPy array, refusing non-numeric content."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise DataError(
+            describe(argument, "a numeric array", f"{type(value).__name__} ({error})",
+                     problem="is not an array.")
+        ) from error
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
+    ):
+        raise DataError(
+            describe(argument, "a numeric array", f"dtype {array.dtype}",
+                     problem="is not numeric.",
+                     fix="Convert the values to numbers (for example with astype(float)).")
+        )
+    return array
+
+
+def require_ndim(array: NDArray[Any], argument: str, ndims: tuple[int, ...], meaning: str,
+                 fix: str | None = None) -> None:
+    """Raise ShapeError unless ``array.ndim`` is one of ``ndims``."""
+    if array.ndim not in ndims:
+        raise ShapeError(
+            describe(argument, meaning, f"{array.ndim}-D array of shape {array.shape}", fix=fix)
+        )
+
+
+def require_finite(array: NDArray[Any], argument: str) -> None:
+    """Raise DataError naming the first NaN or inf in ``array``."""
+    if not np.issubdtype(array.dtype, np.inexact):
+        return
+    bad = ~np.isfinite(array)
+    if bad.any():
+        position = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DataError(
+            describe(
+                argument,
+                "finite values (no NaN or inf)",
+                f"{int(bad.sum())} non-finite value(s); the first is {array[position]!r} "
+                f"at index {position}",
+                problem="holds NaN or inf.",
+                fix="Fill or drop the missing values before windowing or packing "
+                "(for example DataFrame.interpolate() or dropna()).",
+            )
+        )
+
+
+def require_nonempty(array: NDArray[Any], argument: str) -> None:
+    """Raise DataError if ``array`` has no time steps."""
+    if array.shape[0] == 0:
+        raise DataError(
+            describe(argument, "at least one time step", f"shape {array.shape}",
+                     problem="is empty.")
+        )

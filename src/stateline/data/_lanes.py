@@ -1,0 +1,353 @@
+"""The stateful layout: sequences packed into lanes of fixed-size chunks.
+
+A stateful recurrent model keeps one carry per row of a batch. For the carry to
+mean anything, row ``j`` of chunk ``k`` must continue row ``j`` of chunk
+``k - 1``. :func:`pack_lanes` builds that layout: each *lane* is one batch row
+over time; sequences are laid end to end in lanes, each starting on a chunk
+boundary, so a single ``reset`` flag per lane and chunk says when a carry must
+be zeroed.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .._errors import ConfigError, ShapeError, describe
+from ._checks import as_array, positive_int, require_finite, require_ndim, require_nonempty
+
+__all__ = ["Chunk", "LaneLayout", "Placement", "pack_lanes"]
+
+
+@dataclass(frozen=True, eq=False)
+class Chunk:
+    """One step of truncated BPTT: ``chunk`` time steps of every lane.
+
+    Attributes:
+        x: ``(lanes, chunk, features)`` inputs, zero (``pad_value``) on padding.
+        y: ``(lanes, chunk, ...)`` targets, or ``None`` without targets.
+        mask: ``(lanes, chunk)`` bool, True on real time steps.
+        reset: ``(lanes,)`` bool, True where the lane starts a new sequence in
+            this chunk: zero that lane's carry before running the chunk.
+        index: position of this chunk in the layout.
+    """
+
+    x: NDArray[Any]
+    y: NDArray[Any] | None
+    mask: NDArray[np.bool_]
+    reset: NDArray[np.bool_]
+    index: int
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one piece of a sequence lies: lane, first chunk, and which steps."""
+
+    sequence: int
+    """Position of the sequence in the input list."""
+    start: int
+    """First time step of the piece within its sequence (non-zero only when split)."""
+    length: int
+    """Number of real time steps in the piece."""
+    lane: int
+    first_chunk: int
+
+
+class LaneLayout:
+    """Sequences packed into ``lanes`` rows of ``chunk``-step chunks.
+
+    Iterate it for :class:`Chunk` objects in order, or use the stacked arrays
+    ``x``, ``y``, ``mask`` and ``reset`` (leading axis: chunk) directly.
+    :meth:`unpack` maps per-chunk model outputs back to one array per input
+    sequence, in input order.
+
+    >>> layout = pack_lanes([np.ones((5, 2)), np.ones((3, 2))], lanes=2, chunk=2)
+    >>> len(layout), layout.x.shape, layout.efficiency
+    (3, (3, 2, 2, 2), 0.6666666666666666)
+    >>> [chunk.reset.tolist() for chunk in layout]
+    [[True, True], [False, False], [False, False]]
+    """
+
+    def __init__(
+        self,
+        *,
+        x: NDArray[Any],
+        y: NDArray[Any] | None,
+        mask: NDArray[np.bool_],
+        reset: NDArray[np.bool_],
+        placements: tuple[Placement, ...],
+        lengths: tuple[int, ...],
+    ) -> None:
+        self.x = x
+        self.y = y
+        self.mask = mask
+        self.reset = reset
+        self.placements = placements
+        self.lengths = lengths
+
+    @property
+    def lanes(self) -> int:
+        """Number of lanes (the batch size of every chunk)."""
+        return int(self.mask.shape[1])
+
+    @property
+    def chunk(self) -> int:
+        """Time steps per chunk (the truncation length of BPTT)."""
+        return int(self.mask.shape[2])
+
+    @property
+    def steps(self) -> int:
+        """Real (unpadded) time steps in the layout."""
+        return int(sum(self.lengths))
+
+    @property
+    def slots(self) -> int:
+        """All time-step slots, padding included: chunks x lanes x chunk."""
+        return int(self.mask.size)
+
+    @property
+    def efficiency(self) -> float:
+        """Share of slots that hold real steps: ``steps / slots``."""
+        return self.steps / self.slots
+
+    def __len__(self) -> int:
+        return int(self.mask.shape[0])
+
+    def __getitem__(self, index: int) -> Chunk:
+        position = range(len(self))[index]
+        return Chunk(
+            x=self.x[position],
+            y=None if self.y is None else self.y[position],
+            mask=self.mask[position],
+            reset=self.reset[position],
+            index=position,
+        )
+
+    def __iter__(self) -> Iterator[Chunk]:
+        for position in range(len(self)):
+            yield self[position]
+
+    def __repr__(self) -> str:
+        return (
+            f"LaneLayout(sequences={len(self.lengths)}, lanes={self.lanes}, chunk={self.chunk}, "
+            f"chunks={len(self)}, efficiency={self.efficiency:.3f})"
+        )
+
+    def unpack(self, outputs: ArrayLike | Sequence[ArrayLike]) -> list[NDArray[Any]]:
+        """Map per-chunk outputs back to one array per input sequence.
+
+        Args:
+            outputs: ``(chunks, lanes, chunk, ...)``, or a list of per-chunk
+                ``(lanes, chunk, ...)`` arrays, as a model returns them.
+
+        Returns:
+            One ``(length_i, ...)`` array per input sequence, in input order;
+            padding is left out.
+
+        >>> layout = pack_lanes(np.arange(10.0)[:, None], lanes=3, chunk=2, split=True)
+        >>> layout.unpack(layout.x)[0][:, 0].tolist()
+        [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+        """
+        if isinstance(outputs, (list, tuple)):
+            stacked = np.stack([np.asarray(item) for item in outputs])
+        else:
+            stacked = np.asarray(outputs)
+        expected = (len(self), self.lanes, self.chunk)
+        if stacked.ndim < 3 or stacked.shape[:3] != expected:
+            raise ShapeError(
+                describe("outputs", f"leading axes (chunks, lanes, chunk) = {expected}",
+                         f"shape {stacked.shape}",
+                         fix="Collect one (lanes, chunk, ...) output per chunk, in order.")
+            )
+        timeline = _lane_timeline(stacked)
+        pieces: list[list[tuple[int, NDArray[Any]]]] = [[] for _ in self.lengths]
+        for placement in self.placements:
+            begin = placement.first_chunk * self.chunk
+            pieces[placement.sequence].append(
+                (placement.start, timeline[placement.lane, begin : begin + placement.length])
+            )
+        return [
+            np.concatenate([piece for _, piece in sorted(parts, key=lambda item: item[0])])
+            for parts in pieces
+        ]
+
+
+def pack_lanes(
+    sequences: ArrayLike | Sequence[ArrayLike],
+    *,
+    lanes: int,
+    chunk: int,
+    targets: ArrayLike | Sequence[ArrayLike] | None = None,
+    split: bool = False,
+    pad_value: float = 0.0,
+) -> LaneLayout:
+    """Pack one or many variable-length sequences into stateful lanes.
+
+    Each sequence starts on a chunk boundary of some lane; its tail is padded to
+    the end of its last chunk and masked out. Sequences are assigned to lanes
+    longest first, each to the lane that is then shortest, which keeps the
+    padding small (see ``LaneLayout.efficiency``).
+
+    Args:
+        sequences: one ``(length, features)`` array, a ``(count, length,
+            features)`` array, or a list of ``(length_i, features)`` arrays.
+        lanes: rows per chunk (the batch size), >= 1.
+        chunk: time steps per chunk (the BPTT truncation length), >= 1.
+        targets: per-step targets shaped like ``sequences`` in the first axis:
+            one ``(length_i, ...)`` array per sequence.
+        split: cut long sequences into contiguous segments of at most
+            ``ceil(total steps / lanes)`` steps (rounded up to whole chunks), so
+            that one long series fills all ``lanes`` lanes. Each segment starts
+            with a reset; ``unpack`` joins the segments again.
+        pad_value: value written into padded input slots.
+
+    >>> layout = pack_lanes([np.ones((5, 1)), np.ones((2, 1))], lanes=2, chunk=3,
+    ...                     targets=[np.zeros(5), np.zeros(2)])
+    >>> chunk0 = layout[0]
+    >>> chunk0.x.shape, chunk0.y.shape, chunk0.mask.tolist()
+    ((2, 3, 1), (2, 3), [[True, True, True], [True, True, False]])
+    """
+    lanes = positive_int(lanes, "lanes")
+    chunk = positive_int(chunk, "chunk")
+    if not isinstance(split, bool):
+        raise ConfigError(describe("split", "True or False", repr(split), problem="is invalid."))
+    arrays = _sequence_list(sequences, "sequences")
+    _check_features(arrays)
+    target_arrays = None if targets is None else _target_list(targets, arrays)
+    lengths = tuple(len(array) for array in arrays)
+
+    if split:
+        pieces = _split_pieces(lengths, lanes, chunk)
+    else:
+        pieces = [(index, 0, length) for index, length in enumerate(lengths)]
+    placements, chunks = _assign(pieces, lanes, chunk)
+
+    x = _fill(arrays, placements, lanes, chunks, chunk, pad_value)
+    y = None if target_arrays is None else _fill(target_arrays, placements, lanes, chunks,
+                                                 chunk, 0)
+    mask = np.zeros((lanes, chunks * chunk), dtype=bool)
+    reset = np.zeros((lanes, chunks), dtype=bool)
+    for placement in placements:
+        begin = placement.first_chunk * chunk
+        mask[placement.lane, begin : begin + placement.length] = True
+        reset[placement.lane, placement.first_chunk] = True
+
+    return LaneLayout(
+        x=_to_chunks(x, chunks, chunk),
+        y=None if y is None else _to_chunks(y, chunks, chunk),
+        mask=_to_chunks(mask, chunks, chunk),
+        reset=np.ascontiguousarray(reset.T),
+        placements=tuple(placements),
+        lengths=lengths,
+    )
+
+
+def _sequence_list(sequences: ArrayLike | Sequence[ArrayLike], argument: str) -> list[NDArray[Any]]:
+    if isinstance(sequences, (list, tuple)):
+        if len(sequences) == 0:
+            raise ShapeError(describe(argument, "at least one sequence", "an empty list"))
+        arrays = [as_array(item, f"{argument}[{index}]") for index, item in enumerate(sequences)]
+    else:
+        whole = as_array(sequences, argument)
+        require_ndim(whole, argument, (2, 3),
+                     "a (length, features) array, a (count, length, features) array "
+                     "or a list of (length_i, features) arrays",
+                     fix="For one feature use values[:, None].")
+        arrays = [whole] if whole.ndim == 2 else list(whole)
+    for index, array in enumerate(arrays):
+        name = f"{argument}[{index}]"
+        require_ndim(array, name, (2,), "a 2-D array (length, features)",
+                     fix="For one feature use values[:, None].")
+        require_nonempty(array, name)
+        require_finite(array, name)
+    return arrays
+
+
+def _check_features(arrays: list[NDArray[Any]]) -> None:
+    width = arrays[0].shape[1]
+    for index, array in enumerate(arrays):
+        if array.shape[1] != width:
+            raise ShapeError(
+                describe(f"sequences[{index}]", f"{width} features, like sequences[0]",
+                         f"{array.shape[1]} features (shape {array.shape})")
+            )
+
+
+def _target_list(targets: ArrayLike | Sequence[ArrayLike],
+                 arrays: list[NDArray[Any]]) -> list[NDArray[Any]]:
+    if isinstance(targets, (list, tuple)):
+        items = [as_array(item, f"targets[{index}]") for index, item in enumerate(targets)]
+    else:
+        whole = as_array(targets, "targets")
+        items = [whole] if len(arrays) == 1 and whole.ndim >= 1 and len(whole) == len(
+            arrays[0]) else list(whole)
+    if len(items) != len(arrays):
+        raise ShapeError(describe("targets", f"one target array per sequence: {len(arrays)}",
+                                  f"{len(items)} target arrays"))
+    trailing = items[0].shape[1:]
+    for index, (item, array) in enumerate(zip(items, arrays, strict=True)):
+        name = f"targets[{index}]"
+        if item.ndim == 0 or len(item) != len(array):
+            raise ShapeError(
+                describe(name, f"one target per time step of sequences[{index}]: "
+                         f"length {len(array)}", f"shape {item.shape}")
+            )
+        if item.shape[1:] != trailing:
+            raise ShapeError(describe(name, f"per-step shape {trailing}, like targets[0]",
+                                      f"per-step shape {item.shape[1:]}"))
+        require_finite(item, name)
+    return items
+
+
+def _split_pieces(lengths: tuple[int, ...], lanes: int,
+                  chunk: int) -> list[tuple[int, int, int]]:
+    """Cut every sequence into segments of at most one lane's share of all steps."""
+    per_lane = -(-sum(lengths) // lanes)
+    segment = -(-per_lane // chunk) * chunk
+    return [
+        (index, start, min(segment, length - start))
+        for index, length in enumerate(lengths)
+        for start in range(0, length, segment)
+    ]
+
+
+def _assign(pieces: list[tuple[int, int, int]], lanes: int,
+            chunk: int) -> tuple[list[Placement], int]:
+    """Longest-first assignment of pieces to the lane that is shortest so far."""
+    order = sorted(range(len(pieces)), key=lambda i: (-pieces[i][2], i))
+    heap = [(0, lane) for lane in range(lanes)]
+    placements: list[Placement] = []
+    for position in order:
+        sequence, start, length = pieces[position]
+        used, lane = heapq.heappop(heap)
+        placements.append(Placement(sequence=sequence, start=start, length=length, lane=lane,
+                                    first_chunk=used))
+        heapq.heappush(heap, (used + -(-length // chunk), lane))
+    return placements, max(used for used, _ in heap)
+
+
+def _fill(arrays: list[NDArray[Any]], placements: list[Placement], lanes: int, chunks: int,
+          chunk: int, pad_value: float) -> NDArray[Any]:
+    dtype = np.result_type(*arrays)
+    out = np.full((lanes, chunks * chunk, *arrays[0].shape[1:]), pad_value, dtype=dtype)
+    for placement in placements:
+        begin = placement.first_chunk * chunk
+        source = arrays[placement.sequence][placement.start : placement.start + placement.length]
+        out[placement.lane, begin : begin + placement.length] = source
+    return out
+
+
+def _to_chunks(timeline: NDArray[Any], chunks: int, chunk: int) -> NDArray[Any]:
+    lanes = timeline.shape[0]
+    shaped = timeline.reshape(lanes, chunks, chunk, *timeline.shape[2:])
+    return np.ascontiguousarray(np.swapaxes(shaped, 0, 1))
+
+
+def _lane_timeline(stacked: NDArray[Any]) -> NDArray[Any]:
+    chunks, lanes, chunk = stacked.shape[:3]
+    return np.swapaxes(stacked, 0, 1).reshape(lanes, chunks * chunk, *stacked.shape[3:])

@@ -1,0 +1,125 @@
+"""Per-feature standardisation, fitted on training data only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .._errors import NotFittedError, ShapeError, describe
+from ._checks import as_array, require_finite
+
+__all__ = ["Scaler"]
+
+
+class Scaler:
+    """Standardise every feature to mean 0 and standard deviation 1.
+
+    Fit it on the training part only, then transform training, validation and
+    live data with the same statistics; ``inverse_transform`` maps model
+    outputs back to the original units. Features are the last axis, so a table
+    ``(samples, features)``, windows ``(windows, steps, features)`` and lists of
+    sequences are all accepted. A constant feature gets scale 1 (it is only
+    centred), so transforming never divides by zero.
+
+    >>> train = np.array([[1.0, 10.0], [3.0, 10.0]])
+    >>> scaler = Scaler().fit(train)
+    >>> scaler.transform(train).tolist()
+    [[-1.0, 0.0], [1.0, 0.0]]
+    >>> scaler.inverse_transform([[0.0, 0.0]]).tolist()
+    [[2.0, 10.0]]
+    """
+
+    def __init__(self) -> None:
+        self.mean_: NDArray[np.float64] | None = None
+        self.scale_: NDArray[np.float64] | None = None
+
+    @property
+    def features(self) -> int:
+        """Number of features the scaler was fitted on."""
+        mean, _ = self._fitted()
+        return int(mean.shape[0])
+
+    def fit(self, data: ArrayLike | Sequence[ArrayLike]) -> Scaler:
+        """Learn the mean and standard deviation of each feature (last axis)."""
+        rows = np.concatenate([part.reshape(-1, part.shape[-1]) for part in _parts(data)])
+        if rows.shape[0] == 0:
+            raise ShapeError(describe("data", "at least one sample to fit on", "no samples"))
+        mean = rows.mean(axis=0, dtype=np.float64)
+        scale = rows.std(axis=0, dtype=np.float64)
+        self.mean_ = mean
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        return self
+
+    def transform(self, data: ArrayLike) -> NDArray[np.float64]:
+        """Standardise ``data`` with the fitted statistics."""
+        mean, scale = self._fitted()
+        array = self._checked(data)
+        return (array - mean) / scale
+
+    def inverse_transform(self, data: ArrayLike) -> NDArray[np.float64]:
+        """Map standardised values back to the original units."""
+        mean, scale = self._fitted()
+        array = self._checked(data)
+        return array * scale + mean
+
+    def fit_transform(self, data: ArrayLike) -> NDArray[np.float64]:
+        """Fit on ``data`` and return it standardised."""
+        return self.fit(data).transform(data)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """The fitted statistics as plain lists (JSON-ready).
+
+        >>> Scaler.from_dict(Scaler().fit([[0.0], [2.0]]).to_dict()).mean_.tolist()
+        [1.0]
+        """
+        mean, scale = self._fitted()
+        return {"mean": mean.tolist(), "scale": scale.tolist()}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, list[float]]) -> Scaler:
+        """Rebuild a fitted scaler from :meth:`to_dict` output."""
+        scaler = cls()
+        scaler.mean_ = np.asarray(state["mean"], dtype=np.float64)
+        scaler.scale_ = np.asarray(state["scale"], dtype=np.float64)
+        return scaler
+
+    def _fitted(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        if self.mean_ is None or self.scale_ is None:
+            raise NotFittedError(
+                "This Scaler is not fitted yet.\n"
+                "  Fix: call scaler.fit(training_data) before transform or inverse_transform."
+            )
+        return self.mean_, self.scale_
+
+    def _checked(self, data: ArrayLike) -> NDArray[np.float64]:
+        array = as_array(data, "data").astype(np.float64, copy=False)
+        if array.ndim == 0 or array.shape[-1] != self.features:
+            raise ShapeError(
+                describe("data", f"{self.features} features on the last axis (as fitted)",
+                         f"shape {array.shape}")
+            )
+        require_finite(array, "data")
+        return array
+
+
+def _parts(data: ArrayLike | Sequence[ArrayLike]) -> list[NDArray[np.float64]]:
+    items = list(data) if isinstance(data, (list, tuple)) and data and np.ndim(data[0]) >= 2 \
+        else [data]
+    parts: list[NDArray[np.float64]] = []
+    for index, item in enumerate(items):
+        name = "data" if len(items) == 1 else f"data[{index}]"
+        array = as_array(item, name).astype(np.float64, copy=False)
+        if array.ndim < 2:
+            raise ShapeError(
+                describe(name, "an array with features on the last axis, at least 2-D",
+                         f"shape {array.shape}", fix="For one feature use values[:, None].")
+            )
+        require_finite(array, name)
+        if parts and array.shape[-1] != parts[0].shape[-1]:
+            raise ShapeError(describe(name, f"{parts[0].shape[-1]} features, like data[0]",
+                                      f"shape {array.shape}"))
+        parts.append(array)
+    return parts

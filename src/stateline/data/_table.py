@@ -1,0 +1,227 @@
+"""Load a CSV, Parquet file or pandas DataFrame into per-stream sequences."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._errors import ConfigError, DataError, describe
+from ._lanes import LaneLayout, pack_lanes
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["SequenceSet", "load_table"]
+
+
+@dataclass(frozen=True, eq=False)
+class SequenceSet:
+    """Time-ordered sequences read from a table, one per stream (group).
+
+    Attributes:
+        features: one ``(length_i, features)`` float array per stream.
+        targets: one ``(length_i,)`` array per stream for a single target column,
+            ``(length_i, targets)`` for several, or ``None``.
+        times: one ``(length_i,)`` array of time stamps per stream, or ``None``.
+        groups: the stream key of every sequence, in order of first appearance.
+        feature_names, target_names: column names, in array order.
+    """
+
+    features: list[NDArray[np.float64]]
+    targets: list[NDArray[np.float64]] | None
+    times: list[NDArray[Any]] | None
+    groups: list[Hashable]
+    feature_names: tuple[str, ...]
+    target_names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    @property
+    def lengths(self) -> list[int]:
+        """Number of time steps of each sequence."""
+        return [len(array) for array in self.features]
+
+    def pack(self, *, lanes: int, chunk: int, split: bool = False) -> LaneLayout:
+        """Pack these sequences (and their targets) into stateful lanes."""
+        return pack_lanes(self.features, lanes=lanes, chunk=chunk,
+                          targets=self.targets, split=split)
+
+
+def load_table(
+    source: str | PathLike[str] | pd.DataFrame,
+    *,
+    time: str | None = None,
+    features: Sequence[str] | None = None,
+    targets: str | Sequence[str] | None = None,
+    group: str | None = None,
+    sep: str = ",",
+) -> SequenceSet:
+    """Read a table into one sequence per stream.
+
+    Args:
+        source: a DataFrame, or the path of a ``.csv`` (``sep``-separated) or
+            ``.parquet`` file.
+        time: time column; parsed to datetimes when it holds text. Within each
+            stream it must be strictly increasing (sort the table first).
+        features: feature columns; by default every column that is not the
+            time, group or a target column (all of them must then be numeric).
+        targets: one target column (targets are 1-D per step) or a list.
+        group: stream/group column; each distinct value becomes one sequence,
+            in order of first appearance, keeping the table's row order.
+
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"t": [1, 2, 1, 2, 3], "sensor": list("aabbb"),
+    ...                       "value": [0.1, 0.2, 1.0, 1.1, 1.2], "y": [0, 1, 0, 0, 1]})
+    >>> table = load_table(frame, time="t", targets="y", group="sensor")
+    >>> table.groups, table.lengths, table.feature_names
+    (['a', 'b'], [2, 3], ('value',))
+    """
+    import pandas as pd
+
+    frame = _read(source, sep)
+    target_names = _names(targets, "targets")
+    feature_names = _feature_names(frame, features, time, group, target_names)
+    _require_columns(frame, [*feature_names, *target_names,
+                             *(name for name in (time, group) if name is not None)])
+    if time is not None and not (
+        pd.api.types.is_numeric_dtype(frame[time]) or pd.api.types.is_datetime64_any_dtype(
+            frame[time])
+    ):
+        try:
+            frame = frame.assign(**{time: pd.to_datetime(frame[time])})
+        except (TypeError, ValueError) as error:
+            raise DataError(describe(f"column {time!r}", "times or numbers",
+                                     f"values that do not parse as times ({error})",
+                                     problem="is not a time column.")) from error
+
+    for name in [*feature_names, *target_names]:
+        _check_column(frame, name)
+
+    if group is None:
+        parts: list[tuple[Hashable, pd.DataFrame]] = [("all", frame)]
+    else:
+        if frame[group].isna().any():
+            row = frame.index[frame[group].isna().to_numpy()][0]
+            raise DataError(describe(f"column {group!r}", "a stream key on every row",
+                                     f"a missing key at row {row!r}", problem="has gaps."))
+        parts = [(key, frame[frame[group] == key]) for key in pd.unique(frame[group])]
+
+    if time is not None:
+        for key, part in parts:
+            _check_increasing(part, time, key if group is not None else None)
+
+    return SequenceSet(
+        features=[part[list(feature_names)].to_numpy(dtype=np.float64) for _, part in parts],
+        targets=None if not target_names else [
+            part[target_names[0]].to_numpy(dtype=np.float64) if isinstance(targets, str)
+            else part[list(target_names)].to_numpy(dtype=np.float64) for _, part in parts
+        ],
+        times=None if time is None else [part[time].to_numpy() for _, part in parts],
+        groups=[key for key, _ in parts],
+        feature_names=feature_names,
+        target_names=target_names,
+    )
+
+
+def _read(source: str | PathLike[str] | pd.DataFrame, sep: str) -> pd.DataFrame:
+    import pandas as pd
+
+    if isinstance(source, pd.DataFrame):
+        frame = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise DataError(describe("source", "an existing .csv or .parquet file",
+                                     f"{str(path)!r}, which does not exist",
+                                     problem="is not a file."))
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path, sep=sep)
+    if len(frame) == 0:
+        raise DataError(describe("source", "at least one row", "an empty table",
+                                 problem="is empty."))
+    return frame
+
+
+def _names(columns: str | Sequence[str] | None, argument: str) -> tuple[str, ...]:
+    if columns is None:
+        return ()
+    names = (columns,) if isinstance(columns, str) else tuple(columns)
+    if not names:
+        raise ConfigError(describe(argument, "at least one column name", "an empty list",
+                                   problem="is invalid."))
+    return names
+
+
+def _feature_names(frame: pd.DataFrame, features: Sequence[str] | None, time: str | None,
+                   group: str | None, target_names: tuple[str, ...]) -> tuple[str, ...]:
+    import pandas as pd
+
+    if features is not None:
+        return _names(features, "features")
+    reserved = {name for name in (time, group) if name is not None} | set(target_names)
+    names = tuple(str(column) for column in frame.columns if column not in reserved)
+    text = [name for name in names if not pd.api.types.is_numeric_dtype(frame[name])]
+    if text:
+        raise DataError(
+            describe("features", "numeric feature columns",
+                     f"non-numeric column(s) {text}", problem="cannot be chosen automatically.",
+                     fix="Pass features=[...] naming the feature columns, and time=/group= "
+                     "for the time and stream columns.")
+        )
+    if not names:
+        raise DataError(describe("features", "at least one feature column",
+                                 "no columns left after time, group and targets",
+                                 problem="is empty."))
+    return names
+
+
+def _require_columns(frame: pd.DataFrame, names: list[str]) -> None:
+    missing = [name for name in names if name not in frame.columns]
+    if missing:
+        raise DataError(describe("columns", f"columns present in the table: "
+                                 f"{[str(column) for column in frame.columns]}",
+                                 f"missing {missing}", problem="are missing."))
+
+
+def _check_column(frame: pd.DataFrame, name: str) -> None:
+    import pandas as pd
+
+    column = frame[name]
+    if not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)):
+        raise DataError(describe(f"column {name!r}", "numbers", f"dtype {column.dtype}",
+                                 problem="is not numeric."))
+    values = column.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = frame.index[bad][0]
+        raise DataError(
+            describe(f"column {name!r}", "finite values (no NaN or inf)",
+                     f"{int(bad.sum())} missing or infinite value(s); the first at row {row!r}",
+                     problem="holds NaN or inf.",
+                     fix="Fill or drop them first (for example DataFrame.interpolate()).")
+        )
+
+
+def _check_increasing(part: pd.DataFrame, time: str, key: Hashable | None) -> None:
+    stamps = part[time].to_numpy()
+    if len(stamps) < 2:
+        return
+    order = stamps[1:] > stamps[:-1]
+    if not order.all():
+        position = int(np.argmin(order)) + 1
+        where = f" in stream {key!r}" if key is not None else ""
+        raise DataError(
+            describe(f"column {time!r}", f"strictly increasing time{where}",
+                     f"{stamps[position - 1]!r} followed by {stamps[position]!r} at row "
+                     f"{part.index[position]!r}", problem="is not monotonic.",
+                     fix=f"Sort the table by {time!r} and remove duplicate time stamps.")
+        )

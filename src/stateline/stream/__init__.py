@@ -1,0 +1,5 @@
+"""The state store and the streaming engine that advance many live streams one time step at a time.
+
+This layer is filled by its own issue; the folder exists so the layering is visible from the
+first commit (data -> nn -> train -> stream -> anomaly -> serve, with cli on top).
+"""

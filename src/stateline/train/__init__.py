@@ -1,0 +1,5 @@
+"""Truncated-BPTT training over a `LaneLayout` and the high-level estimators built on it.
+
+This layer is filled by its own issue; the folder exists so the layering is visible from the
+first commit (data -> nn -> train -> stream -> anomaly -> serve, with cli on top).
+"""
