@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -95,7 +97,11 @@ def load_table(
             frame[time])
     ):
         try:
-            frame = frame.assign(**{time: pd.to_datetime(frame[time])})
+            with warnings.catch_warnings():
+                # pandas warns when it cannot infer one format; a failure still raises below.
+                warnings.simplefilter("ignore", UserWarning)
+                parsed = pd.to_datetime(frame[time])
+            frame = frame.assign(**{time: parsed})
         except (TypeError, ValueError) as error:
             raise DataError(describe(f"column {time!r}", "times or numbers",
                                      f"values that do not parse as times ({error})",
@@ -110,7 +116,7 @@ def load_table(
         if frame[group].isna().any():
             row = frame.index[frame[group].isna().to_numpy()][0]
             raise DataError(describe(f"column {group!r}", "a stream key on every row",
-                                     f"a missing key at row {row!r}", problem="has gaps."))
+                                     f"a missing key at row {row}", problem="has gaps."))
         parts = [(key, frame[frame[group] == key]) for key in pd.unique(frame[group])]
 
     if time is not None:
@@ -205,7 +211,7 @@ def _check_column(frame: pd.DataFrame, name: str) -> None:
         row = frame.index[bad][0]
         raise DataError(
             describe(f"column {name!r}", "finite values (no NaN or inf)",
-                     f"{int(bad.sum())} missing or infinite value(s); the first at row {row!r}",
+                     f"{int(bad.sum())} missing or infinite value(s); the first at row {row}",
                      problem="holds NaN or inf.",
                      fix="Fill or drop them first (for example DataFrame.interpolate()).")
         )
@@ -221,7 +227,7 @@ def _check_increasing(part: pd.DataFrame, time: str, key: Hashable | None) -> No
         where = f" in stream {key!r}" if key is not None else ""
         raise DataError(
             describe(f"column {time!r}", f"strictly increasing time{where}",
-                     f"{stamps[position - 1]!r} followed by {stamps[position]!r} at row "
-                     f"{part.index[position]!r}", problem="is not monotonic.",
+                     f"{stamps[position - 1]} followed by {stamps[position]} at row "
+                     f"{part.index[position]}", problem="is not monotonic.",
                      fix=f"Sort the table by {time!r} and remove duplicate time stamps.")
         )

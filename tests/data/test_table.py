@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stateline import ConfigError, DataError, load_table
+
+CSV = """timestamp;sensor;pressure;flow;label
+2026-01-01 00:00:00;a;1.0;10;0
+2026-01-01 00:00:00;b;5.0;50;0
+2026-01-01 00:00:01;a;1.1;11;1
+2026-01-01 00:00:01;b;5.1;51;0
+2026-01-01 00:00:02;b;5.2;52;1
+"""
+
+
+def write(tmp_path: Path, text: str = CSV) -> Path:
+    path = tmp_path / "data.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_csv_with_groups_time_features_and_target(tmp_path: Path) -> None:
+    table = load_table(write(tmp_path), time="timestamp", group="sensor", targets="label", sep=";")
+    assert table.groups == ["a", "b"]
+    assert table.lengths == [2, 3]
+    assert table.feature_names == ("pressure", "flow")
+    assert table.features[1].tolist() == [[5.0, 50.0], [5.1, 51.0], [5.2, 52.0]]
+    assert table.targets is not None and table.targets[0].tolist() == [0.0, 1.0]
+    assert table.times is not None and table.times[0].dtype.kind == "M"
+    layout = table.pack(lanes=2, chunk=2)
+    assert layout.steps == 5
+
+
+def test_several_targets_and_chosen_features() -> None:
+    frame = pd.DataFrame({"t": [0, 1, 2], "x": [1.0, 2.0, 3.0], "u": [0, 1, 2], "v": [5, 6, 7]})
+    table = load_table(frame, time="t", features=["x"], targets=["u", "v"])
+    assert table.targets is not None and table.targets[0].shape == (3, 2)
+    assert table.groups == ["all"]
+
+
+def test_parquet_path_is_read_when_pyarrow_is_installed(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "data.parquet"
+    pd.DataFrame({"t": [0, 1], "x": [1.0, 2.0]}).to_parquet(path)
+    assert load_table(path, time="t").lengths == [2]
+
+
+@pytest.mark.parametrize(
+    ("csv", "kwargs", "error", "needle"),
+    [
+        (CSV.replace("00:00:01;b", "00:00:09;b"), {"time": "timestamp", "group": "sensor"},
+         DataError, "not monotonic(.|\\n)*stream 'b'(.|\\n)*Sort"),
+        (CSV.replace("5.1", ""), {"time": "timestamp", "group": "sensor"}, DataError,
+         "'pressure' holds NaN(.|\\n)*row 3"),
+        (CSV, {"time": "timestamp", "group": "sensor", "targets": "y"}, DataError, "'y'"),
+        (CSV, {"time": "timestamp"}, DataError, "non-numeric column\\(s\\) \\['sensor'\\]"),
+        (CSV, {"time": "sensor", "features": ["flow"]}, DataError, "not a time column"),
+        (CSV, {"time": "timestamp", "group": "sensor", "targets": []}, ConfigError,
+         "targets is invalid"),
+    ],
+)
+def test_bad_tables_get_clear_errors(tmp_path: Path, csv: str, kwargs: dict[str, object],
+                                     error: type[Exception], needle: str) -> None:
+    with pytest.raises(error, match=needle):
+        load_table(write(tmp_path, csv), sep=";", **kwargs)  # type: ignore[arg-type]
+
+
+def test_missing_file_and_empty_table(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        load_table(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="empty"):
+        load_table(pd.DataFrame({"x": []}))
+
+
+def test_duplicate_time_stamps_are_refused() -> None:
+    frame = pd.DataFrame({"t": [0, 1, 1], "x": [1.0, 2.0, 3.0]})
+    with pytest.raises(DataError, match="1 followed by 1"):
+        load_table(frame, time="t")
+
+
+def test_nothing_is_dropped(rng: np.random.Generator) -> None:
+    frame = pd.DataFrame({"t": np.tile(np.arange(50), 3), "g": np.repeat([3, 1, 2], 50),
+                          "x": rng.normal(size=150)})
+    table = load_table(frame, time="t", group="g")
+    assert sum(table.lengths) == 150
+    assert table.groups == [3, 1, 2]
