@@ -17,8 +17,9 @@ def test_import_pulls_in_no_deep_learning_framework(module: str) -> None:
         f"loaded = sorted(m for m in {FRAMEWORKS!r} if m in sys.modules)\n"
         "print(','.join(loaded))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == ""
 
 

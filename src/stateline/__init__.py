@@ -24,6 +24,7 @@ from .data import Placement as Placement
 from .data import Scaler as Scaler
 from .data import SequenceSet as SequenceSet
 from .data import Windows as Windows
+from .data import hourly_temperatures as hourly_temperatures
 from .data import load_table as load_table
 from .data import pack_lanes as pack_lanes
 from .data import windows as windows
@@ -46,6 +47,7 @@ __all__ = [
     "StatelineError",
     "Windows",
     "__version__",
+    "hourly_temperatures",
     "load_table",
     "pack_lanes",
     "windows",

@@ -48,8 +48,6 @@ class NotFittedError(StatelineError, RuntimeError):
     """An estimator or scaler was used before it was fitted."""
 
 
-
-
 def describe(
     argument: str,
     expected: str,

@@ -37,8 +37,19 @@ def test_lanes_reports_a_layout(tmp_path: Path) -> None:
     path = tmp_path / "streams.csv"
     rows = ["t,sensor,value"] + [f"{t},{s},{t * 0.5}" for s in "ab" for t in range(100)]
     path.write_text("\n".join(rows), encoding="utf-8")
-    result = run("lanes", str(path), "--time", "t", "--group", "sensor", "--lanes", "4",
-                 "--chunk", "16", "--split")
+    result = run(
+        "lanes",
+        str(path),
+        "--time",
+        "t",
+        "--group",
+        "sensor",
+        "--lanes",
+        "4",
+        "--chunk",
+        "16",
+        "--split",
+    )
     assert result.returncode == 0, result.stderr
     assert "efficiency" in result.stdout
     assert "200" in result.stdout

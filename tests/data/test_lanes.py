@@ -29,8 +29,9 @@ def test_layout_invariants(case: dict) -> None:
     lengths, lanes, chunk = case["lengths"], case["lanes"], case["chunk"]
     sequences = encoded(lengths)
     targets = [-sequence[:, 0] for sequence in sequences]
-    layout = pack_lanes(sequences, lanes=lanes, chunk=chunk, targets=targets,
-                        split=case["split"], pad_value=-1.0)
+    layout = pack_lanes(
+        sequences, lanes=lanes, chunk=chunk, targets=targets, split=case["split"], pad_value=-1.0
+    )
     chunks = len(layout)
     assert layout.x.shape == (chunks, lanes, chunk, 1)
     assert layout.y is not None and layout.y.shape == (chunks, lanes, chunk)
@@ -90,8 +91,7 @@ def test_tail_is_padded_and_masked_and_next_sequence_starts_on_a_boundary() -> N
     layout = pack_lanes([np.ones((4, 1)), 2 * np.ones((2, 1))], lanes=1, chunk=3)
     lane = layout.x[:, 0, :, 0].reshape(-1).tolist()
     assert lane == [1, 1, 1, 1, 0, 0, 2, 2, 0]
-    assert layout.mask[:, 0].reshape(-1).tolist() == [True] * 4 + [False] * 2 + [True] * 2 + [
-        False]
+    assert layout.mask[:, 0].reshape(-1).tolist() == [True] * 4 + [False] * 2 + [True] * 2 + [False]
     assert layout.reset[:, 0].tolist() == [True, False, True]
 
 
@@ -106,8 +106,7 @@ def test_longest_first_assignment_keeps_padding_small(rng: np.random.Generator) 
 def test_split_one_series_uses_all_lanes() -> None:
     layout = pack_lanes(np.zeros((1000, 2)), lanes=4, chunk=32, split=True)
     assert sorted(p.lane for p in layout.placements) == [0, 1, 2, 3]
-    assert [p.start for p in sorted(layout.placements, key=lambda p: p.start)] == [0, 256, 512,
-                                                                                  768]
+    assert [p.start for p in sorted(layout.placements, key=lambda p: p.start)] == [0, 256, 512, 768]
     assert len(layout) == 8
     assert layout.efficiency == pytest.approx(1000 / 1024)
 
@@ -124,8 +123,12 @@ def test_unused_lanes_are_masked_and_never_reset() -> None:
 
 
 def test_targets_with_trailing_shape() -> None:
-    layout = pack_lanes([np.ones((3, 1)), np.ones((5, 1))], lanes=2, chunk=2,
-                        targets=[np.zeros((3, 2, 4)), np.ones((5, 2, 4))])
+    layout = pack_lanes(
+        [np.ones((3, 1)), np.ones((5, 1))],
+        lanes=2,
+        chunk=2,
+        targets=[np.zeros((3, 2, 4)), np.ones((5, 2, 4))],
+    )
     assert layout.y is not None and layout.y.shape == (3, 2, 2, 2, 4)
 
 
@@ -150,21 +153,44 @@ def test_iteration_yields_chunks_in_order() -> None:
         (lambda: pack_lanes(np.ones((3, 1)), lanes=1, chunk=0), ConfigError, "chunk"),
         (lambda: pack_lanes(np.ones((3, 1)), lanes=True, chunk=2), ConfigError, "lanes"),
         (lambda: pack_lanes(np.ones(3), lanes=1, chunk=2), ShapeError, "values\\[:, None\\]"),
-        (lambda: pack_lanes([np.ones((3, 1)), np.ones((0, 1))], lanes=1, chunk=2), DataError,
-         "sequences\\[1\\] is empty"),
+        (
+            lambda: pack_lanes([np.ones((3, 1)), np.ones((0, 1))], lanes=1, chunk=2),
+            DataError,
+            "sequences\\[1\\] is empty",
+        ),
         (lambda: pack_lanes([], lanes=1, chunk=2), ShapeError, "at least one sequence"),
-        (lambda: pack_lanes([np.ones((3, 1)), np.ones((3, 2))], lanes=1, chunk=2), ShapeError,
-         "sequences\\[1\\]"),
-        (lambda: pack_lanes([np.array([[1.0], [np.inf]])], lanes=1, chunk=2), DataError,
-         "NaN or inf"),
-        (lambda: pack_lanes([np.ones((3, 1))], lanes=1, chunk=2, targets=[np.ones(2)]),
-         ShapeError, "length 3"),
-        (lambda: pack_lanes([np.ones((3, 1))], lanes=1, chunk=2, targets=[np.ones(3)] * 2),
-         ShapeError, "one target array per sequence"),
-        (lambda: pack_lanes([np.ones((3, 1))] * 2, lanes=1, chunk=2,
-                            targets=[np.ones(3), np.ones((3, 2))]), ShapeError, "per-step shape"),
-        (lambda: pack_lanes([np.ones((3, 1))], lanes=1, chunk=2, split="yes"), ConfigError,
-         "split"),
+        (
+            lambda: pack_lanes([np.ones((3, 1)), np.ones((3, 2))], lanes=1, chunk=2),
+            ShapeError,
+            "sequences\\[1\\]",
+        ),
+        (
+            lambda: pack_lanes([np.array([[1.0], [np.inf]])], lanes=1, chunk=2),
+            DataError,
+            "NaN or inf",
+        ),
+        (
+            lambda: pack_lanes([np.ones((3, 1))], lanes=1, chunk=2, targets=[np.ones(2)]),
+            ShapeError,
+            "length 3",
+        ),
+        (
+            lambda: pack_lanes([np.ones((3, 1))], lanes=1, chunk=2, targets=[np.ones(3)] * 2),
+            ShapeError,
+            "one target array per sequence",
+        ),
+        (
+            lambda: pack_lanes(
+                [np.ones((3, 1))] * 2, lanes=1, chunk=2, targets=[np.ones(3), np.ones((3, 2))]
+            ),
+            ShapeError,
+            "per-step shape",
+        ),
+        (
+            lambda: pack_lanes([np.ones((3, 1))], lanes=1, chunk=2, split="yes"),
+            ConfigError,
+            "split",
+        ),
     ],
 )
 def test_bad_input_names_the_argument(call, error: type[Exception], needle: str) -> None:

@@ -5,8 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from stateline import NotFittedError, Scaler, ShapeError
-from stateline import DataError
+from stateline import DataError, NotFittedError, Scaler, ShapeError
 
 
 def test_standardises_per_feature_with_training_statistics(rng: np.random.Generator) -> None:

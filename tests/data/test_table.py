@@ -52,19 +52,32 @@ def test_parquet_path_is_read_when_pyarrow_is_installed(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("csv", "kwargs", "error", "needle"),
     [
-        (CSV.replace("00:00:01;b", "00:00:09;b"), {"time": "timestamp", "group": "sensor"},
-         DataError, "not monotonic(.|\\n)*stream 'b'(.|\\n)*Sort"),
-        (CSV.replace("5.1", ""), {"time": "timestamp", "group": "sensor"}, DataError,
-         "'pressure' holds NaN(.|\\n)*row 3"),
+        (
+            CSV.replace("00:00:01;b", "00:00:09;b"),
+            {"time": "timestamp", "group": "sensor"},
+            DataError,
+            "not monotonic(.|\\n)*stream 'b'(.|\\n)*Sort",
+        ),
+        (
+            CSV.replace("5.1", ""),
+            {"time": "timestamp", "group": "sensor"},
+            DataError,
+            "'pressure' holds NaN(.|\\n)*row 3",
+        ),
         (CSV, {"time": "timestamp", "group": "sensor", "targets": "y"}, DataError, "'y'"),
         (CSV, {"time": "timestamp"}, DataError, "non-numeric column\\(s\\) \\['sensor'\\]"),
         (CSV, {"time": "sensor", "features": ["flow"]}, DataError, "not a time column"),
-        (CSV, {"time": "timestamp", "group": "sensor", "targets": []}, ConfigError,
-         "targets is invalid"),
+        (
+            CSV,
+            {"time": "timestamp", "group": "sensor", "targets": []},
+            ConfigError,
+            "targets is invalid",
+        ),
     ],
 )
-def test_bad_tables_get_clear_errors(tmp_path: Path, csv: str, kwargs: dict[str, object],
-                                     error: type[Exception], needle: str) -> None:
+def test_bad_tables_get_clear_errors(
+    tmp_path: Path, csv: str, kwargs: dict[str, object], error: type[Exception], needle: str
+) -> None:
     with pytest.raises(error, match=needle):
         load_table(write(tmp_path, csv), sep=";", **kwargs)  # type: ignore[arg-type]
 
@@ -83,8 +96,9 @@ def test_duplicate_time_stamps_are_refused() -> None:
 
 
 def test_nothing_is_dropped(rng: np.random.Generator) -> None:
-    frame = pd.DataFrame({"t": np.tile(np.arange(50), 3), "g": np.repeat([3, 1, 2], 50),
-                          "x": rng.normal(size=150)})
+    frame = pd.DataFrame(
+        {"t": np.tile(np.arange(50), 3), "g": np.repeat([3, 1, 2], 50), "x": rng.normal(size=150)}
+    )
     table = load_table(frame, time="t", group="g")
     assert sum(table.lengths) == 150
     assert table.groups == [3, 1, 2]

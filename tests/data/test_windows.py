@@ -101,33 +101,46 @@ def test_without_labels_only_inputs() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "needle"),
     [
-        ({"features": np.arange(5.0), "labels": np.arange(5), "steps": 1}, ShapeError,
-         "values\\[:, None\\]"),
+        (
+            {"features": np.arange(5.0), "labels": np.arange(5), "steps": 1},
+            ShapeError,
+            "values\\[:, None\\]",
+        ),
         ({"features": TABLE, "labels": LABELS[:5], "steps": 1}, ShapeError, "10 rows"),
         ({"features": TABLE, "labels": LABELS, "steps": 0}, ConfigError, "steps"),
         ({"features": TABLE, "labels": LABELS, "steps": 2, "stride": 0}, ConfigError, "stride"),
-        ({"features": TABLE, "labels": LABELS, "steps": 2, "shift": "past"}, ConfigError,
-         "'features', 'labels', 'both'"),
-        ({"features": TABLE, "labels": LABELS, "steps": 2, "target": "all"}, ConfigError,
-         "target"),
-        ({"features": TABLE, "labels": LABELS, "steps": 9, "horizon": 2}, DataError,
-         "too short"),
-        ({"features": TABLE, "labels": LABELS, "steps": 2, "shift": "labels"}, ConfigError,
-         "ignored"),
+        (
+            {"features": TABLE, "labels": LABELS, "steps": 2, "shift": "past"},
+            ConfigError,
+            "'features', 'labels', 'both'",
+        ),
+        ({"features": TABLE, "labels": LABELS, "steps": 2, "target": "all"}, ConfigError, "target"),
+        ({"features": TABLE, "labels": LABELS, "steps": 9, "horizon": 2}, DataError, "too short"),
+        (
+            {"features": TABLE, "labels": LABELS, "steps": 2, "shift": "labels"},
+            ConfigError,
+            "ignored",
+        ),
         ({"labels": LABELS, "steps": 2}, ConfigError, "features is missing"),
         ({"features": TABLE, "steps": 2, "shift": "both"}, ConfigError, "labels is missing"),
         ({"features": TABLE, "steps": 2, "horizon": 2}, ConfigError, "labels is missing"),
-        ({"features": np.where(TABLE == 7, np.nan, TABLE), "labels": LABELS, "steps": 1},
-         DataError, "index \\(3, 1\\)"),
-        ({"features": TABLE, "labels": np.full(10, np.inf), "steps": 1}, DataError,
-         "NaN or inf"),
-        ({"features": TABLE, "labels": LABELS, "steps": 1, "time": np.arange(3)}, ShapeError,
-         "time"),
+        (
+            {"features": np.where(TABLE == 7, np.nan, TABLE), "labels": LABELS, "steps": 1},
+            DataError,
+            "index \\(3, 1\\)",
+        ),
+        ({"features": TABLE, "labels": np.full(10, np.inf), "steps": 1}, DataError, "NaN or inf"),
+        (
+            {"features": TABLE, "labels": LABELS, "steps": 1, "time": np.arange(3)},
+            ShapeError,
+            "time",
+        ),
         ({"features": [["a", "b"]], "labels": [1], "steps": 1}, DataError, "not numeric"),
     ],
 )
-def test_bad_input_names_the_argument(kwargs: dict[str, object], error: type[Exception],
-                                      needle: str) -> None:
+def test_bad_input_names_the_argument(
+    kwargs: dict[str, object], error: type[Exception], needle: str
+) -> None:
     with pytest.raises(error, match=needle):
         windows(**kwargs)  # type: ignore[arg-type]
 
@@ -142,20 +155,34 @@ def test_bad_input_names_the_argument(kwargs: dict[str, object], error: type[Exc
     horizon=st.one_of(st.none(), st.integers(1, 4)),
     stride=st.integers(1, 4),
 )
-def test_every_window_matches_its_definition(samples: int, width: int, steps: int, shift: str,
-                                             target: str, horizon: int | None,
-                                             stride: int) -> None:
+def test_every_window_matches_its_definition(
+    samples: int, width: int, steps: int, shift: str, target: str, horizon: int | None, stride: int
+) -> None:
     table = np.arange(samples * width, dtype=float).reshape(samples, width)
     labels = -np.arange(samples, dtype=float) - 1
     features = None if shift == "labels" else table
     h = horizon or 1
     if samples < steps + h:
         with pytest.raises(DataError):
-            windows(features, labels, steps=steps, shift=shift, target=target,  # type: ignore[arg-type]
-                    horizon=horizon, stride=stride)
+            windows(
+                features,
+                labels,
+                steps=steps,
+                shift=shift,
+                target=target,  # type: ignore[arg-type]
+                horizon=horizon,
+                stride=stride,
+            )
         return
-    w = windows(features, labels, steps=steps, shift=shift, target=target,  # type: ignore[arg-type]
-                horizon=horizon, stride=stride)
+    w = windows(
+        features,
+        labels,
+        steps=steps,
+        shift=shift,
+        target=target,  # type: ignore[arg-type]
+        horizon=horizon,
+        stride=stride,
+    )
     assert w.index.tolist() == list(range(steps, samples - h + 1, stride))
     for row, t in enumerate(w.index):
         if shift == "features":

@@ -43,8 +43,9 @@ class LayoutComparison:
 def run_demo(*, output: str, steps: int, lanes: int) -> None:
     """Run the demo and write ``report.md``, ``series.png`` and ``lanes.png``."""
     if steps < 1 or lanes < 1:
-        raise ConfigError(describe("--steps/--lanes", "integers >= 1", f"{steps}/{lanes}",
-                                   problem="is invalid."))
+        raise ConfigError(
+            describe("--steps/--lanes", "integers >= 1", f"{steps}/{lanes}", problem="is invalid.")
+        )
     console = Console()
     folder = Path(output)
     folder.mkdir(parents=True, exist_ok=True)
@@ -63,8 +64,8 @@ def run_demo(*, output: str, steps: int, lanes: int) -> None:
 
         progress.update(task, description="shaping windows and stateful lanes")
         comparison, layout = _compare_layouts(
-            [series[:at] for series, at in zip(scaled, cut, strict=True)], steps=steps,
-            lanes=lanes)
+            [series[:at] for series, at in zip(scaled, cut, strict=True)], steps=steps, lanes=lanes
+        )
         progress.advance(task)
 
         progress.update(task, description="scoring naive forecasts on the held-back part")
@@ -80,13 +81,21 @@ def run_demo(*, output: str, steps: int, lanes: int) -> None:
         progress.advance(task)
 
     _print_tables(console, comparison, scores, steps=steps, lanes=lanes)
-    _write_report(folder / "report.md", comparison, scores, steps=steps, lanes=lanes,
-                  lengths=table.lengths, cut=cut)
+    _write_report(
+        folder / "report.md",
+        comparison,
+        scores,
+        steps=steps,
+        lanes=lanes,
+        lengths=table.lengths,
+        cut=cut,
+    )
     console.print(f"report written to [bold]{folder / 'report.md'}[/bold]")
 
 
-def _compare_layouts(train: list[NDArray[np.float64]], *, steps: int,
-                     lanes: int) -> tuple[LayoutComparison, LaneLayout]:
+def _compare_layouts(
+    train: list[NDArray[np.float64]], *, steps: int, lanes: int
+) -> tuple[LayoutComparison, LaneLayout]:
     inputs = [series[:-1] for series in train]
     targets = [series[1:, 0] for series in train]
     window_sets = [windows(labels=series[:, 0], steps=steps, shift="labels") for series in train]
@@ -117,22 +126,34 @@ def _naive_scores(series: NDArray[np.float64], cut: int, steps: int) -> dict[str
     }
 
 
-def _print_tables(console: Console, comparison: LayoutComparison,
-                  scores: dict[str, dict[str, float]], *, steps: int, lanes: int) -> None:
+def _print_tables(
+    console: Console,
+    comparison: LayoutComparison,
+    scores: dict[str, dict[str, float]],
+    *,
+    steps: int,
+    lanes: int,
+) -> None:
     layout_table = Table(title=f"Training data, windows of {steps} h vs {lanes} stateful lanes")
     layout_table.add_column("")
     layout_table.add_column("windowed (Keras tutorial)", justify="right")
     layout_table.add_column("stateline lanes", justify="right")
     layout_table.add_column("ratio", justify="right")
-    layout_table.add_row("LSTM step computations per epoch",
-                         f"{comparison.window_step_computations:,}",
-                         f"{comparison.lane_step_computations:,}",
-                         f"{comparison.window_step_computations / comparison.lane_step_computations:.1f}x")
-    layout_table.add_row("input memory", _megabytes(comparison.window_bytes),
-                         _megabytes(comparison.lane_bytes),
-                         f"{comparison.window_bytes / comparison.lane_bytes:.1f}x")
-    layout_table.add_row("real time steps", f"{comparison.real_steps:,}",
-                         f"{comparison.real_steps:,}", "")
+    layout_table.add_row(
+        "LSTM step computations per epoch",
+        f"{comparison.window_step_computations:,}",
+        f"{comparison.lane_step_computations:,}",
+        f"{comparison.window_step_computations / comparison.lane_step_computations:.1f}x",
+    )
+    layout_table.add_row(
+        "input memory",
+        _megabytes(comparison.window_bytes),
+        _megabytes(comparison.lane_bytes),
+        f"{comparison.window_bytes / comparison.lane_bytes:.1f}x",
+    )
+    layout_table.add_row(
+        "real time steps", f"{comparison.real_steps:,}", f"{comparison.real_steps:,}", ""
+    )
     layout_table.add_row("lane efficiency", "", f"{comparison.efficiency:.1%}", "")
     console.print(layout_table)
 
@@ -142,9 +163,12 @@ def _print_tables(console: Console, comparison: LayoutComparison,
     score_table.add_column("seasonal naive (24 h)", justify="right")
     score_table.add_column("hours", justify="right")
     for stream, values in scores.items():
-        score_table.add_row(stream, f"{values['persistence (last hour)']:.3f}",
-                            f"{values['seasonal naive (same hour yesterday)']:.3f}",
-                            f"{int(values['held-back hours']):,}")
+        score_table.add_row(
+            stream,
+            f"{values['persistence (last hour)']:.3f}",
+            f"{values['seasonal naive (same hour yesterday)']:.3f}",
+            f"{int(values['held-back hours']):,}",
+        )
     console.print(score_table)
 
 
@@ -152,16 +176,22 @@ def _megabytes(count: int) -> str:
     return f"{count / 1e6:.2f} MB"
 
 
-def _plot_series(path: Path, groups: list[Any], times: list[NDArray[Any]],
-                 features: list[NDArray[np.float64]], cut: list[int]) -> None:
+def _plot_series(
+    path: Path,
+    groups: list[Any],
+    times: list[NDArray[Any]],
+    features: list[NDArray[np.float64]],
+    cut: list[int],
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(len(groups), 1, figsize=(11, 2.6 * len(groups)), sharex=True)
-    for axis, group, stamps, series, at in zip(np.atleast_1d(axes), groups, times, features, cut,
-                                               strict=True):
+    for axis, group, stamps, series, at in zip(
+        np.atleast_1d(axes), groups, times, features, cut, strict=True
+    ):
         axis.plot(stamps[:at], series[:at, 0], lw=0.5, color="tab:blue", label="training part")
         axis.plot(stamps[at:], series[at:, 0], lw=0.5, color="tab:orange", label="held back")
         axis.set_ylabel("deg F")
@@ -186,23 +216,42 @@ def _plot_lanes(path: Path, layout: LaneLayout, names: list[Any]) -> None:
     figure, axis = plt.subplots(figsize=(11, 0.25 * layout.lanes + 1.5))
     axis.imshow(owner, aspect="auto", interpolation="nearest", cmap="tab10", vmin=0, vmax=9)
     chunk_indices, lanes = np.nonzero(layout.reset)
-    axis.scatter(chunk_indices * layout.chunk, lanes, marker=">", color="black", s=30,
-                 zorder=3, label="carry reset")
+    axis.scatter(
+        chunk_indices * layout.chunk,
+        lanes,
+        marker=">",
+        color="black",
+        s=30,
+        zorder=3,
+        label="carry reset",
+    )
     colours = plt.get_cmap("tab10")
     for index, name in enumerate(names):
         axis.plot([], [], lw=6, color=colours(index), label=str(name))
     axis.legend(loc="lower right", fontsize=8)
     axis.set_xlabel(f"time step within the lane (chunk boundaries every {layout.chunk})")
     axis.set_ylabel("lane")
-    axis.set_title(f"Stateful lanes: colour = source stream, white = padding "
-                   f"(efficiency {layout.efficiency:.1%})", loc="left", fontsize=9)
+    axis.set_title(
+        f"Stateful lanes: colour = source stream, white = padding "
+        f"(efficiency {layout.efficiency:.1%})",
+        loc="left",
+        fontsize=9,
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
 
-def _write_report(path: Path, comparison: LayoutComparison, scores: dict[str, dict[str, float]],
-                  *, steps: int, lanes: int, lengths: list[int], cut: list[int]) -> None:
+def _write_report(
+    path: Path,
+    comparison: LayoutComparison,
+    scores: dict[str, dict[str, float]],
+    *,
+    steps: int,
+    lanes: int,
+    lengths: list[int],
+    cut: list[int],
+) -> None:
     lines = [
         "# stateline demo: hourly temperatures, Seattle and San Francisco (2010)",
         "",
@@ -218,7 +267,8 @@ def _write_report(path: Path, comparison: LayoutComparison, scores: dict[str, di
         "",
         "## Shaping the training part",
         "",
-        f"| | windowed ({steps} h windows) | stateline, {lanes} lanes x {steps}-step chunks | ratio |",
+        f"| | windowed ({steps} h windows) | "
+        f"stateline, {lanes} lanes x {steps}-step chunks | ratio |",
         "|---|---:|---:|---:|",
         f"| LSTM step computations per epoch | {comparison.window_step_computations:,} | "
         f"{comparison.lane_step_computations:,} | "

@@ -12,9 +12,14 @@ from ..data import load_table
 
 def run_lanes(args: argparse.Namespace) -> None:
     """Load the table named by ``args`` and print its lane layout."""
-    table = load_table(args.path, time=args.time, features=args.features,
-                       targets=None if args.targets is None else list(args.targets),
-                       group=args.group, sep=args.sep)
+    table = load_table(
+        args.path,
+        time=args.time,
+        features=args.features,
+        targets=None if args.targets is None else list(args.targets),
+        group=args.group,
+        sep=args.sep,
+    )
     layout = table.pack(lanes=args.lanes, chunk=args.chunk, split=args.split)
     report = Table(title=f"{args.path}: {len(table)} sequence(s)")
     report.add_column("quantity")

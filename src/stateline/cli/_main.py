@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  stateline demo --output demo-output",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--output", default="demo-output", help="report folder (default: %(default)s)")
+    demo.add_argument(
+        "--output", default="demo-output", help="report folder (default: %(default)s)"
+    )
     demo.add_argument("--steps", type=int, default=48, help="window length in hours (default: 48)")
     demo.add_argument("--lanes", type=int, default=16, help="stateful lanes (default: 16)")
 

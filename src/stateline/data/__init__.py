@@ -4,12 +4,12 @@ Everything here is NumPy (and pandas for tables); importing it never imports a
 deep-learning framework, so data can be prepared on machines without one.
 """
 
+from ._datasets import hourly_temperatures as hourly_temperatures
 from ._lanes import Chunk as Chunk
 from ._lanes import LaneLayout as LaneLayout
 from ._lanes import Placement as Placement
 from ._lanes import pack_lanes as pack_lanes
 from ._scaler import Scaler as Scaler
-from ._datasets import hourly_temperatures as hourly_temperatures
 from ._table import SequenceSet as SequenceSet
 from ._table import load_table as load_table
 from ._windows import Windows as Windows

@@ -24,9 +24,7 @@ def positive_int(value: object, argument: str) -> int:
       Received: 0
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
-        raise ConfigError(
-            describe(argument, "an integer >= 1", repr(value), problem="is invalid.")
-        )
+        raise ConfigError(describe(argument, "an integer >= 1", repr(value), problem="is invalid."))
     return int(value)
 
 
@@ -44,22 +42,31 @@ def as_array(value: object, argument: str) -> NDArray[Any]:
         array = np.asarray(value)
     except (TypeError, ValueError) as error:
         raise DataError(
-            describe(argument, "a numeric array", f"{type(value).__name__} ({error})",
-                     problem="is not an array.")
+            describe(
+                argument,
+                "a numeric array",
+                f"{type(value).__name__} ({error})",
+                problem="is not an array.",
+            )
         ) from error
     if array.dtype == object or not (
         np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
     ):
         raise DataError(
-            describe(argument, "a numeric array", f"dtype {array.dtype}",
-                     problem="is not numeric.",
-                     fix="Convert the values to numbers (for example with astype(float)).")
+            describe(
+                argument,
+                "a numeric array",
+                f"dtype {array.dtype}",
+                problem="is not numeric.",
+                fix="Convert the values to numbers (for example with astype(float)).",
+            )
         )
     return array
 
 
-def require_ndim(array: NDArray[Any], argument: str, ndims: tuple[int, ...], meaning: str,
-                 fix: str | None = None) -> None:
+def require_ndim(
+    array: NDArray[Any], argument: str, ndims: tuple[int, ...], meaning: str, fix: str | None = None
+) -> None:
     """Raise ShapeError unless ``array.ndim`` is one of ``ndims``."""
     if array.ndim not in ndims:
         raise ShapeError(
@@ -91,6 +98,7 @@ def require_nonempty(array: NDArray[Any], argument: str) -> None:
     """Raise DataError if ``array`` has no time steps."""
     if array.shape[0] == 0:
         raise DataError(
-            describe(argument, "at least one time step", f"shape {array.shape}",
-                     problem="is empty.")
+            describe(
+                argument, "at least one time step", f"shape {array.shape}", problem="is empty."
+            )
         )

@@ -36,10 +36,11 @@ def hourly_temperatures() -> pd.DataFrame:
     import pandas as pd
 
     parts = []
-    for city, loader in (("Seattle", local_data.seattle_temps), ("San Francisco",
-                                                                 local_data.sf_temps)):
+    for city, loader in (
+        ("Seattle", local_data.seattle_temps),
+        ("San Francisco", local_data.sf_temps),
+    ):
         frame = loader().rename(columns={"date": "time"})
         parts.append(frame.assign(city=city)[["time", "city", "temp"]])
-    return pd.concat(parts, ignore_index=True).sort_values(
-        ["city", "time"], kind="stable", ignore_index=True
-    )
+    combined: pd.DataFrame = pd.concat(parts, ignore_index=True)
+    return combined.sort_values(["city", "time"], kind="stable", ignore_index=True)

@@ -160,9 +160,12 @@ class LaneLayout:
         expected = (len(self), self.lanes, self.chunk)
         if stacked.ndim < 3 or stacked.shape[:3] != expected:
             raise ShapeError(
-                describe("outputs", f"leading axes (chunks, lanes, chunk) = {expected}",
-                         f"shape {stacked.shape}",
-                         fix="Collect one (lanes, chunk, ...) output per chunk, in order.")
+                describe(
+                    "outputs",
+                    f"leading axes (chunks, lanes, chunk) = {expected}",
+                    f"shape {stacked.shape}",
+                    fix="Collect one (lanes, chunk, ...) output per chunk, in order.",
+                )
             )
         timeline = _lane_timeline(stacked)
         pieces: list[list[tuple[int, NDArray[Any]]]] = [[] for _ in self.lengths]
@@ -228,8 +231,7 @@ def pack_lanes(
     placements, chunks = _assign(pieces, lanes, chunk)
 
     x = _fill(arrays, placements, lanes, chunks, chunk, pad_value)
-    y = None if target_arrays is None else _fill(target_arrays, placements, lanes, chunks,
-                                                 chunk, 0)
+    y = None if target_arrays is None else _fill(target_arrays, placements, lanes, chunks, chunk, 0)
     mask = np.zeros((lanes, chunks * chunk), dtype=bool)
     reset = np.zeros((lanes, chunks), dtype=bool)
     for placement in placements:
@@ -254,15 +256,24 @@ def _sequence_list(sequences: ArrayLike | Sequence[ArrayLike], argument: str) ->
         arrays = [as_array(item, f"{argument}[{index}]") for index, item in enumerate(sequences)]
     else:
         whole = as_array(sequences, argument)
-        require_ndim(whole, argument, (2, 3),
-                     "a (length, features) array, a (count, length, features) array "
-                     "or a list of (length_i, features) arrays",
-                     fix="For one feature use values[:, None].")
+        require_ndim(
+            whole,
+            argument,
+            (2, 3),
+            "a (length, features) array, a (count, length, features) array "
+            "or a list of (length_i, features) arrays",
+            fix="For one feature use values[:, None].",
+        )
         arrays = [whole] if whole.ndim == 2 else list(whole)
     for index, array in enumerate(arrays):
         name = f"{argument}[{index}]"
-        require_ndim(array, name, (2,), "a 2-D array (length, features)",
-                     fix="For one feature use values[:, None].")
+        require_ndim(
+            array,
+            name,
+            (2,),
+            "a 2-D array (length, features)",
+            fix="For one feature use values[:, None].",
+        )
         require_nonempty(array, name)
         require_finite(array, name)
     return arrays
@@ -273,39 +284,58 @@ def _check_features(arrays: list[NDArray[Any]]) -> None:
     for index, array in enumerate(arrays):
         if array.shape[1] != width:
             raise ShapeError(
-                describe(f"sequences[{index}]", f"{width} features, like sequences[0]",
-                         f"{array.shape[1]} features (shape {array.shape})")
+                describe(
+                    f"sequences[{index}]",
+                    f"{width} features, like sequences[0]",
+                    f"{array.shape[1]} features (shape {array.shape})",
+                )
             )
 
 
-def _target_list(targets: ArrayLike | Sequence[ArrayLike],
-                 arrays: list[NDArray[Any]]) -> list[NDArray[Any]]:
+def _target_list(
+    targets: ArrayLike | Sequence[ArrayLike], arrays: list[NDArray[Any]]
+) -> list[NDArray[Any]]:
     if isinstance(targets, (list, tuple)):
         items = [as_array(item, f"targets[{index}]") for index, item in enumerate(targets)]
     else:
         whole = as_array(targets, "targets")
-        items = [whole] if len(arrays) == 1 and whole.ndim >= 1 and len(whole) == len(
-            arrays[0]) else list(whole)
+        items = (
+            [whole]
+            if len(arrays) == 1 and whole.ndim >= 1 and len(whole) == len(arrays[0])
+            else list(whole)
+        )
     if len(items) != len(arrays):
-        raise ShapeError(describe("targets", f"one target array per sequence: {len(arrays)}",
-                                  f"{len(items)} target arrays"))
+        raise ShapeError(
+            describe(
+                "targets",
+                f"one target array per sequence: {len(arrays)}",
+                f"{len(items)} target arrays",
+            )
+        )
     trailing = items[0].shape[1:]
     for index, (item, array) in enumerate(zip(items, arrays, strict=True)):
         name = f"targets[{index}]"
         if item.ndim == 0 or len(item) != len(array):
             raise ShapeError(
-                describe(name, f"one target per time step of sequences[{index}]: "
-                         f"length {len(array)}", f"shape {item.shape}")
+                describe(
+                    name,
+                    f"one target per time step of sequences[{index}]: length {len(array)}",
+                    f"shape {item.shape}",
+                )
             )
         if item.shape[1:] != trailing:
-            raise ShapeError(describe(name, f"per-step shape {trailing}, like targets[0]",
-                                      f"per-step shape {item.shape[1:]}"))
+            raise ShapeError(
+                describe(
+                    name,
+                    f"per-step shape {trailing}, like targets[0]",
+                    f"per-step shape {item.shape[1:]}",
+                )
+            )
         require_finite(item, name)
     return items
 
 
-def _split_pieces(lengths: tuple[int, ...], lanes: int,
-                  chunk: int) -> list[tuple[int, int, int]]:
+def _split_pieces(lengths: tuple[int, ...], lanes: int, chunk: int) -> list[tuple[int, int, int]]:
     """Cut every sequence into segments of at most one lane's share of all steps."""
     per_lane = -(-sum(lengths) // lanes)
     segment = -(-per_lane // chunk) * chunk
@@ -316,8 +346,9 @@ def _split_pieces(lengths: tuple[int, ...], lanes: int,
     ]
 
 
-def _assign(pieces: list[tuple[int, int, int]], lanes: int,
-            chunk: int) -> tuple[list[Placement], int]:
+def _assign(
+    pieces: list[tuple[int, int, int]], lanes: int, chunk: int
+) -> tuple[list[Placement], int]:
     """Longest-first assignment of pieces to the lane that is shortest so far."""
     order = sorted(range(len(pieces)), key=lambda i: (-pieces[i][2], i))
     heap = [(0, lane) for lane in range(lanes)]
@@ -325,14 +356,21 @@ def _assign(pieces: list[tuple[int, int, int]], lanes: int,
     for position in order:
         sequence, start, length = pieces[position]
         used, lane = heapq.heappop(heap)
-        placements.append(Placement(sequence=sequence, start=start, length=length, lane=lane,
-                                    first_chunk=used))
+        placements.append(
+            Placement(sequence=sequence, start=start, length=length, lane=lane, first_chunk=used)
+        )
         heapq.heappush(heap, (used + -(-length // chunk), lane))
     return placements, max(used for used, _ in heap)
 
 
-def _fill(arrays: list[NDArray[Any]], placements: list[Placement], lanes: int, chunks: int,
-          chunk: int, pad_value: float) -> NDArray[Any]:
+def _fill(
+    arrays: list[NDArray[Any]],
+    placements: list[Placement],
+    lanes: int,
+    chunks: int,
+    chunk: int,
+    pad_value: float,
+) -> NDArray[Any]:
     dtype = np.result_type(*arrays)
     out = np.full((lanes, chunks * chunk, *arrays[0].shape[1:]), pad_value, dtype=dtype)
     for placement in placements:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -98,28 +97,39 @@ class Scaler:
         array = as_array(data, "data").astype(np.float64, copy=False)
         if array.ndim == 0 or array.shape[-1] != self.features:
             raise ShapeError(
-                describe("data", f"{self.features} features on the last axis (as fitted)",
-                         f"shape {array.shape}")
+                describe(
+                    "data",
+                    f"{self.features} features on the last axis (as fitted)",
+                    f"shape {array.shape}",
+                )
             )
         require_finite(array, "data")
         return array
 
 
 def _parts(data: ArrayLike | Sequence[ArrayLike]) -> list[NDArray[np.float64]]:
-    items = list(data) if isinstance(data, (list, tuple)) and data and np.ndim(data[0]) >= 2 \
-        else [data]
+    items = (
+        list(data) if isinstance(data, (list, tuple)) and data and np.ndim(data[0]) >= 2 else [data]
+    )
     parts: list[NDArray[np.float64]] = []
     for index, item in enumerate(items):
         name = "data" if len(items) == 1 else f"data[{index}]"
         array = as_array(item, name).astype(np.float64, copy=False)
         if array.ndim < 2:
             raise ShapeError(
-                describe(name, "an array with features on the last axis, at least 2-D",
-                         f"shape {array.shape}", fix="For one feature use values[:, None].")
+                describe(
+                    name,
+                    "an array with features on the last axis, at least 2-D",
+                    f"shape {array.shape}",
+                    fix="For one feature use values[:, None].",
+                )
             )
         require_finite(array, name)
         if parts and array.shape[-1] != parts[0].shape[-1]:
-            raise ShapeError(describe(name, f"{parts[0].shape[-1]} features, like data[0]",
-                                      f"shape {array.shape}"))
+            raise ShapeError(
+                describe(
+                    name, f"{parts[0].shape[-1]} features, like data[0]", f"shape {array.shape}"
+                )
+            )
         parts.append(array)
     return parts

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -52,8 +51,9 @@ class SequenceSet:
 
     def pack(self, *, lanes: int, chunk: int, split: bool = False) -> LaneLayout:
         """Pack these sequences (and their targets) into stateful lanes."""
-        return pack_lanes(self.features, lanes=lanes, chunk=chunk,
-                          targets=self.targets, split=split)
+        return pack_lanes(
+            self.features, lanes=lanes, chunk=chunk, targets=self.targets, split=split
+        )
 
 
 def load_table(
@@ -90,11 +90,13 @@ def load_table(
     frame = _read(source, sep)
     target_names = _names(targets, "targets")
     feature_names = _feature_names(frame, features, time, group, target_names)
-    _require_columns(frame, [*feature_names, *target_names,
-                             *(name for name in (time, group) if name is not None)])
+    _require_columns(
+        frame,
+        [*feature_names, *target_names, *(name for name in (time, group) if name is not None)],
+    )
     if time is not None and not (
-        pd.api.types.is_numeric_dtype(frame[time]) or pd.api.types.is_datetime64_any_dtype(
-            frame[time])
+        pd.api.types.is_numeric_dtype(frame[time])
+        or pd.api.types.is_datetime64_any_dtype(frame[time])
     ):
         try:
             with warnings.catch_warnings():
@@ -103,9 +105,14 @@ def load_table(
                 parsed = pd.to_datetime(frame[time])
             frame = frame.assign(**{time: parsed})
         except (TypeError, ValueError) as error:
-            raise DataError(describe(f"column {time!r}", "times or numbers",
-                                     f"values that do not parse as times ({error})",
-                                     problem="is not a time column.")) from error
+            raise DataError(
+                describe(
+                    f"column {time!r}",
+                    "times or numbers",
+                    f"values that do not parse as times ({error})",
+                    problem="is not a time column.",
+                )
+            ) from error
 
     for name in [*feature_names, *target_names]:
         _check_column(frame, name)
@@ -115,8 +122,14 @@ def load_table(
     else:
         if frame[group].isna().any():
             row = frame.index[frame[group].isna().to_numpy()][0]
-            raise DataError(describe(f"column {group!r}", "a stream key on every row",
-                                     f"a missing key at row {row}", problem="has gaps."))
+            raise DataError(
+                describe(
+                    f"column {group!r}",
+                    "a stream key on every row",
+                    f"a missing key at row {row}",
+                    problem="has gaps.",
+                )
+            )
         parts = [(key, frame[frame[group] == key]) for key in pd.unique(frame[group])]
 
     if time is not None:
@@ -125,9 +138,13 @@ def load_table(
 
     return SequenceSet(
         features=[part[list(feature_names)].to_numpy(dtype=np.float64) for _, part in parts],
-        targets=None if not target_names else [
-            part[target_names[0]].to_numpy(dtype=np.float64) if isinstance(targets, str)
-            else part[list(target_names)].to_numpy(dtype=np.float64) for _, part in parts
+        targets=None
+        if not target_names
+        else [
+            part[target_names[0]].to_numpy(dtype=np.float64)
+            if isinstance(targets, str)
+            else part[list(target_names)].to_numpy(dtype=np.float64)
+            for _, part in parts
         ],
         times=None if time is None else [part[time].to_numpy() for _, part in parts],
         groups=[key for key, _ in parts],
@@ -144,16 +161,22 @@ def _read(source: str | PathLike[str] | pd.DataFrame, sep: str) -> pd.DataFrame:
     else:
         path = Path(source)
         if not path.is_file():
-            raise DataError(describe("source", "an existing .csv or .parquet file",
-                                     f"{str(path)!r}, which does not exist",
-                                     problem="is not a file."))
+            raise DataError(
+                describe(
+                    "source",
+                    "an existing .csv or .parquet file",
+                    f"{str(path)!r}, which does not exist",
+                    problem="is not a file.",
+                )
+            )
         if path.suffix.lower() in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         else:
             frame = pd.read_csv(path, sep=sep)
     if len(frame) == 0:
-        raise DataError(describe("source", "at least one row", "an empty table",
-                                 problem="is empty."))
+        raise DataError(
+            describe("source", "at least one row", "an empty table", problem="is empty.")
+        )
     return frame
 
 
@@ -162,13 +185,19 @@ def _names(columns: str | Sequence[str] | None, argument: str) -> tuple[str, ...
         return ()
     names = (columns,) if isinstance(columns, str) else tuple(columns)
     if not names:
-        raise ConfigError(describe(argument, "at least one column name", "an empty list",
-                                   problem="is invalid."))
+        raise ConfigError(
+            describe(argument, "at least one column name", "an empty list", problem="is invalid.")
+        )
     return names
 
 
-def _feature_names(frame: pd.DataFrame, features: Sequence[str] | None, time: str | None,
-                   group: str | None, target_names: tuple[str, ...]) -> tuple[str, ...]:
+def _feature_names(
+    frame: pd.DataFrame,
+    features: Sequence[str] | None,
+    time: str | None,
+    group: str | None,
+    target_names: tuple[str, ...],
+) -> tuple[str, ...]:
     import pandas as pd
 
     if features is not None:
@@ -178,24 +207,38 @@ def _feature_names(frame: pd.DataFrame, features: Sequence[str] | None, time: st
     text = [name for name in names if not pd.api.types.is_numeric_dtype(frame[name])]
     if text:
         raise DataError(
-            describe("features", "numeric feature columns",
-                     f"non-numeric column(s) {text}", problem="cannot be chosen automatically.",
-                     fix="Pass features=[...] naming the feature columns, and time=/group= "
-                     "for the time and stream columns.")
+            describe(
+                "features",
+                "numeric feature columns",
+                f"non-numeric column(s) {text}",
+                problem="cannot be chosen automatically.",
+                fix="Pass features=[...] naming the feature columns, and time=/group= "
+                "for the time and stream columns.",
+            )
         )
     if not names:
-        raise DataError(describe("features", "at least one feature column",
-                                 "no columns left after time, group and targets",
-                                 problem="is empty."))
+        raise DataError(
+            describe(
+                "features",
+                "at least one feature column",
+                "no columns left after time, group and targets",
+                problem="is empty.",
+            )
+        )
     return names
 
 
 def _require_columns(frame: pd.DataFrame, names: list[str]) -> None:
     missing = [name for name in names if name not in frame.columns]
     if missing:
-        raise DataError(describe("columns", f"columns present in the table: "
-                                 f"{[str(column) for column in frame.columns]}",
-                                 f"missing {missing}", problem="are missing."))
+        raise DataError(
+            describe(
+                "columns",
+                f"columns present in the table: {[str(column) for column in frame.columns]}",
+                f"missing {missing}",
+                problem="are missing.",
+            )
+        )
 
 
 def _check_column(frame: pd.DataFrame, name: str) -> None:
@@ -203,17 +246,23 @@ def _check_column(frame: pd.DataFrame, name: str) -> None:
 
     column = frame[name]
     if not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)):
-        raise DataError(describe(f"column {name!r}", "numbers", f"dtype {column.dtype}",
-                                 problem="is not numeric."))
+        raise DataError(
+            describe(
+                f"column {name!r}", "numbers", f"dtype {column.dtype}", problem="is not numeric."
+            )
+        )
     values = column.to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
         row = frame.index[bad][0]
         raise DataError(
-            describe(f"column {name!r}", "finite values (no NaN or inf)",
-                     f"{int(bad.sum())} missing or infinite value(s); the first at row {row}",
-                     problem="holds NaN or inf.",
-                     fix="Fill or drop them first (for example DataFrame.interpolate()).")
+            describe(
+                f"column {name!r}",
+                "finite values (no NaN or inf)",
+                f"{int(bad.sum())} missing or infinite value(s); the first at row {row}",
+                problem="holds NaN or inf.",
+                fix="Fill or drop them first (for example DataFrame.interpolate()).",
+            )
         )
 
 
@@ -226,8 +275,12 @@ def _check_increasing(part: pd.DataFrame, time: str, key: Hashable | None) -> No
         position = int(np.argmin(order)) + 1
         where = f" in stream {key!r}" if key is not None else ""
         raise DataError(
-            describe(f"column {time!r}", f"strictly increasing time{where}",
-                     f"{stamps[position - 1]} followed by {stamps[position]} at row "
-                     f"{part.index[position]}", problem="is not monotonic.",
-                     fix=f"Sort the table by {time!r} and remove duplicate time stamps.")
+            describe(
+                f"column {time!r}",
+                f"strictly increasing time{where}",
+                f"{stamps[position - 1]} followed by {stamps[position]} at row "
+                f"{part.index[position]}",
+                problem="is not monotonic.",
+                fix=f"Sort the table by {time!r} and remove duplicate time stamps.",
+            )
         )

@@ -67,14 +67,21 @@ class Windows:
         array = np.asarray(values, dtype=np.float64)
         if array.ndim == 0 or array.shape[0] != len(self):
             raise ShapeError(
-                describe("values", f"one value per window: leading axis {len(self)}",
-                         f"shape {array.shape}")
+                describe(
+                    "values",
+                    f"one value per window: leading axis {len(self)}",
+                    f"shape {array.shape}",
+                )
             )
         largest_lead = (self.horizon or 1) - 1
         if isinstance(lead, bool) or not isinstance(lead, int) or not 0 <= lead <= largest_lead:
             raise ConfigError(
-                describe("lead", f"an integer in 0..{largest_lead} (horizon - 1)", repr(lead),
-                         problem="is invalid.")
+                describe(
+                    "lead",
+                    f"an integer in 0..{largest_lead} (horizon - 1)",
+                    repr(lead),
+                    problem="is invalid.",
+                )
             )
         timeline = np.full((self.samples, *array.shape[1:]), np.nan)
         timeline[self.index + lead] = array
@@ -162,8 +169,12 @@ def windows(
         parts.append(x_table[rows])
     if shift_name in ("labels", "both") and y_table is not None:
         parts.append(_as_columns(y_table)[rows])
-    x = parts[0] if len(parts) == 1 else np.concatenate(
-        [part.astype(np.result_type(*parts), copy=False) for part in parts], axis=-1
+    x = (
+        parts[0]
+        if len(parts) == 1
+        else np.concatenate(
+            [part.astype(np.result_type(*parts), copy=False) for part in parts], axis=-1
+        )
     )
 
     y: NDArray[Any] | None = None
@@ -190,36 +201,58 @@ def _features_table(features: ArrayLike | None, shift: str) -> NDArray[Any] | No
     if features is None:
         if shift in ("features", "both"):
             raise ConfigError(
-                describe("features", f"a (samples, features) array for shift={shift!r}", "None",
-                         problem="is missing.",
-                         fix='Pass features, or use shift="labels" to predict from past labels.')
+                describe(
+                    "features",
+                    f"a (samples, features) array for shift={shift!r}",
+                    "None",
+                    problem="is missing.",
+                    fix='Pass features, or use shift="labels" to predict from past labels.',
+                )
             )
         return None
     if shift == "labels":
         raise ConfigError(
-            describe("features", 'None with shift="labels" (inputs are past labels only)',
-                     "an array", problem="would be ignored.",
-                     fix='Use shift="both" to feed past features and labels, or drop features.')
+            describe(
+                "features",
+                'None with shift="labels" (inputs are past labels only)',
+                "an array",
+                problem="would be ignored.",
+                fix='Use shift="both" to feed past features and labels, or drop features.',
+            )
         )
     table = as_array(features, "features")
-    require_ndim(table, "features", (2,), "a 2-D array (samples, features)",
-                 fix="For one feature use values[:, None] or values.reshape(-1, 1).")
+    require_ndim(
+        table,
+        "features",
+        (2,),
+        "a 2-D array (samples, features)",
+        fix="For one feature use values[:, None] or values.reshape(-1, 1).",
+    )
     require_finite(table, "features")
     return table
 
 
-def _labels_table(labels: ArrayLike | None, shift: str, target: str,
-                  horizon: int | None) -> NDArray[Any] | None:
+def _labels_table(
+    labels: ArrayLike | None, shift: str, target: str, horizon: int | None
+) -> NDArray[Any] | None:
     if labels is None:
         if shift != "features":
             raise ConfigError(
-                describe("labels", f"a (samples,) or (samples, targets) array for shift={shift!r}",
-                         "None", problem="is missing.")
+                describe(
+                    "labels",
+                    f"a (samples,) or (samples, targets) array for shift={shift!r}",
+                    "None",
+                    problem="is missing.",
+                )
             )
         if target != "last" or horizon is not None:
             raise ConfigError(
-                describe("labels", "an array when target or horizon is set", "None",
-                         problem="is missing.")
+                describe(
+                    "labels",
+                    "an array when target or horizon is set",
+                    "None",
+                    problem="is missing.",
+                )
             )
         return None
     table = as_array(labels, "labels")
@@ -235,8 +268,11 @@ def _as_columns(table: NDArray[Any]) -> NDArray[Any]:
 def _common_length(x_table: NDArray[Any] | None, y_table: NDArray[Any] | None) -> int:
     if x_table is not None and y_table is not None and len(x_table) != len(y_table):
         raise ShapeError(
-            describe("labels", f"one label row per feature row: {len(x_table)} rows",
-                     f"{len(y_table)} rows")
+            describe(
+                "labels",
+                f"one label row per feature row: {len(x_table)} rows",
+                f"{len(y_table)} rows",
+            )
         )
     table = x_table if x_table is not None else y_table
     assert table is not None
@@ -248,6 +284,7 @@ def _time_column(time: ArrayLike | None, samples: int) -> NDArray[Any] | None:
         return None
     values = np.asarray(time)
     if values.ndim != 1 or len(values) != samples:
-        raise ShapeError(describe("time", f"a 1-D array of {samples} time stamps",
-                                  f"shape {values.shape}"))
+        raise ShapeError(
+            describe("time", f"a 1-D array of {samples} time stamps", f"shape {values.shape}")
+        )
     return values
