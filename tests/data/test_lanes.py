@@ -137,6 +137,16 @@ def test_single_array_with_single_target_array() -> None:
     np.testing.assert_array_equal(layout.unpack(layout.y)[0], np.arange(7))
 
 
+def test_single_sequence_with_short_targets_names_the_length() -> None:
+    with pytest.raises(ShapeError, match="length 7"):
+        pack_lanes(np.ones((7, 2)), lanes=1, chunk=4, targets=np.arange(5))
+
+
+def test_stacked_sequences_with_stacked_targets() -> None:
+    layout = pack_lanes(np.ones((3, 4, 1)), lanes=3, chunk=4, targets=np.zeros((3, 4)))
+    assert layout.y is not None and layout.y.shape == (1, 3, 4)
+
+
 def test_iteration_yields_chunks_in_order() -> None:
     layout = pack_lanes(np.arange(10.0)[:, None], lanes=1, chunk=4)
     chunks = list(layout)

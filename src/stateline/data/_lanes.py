@@ -299,11 +299,10 @@ def _target_list(
         items = [as_array(item, f"targets[{index}]") for index, item in enumerate(targets)]
     else:
         whole = as_array(targets, "targets")
-        items = (
-            [whole]
-            if len(arrays) == 1 and whole.ndim >= 1 and len(whole) == len(arrays[0])
-            else list(whole)
-        )
+        if len(arrays) == 1 and (whole.ndim < 2 or len(whole) != 1 or len(arrays[0]) == 1):
+            items = [whole]  # one sequence, one target array; its length is checked below
+        else:
+            items = list(whole)
     if len(items) != len(arrays):
         raise ShapeError(
             describe(
