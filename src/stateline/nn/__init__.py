@@ -1,7 +1,34 @@
-"""PyTorch recurrent models (LSTM/GRU stacks and heads) that speak the carry contract.
+"""PyTorch recurrent models that speak the carry contract.
 
-`initial_carry(n)`, `step(carry, x)`, `forward(xs, carry, reset=..., mask=...)`.
-
-This layer is filled by its own issue; the folder exists so the layering is visible from the
-first commit (data -> nn -> train -> stream -> anomaly -> serve, with cli on top).
+``initial_carry(n)``, ``step(carry, x) -> (carry, y)`` and
+``forward(xs, carry, reset=..., mask=...) -> (ys, carry)``: the recurrent state
+is a value the caller owns, never hidden inside a layer.
 """
+
+from ._carry import Carry as Carry
+from ._carry import detach_carry as detach_carry
+from ._carry import keep_where as keep_where
+from ._carry import reset_carry as reset_carry
+from ._carry import select_rows as select_rows
+from ._carry import top_hidden as top_hidden
+from ._config import ModelConfig as ModelConfig
+from ._config import Seq2SeqConfig as Seq2SeqConfig
+from ._model import SequenceModel as SequenceModel
+from ._model import last_step as last_step
+from ._seq2seq import Seq2Seq as Seq2Seq
+from ._stack import RecurrentStack as RecurrentStack
+
+__all__ = [
+    "Carry",
+    "ModelConfig",
+    "RecurrentStack",
+    "Seq2Seq",
+    "Seq2SeqConfig",
+    "SequenceModel",
+    "detach_carry",
+    "keep_where",
+    "last_step",
+    "reset_carry",
+    "select_rows",
+    "top_hidden",
+]

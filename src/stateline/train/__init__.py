@@ -1,5 +1,25 @@
-"""Truncated-BPTT training over a `LaneLayout` and the high-level estimators built on it.
+"""Truncated-BPTT training over lane layouts, checkpoints, and the estimators."""
 
-This layer is filled by its own issue; the folder exists so the layering is visible from the
-first commit (data -> nn -> train -> stream -> anomaly -> serve, with cli on top).
-"""
+from ._checkpoint import load_checkpoint as load_checkpoint
+from ._checkpoint import save_checkpoint as save_checkpoint
+from ._config import TrainConfig as TrainConfig
+from ._tbptt import EpochRecord as EpochRecord
+from ._tbptt import History as History
+from ._tbptt import evaluate as evaluate
+from ._tbptt import fit as fit
+from ._tbptt import last_step_mask as last_step_mask
+from ._tbptt import run_layout as run_layout
+from ._tbptt import tbptt_chunk as tbptt_chunk
+
+__all__ = [
+    "EpochRecord",
+    "History",
+    "TrainConfig",
+    "evaluate",
+    "fit",
+    "last_step_mask",
+    "load_checkpoint",
+    "run_layout",
+    "save_checkpoint",
+    "tbptt_chunk",
+]

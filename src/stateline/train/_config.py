@@ -1,0 +1,66 @@
+"""Training configuration: frozen, keyword-only, validated on creation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from .._errors import ConfigError, describe
+
+__all__ = ["TrainConfig"]
+
+
+def _check(condition: bool, name: str, expected: str, value: object) -> None:
+    if not condition:
+        raise ConfigError(describe(name, expected, repr(value), problem="is invalid."))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """How :func:`stateline.train.fit` trains.
+
+    Attributes:
+        epochs: passes over the layout (every lane's carry is reset at each start).
+        learning_rate, weight_decay: Adam(W) settings.
+        clip_norm: gradient norm clipping; ``None`` disables it.
+        schedule: ``"constant"``, ``"cosine"`` (anneal over the epochs) or
+            ``"plateau"`` (halve when the monitored loss stops improving).
+        patience: stop after this many epochs without improvement of the
+            monitored loss (validation if given, else training) and restore
+            the best weights; ``None`` trains all epochs.
+        min_delta: smallest decrease that counts as an improvement.
+        seed: seeds weights' dropout and sampling for reproducible runs.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
+        progress: show a rich progress bar with loss and steps/s.
+        checkpoint_dir: write the best model there (weights + config JSON).
+    """
+
+    epochs: int = 20
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    clip_norm: float | None = 1.0
+    schedule: Literal["constant", "cosine", "plateau"] = "constant"
+    patience: int | None = None
+    min_delta: float = 0.0
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = True
+    checkpoint_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.epochs, int) and not isinstance(self.epochs, bool)
+               and self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
+        _check(self.learning_rate > 0, "learning_rate", "a number > 0", self.learning_rate)
+        _check(self.weight_decay >= 0, "weight_decay", "a number >= 0", self.weight_decay)
+        _check(self.clip_norm is None or self.clip_norm > 0, "clip_norm", "None or a number > 0",
+               self.clip_norm)
+        _check(self.schedule in ("constant", "cosine", "plateau"), "schedule",
+               "'constant', 'cosine' or 'plateau'", self.schedule)
+        _check(self.patience is None or (isinstance(self.patience, int) and self.patience >= 1),
+               "patience", "None or an integer >= 1", self.patience)
+        _check(self.min_delta >= 0, "min_delta", "a number >= 0", self.min_delta)
+        _check(self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:"),
+               "device", "'cpu', 'cuda', 'cuda:N' or 'auto'", self.device)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

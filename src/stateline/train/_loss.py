@@ -1,0 +1,43 @@
+"""Losses masked to real time steps."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor
+
+__all__ = ["masked_loss"]
+
+
+def masked_loss(task: str, outputs: Tensor, targets: Tensor, weight: Tensor) -> Tensor:
+    """Mean loss over the steps where ``weight`` (``(batch, time)`` bool) is True.
+
+    ``outputs`` is ``(batch, time, outputs)``. Regression and binary targets are
+    ``(batch, time)`` or ``(batch, time, outputs)``; multiclass targets are
+    class ids ``(batch, time)``. Padding never contributes.
+
+    >>> out = torch.tensor([[[1.0], [5.0]]])
+    >>> masked_loss("regression", out, torch.tensor([[0.0, 0.0]]), torch.tensor([[True, False]]))
+    tensor(1.)
+    """
+    steps = weight.sum()
+    if task == "multiclass":
+        per_step = F.cross_entropy(outputs.flatten(0, 1), targets.flatten().long(),
+                                   reduction="none").view(weight.shape)
+        return (per_step * weight).sum() / steps.clamp(min=1)
+    if targets.ndim == outputs.ndim - 1:
+        targets = targets.unsqueeze(-1)
+    targets = targets.to(outputs.dtype)
+    if task == "binary":
+        per_value = F.binary_cross_entropy_with_logits(outputs, targets, reduction="none")
+    else:
+        per_value = (outputs - targets) ** 2
+    total = (per_value * weight[..., None]).sum()
+    return total / (steps * outputs.shape[-1]).clamp(min=1)
+
+
+def device_for(name: str) -> torch.device:
+    """``"auto"`` picks CUDA when available."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

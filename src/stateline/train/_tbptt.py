@@ -1,0 +1,292 @@
+"""Truncated backpropagation through time over a :class:`~stateline.LaneLayout`."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor, nn
+
+from .._errors import ConfigError, ShapeError, describe
+from ..data import LaneLayout
+from ..nn import Carry, detach_carry
+from ._checkpoint import save_checkpoint
+from ._config import TrainConfig
+from ._loss import device_for, masked_loss
+
+__all__ = ["EpochRecord", "History", "evaluate", "fit", "run_layout", "tbptt_chunk"]
+
+TargetAt = Literal["every", "last"]
+
+
+class CarryModel(Protocol):
+    """What :func:`fit` needs: the carry contract of stateline models."""
+
+    def initial_carry(self, batch: int, *, device: torch.device | str | None = None,
+                      dtype: torch.dtype | None = None) -> Carry: ...
+
+    def __call__(self, xs: Tensor, carry: Carry | None = None, *, reset: Tensor | None = None,
+                 mask: Tensor | None = None) -> tuple[Tensor, Carry]: ...
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """Numbers of one epoch."""
+
+    epoch: int
+    train_loss: float
+    validation_loss: float | None
+    learning_rate: float
+    seconds: float
+    steps_per_second: float
+
+
+@dataclass
+class History:
+    """What happened during :func:`fit`."""
+
+    epochs: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = 0
+    best_loss: float = math.inf
+    stopped_early: bool = False
+
+    @property
+    def train_loss(self) -> list[float]:
+        return [record.train_loss for record in self.epochs]
+
+    @property
+    def validation_loss(self) -> list[float | None]:
+        return [record.validation_loss for record in self.epochs]
+
+
+@dataclass(frozen=True)
+class _Tensors:
+    x: Tensor
+    y: Tensor | None
+    mask: Tensor
+    reset: Tensor
+    weight: Tensor
+    steps: int
+
+
+def _tensors(layout: LaneLayout, device: torch.device, dtype: torch.dtype, task: str,
+             target_at: TargetAt) -> _Tensors:
+    if layout.y is None:
+        raise ShapeError(describe("layout", "a LaneLayout with targets (pack_lanes(..., "
+                                  "targets=...))", "a layout without targets"))
+    y_dtype = torch.long if task == "multiclass" else dtype
+    weight = layout.mask if target_at == "every" else last_step_mask(layout)
+    return _Tensors(
+        x=torch.as_tensor(layout.x, dtype=dtype, device=device),
+        y=torch.as_tensor(layout.y, device=device).to(y_dtype),
+        mask=torch.as_tensor(layout.mask, device=device),
+        reset=torch.as_tensor(layout.reset, device=device),
+        weight=torch.as_tensor(weight, device=device),
+        steps=int(weight.sum()),
+    )
+
+
+def last_step_mask(layout: LaneLayout) -> NDArray[np.bool_]:
+    """``(chunks, lanes, chunk)``: True at the last step of every whole sequence."""
+    flat = np.zeros((layout.lanes, len(layout) * layout.chunk), dtype=bool)
+    for placement in layout.placements:
+        if placement.start + placement.length == layout.lengths[placement.sequence]:
+            flat[placement.lane, placement.first_chunk * layout.chunk + placement.length - 1] = True
+    return np.ascontiguousarray(
+        np.swapaxes(flat.reshape(layout.lanes, len(layout), layout.chunk), 0, 1))
+
+
+def tbptt_chunk(model: CarryModel, carry: Carry, x: Tensor, reset: Tensor,
+                mask: Tensor) -> tuple[Tensor, Carry]:
+    """Run one chunk of truncated BPTT: the incoming carry is cut from the graph.
+
+    Gradients of this chunk's loss reach the weights through this chunk's steps
+    only; the carry's *value* still comes from all earlier chunks.
+    """
+    return model(x, detach_carry(carry), reset=reset, mask=mask)
+
+
+def fit(model: nn.Module, layout: LaneLayout, *, config: TrainConfig | None = None,
+        validation: LaneLayout | None = None, task: str | None = None,
+        target_at: TargetAt = "every") -> History:
+    """Train ``model`` by truncated BPTT over the chunks of ``layout``.
+
+    Each epoch starts every lane from a zero carry, runs the chunks in order,
+    passes the carry on (cut from the graph at chunk boundaries), zeroes it
+    where ``reset`` flags a new sequence, and averages the loss over real
+    steps only (``target_at="last"``: only the last step of each sequence,
+    for many-to-one models). Validation runs on its own carry after each epoch.
+
+    Returns the :class:`History`; with ``patience`` the best weights are restored.
+    """
+    config = config or TrainConfig()
+    task = task or str(getattr(getattr(model, "config", None), "task", "regression"))
+    if target_at not in ("every", "last"):
+        raise ConfigError(describe("target_at", "'every' or 'last'", repr(target_at),
+                                   problem="is invalid."))
+    device = device_for(config.device)
+    torch.manual_seed(config.seed)
+    model.to(device)
+    dtype = next(model.parameters()).dtype
+    train = _tensors(layout, device, dtype, task, target_at)
+    held = None if validation is None else _tensors(validation, device, dtype, task, target_at)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    scheduler = _scheduler(optimizer, config)
+    history = History()
+    best_state: dict[str, Any] | None = None
+    waited = 0
+    carry_model: CarryModel = model  # type: ignore[assignment]
+
+    with _progress(config.progress) as progress:
+        task_id = progress.add_task("training", total=config.epochs * len(layout),
+                                    loss="-", rate="-") if progress else None
+        for epoch in range(1, config.epochs + 1):
+            started = time.perf_counter()
+            model.train()
+            carry = carry_model.initial_carry(layout.lanes, device=device, dtype=dtype)
+            total, counted = 0.0, 0
+            for k in range(len(layout)):
+                outputs, carry = tbptt_chunk(carry_model, carry, train.x[k], train.reset[k],
+                                             train.mask[k])
+                assert train.y is not None
+                weight = train.weight[k]
+                steps = int(weight.sum())
+                if steps:
+                    loss = masked_loss(task, outputs, train.y[k], weight)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()  # type: ignore[no-untyped-call]
+                    if config.clip_norm is not None:
+                        nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+                    optimizer.step()
+                    total += float(loss.detach()) * steps
+                    counted += steps
+                if progress is not None and task_id is not None:
+                    progress.update(task_id, advance=1,
+                                    loss=f"{total / max(counted, 1):.4f}")
+            seconds = time.perf_counter() - started
+            train_loss = total / max(counted, 1)
+            validation_loss = None if held is None else _evaluate(carry_model, held, task,
+                                                                  validation, device, dtype)
+            monitored = validation_loss if validation_loss is not None else train_loss
+            record = EpochRecord(epoch=epoch, train_loss=train_loss,
+                                 validation_loss=validation_loss,
+                                 learning_rate=optimizer.param_groups[0]["lr"], seconds=seconds,
+                                 steps_per_second=layout.steps / seconds)
+            history.epochs.append(record)
+            if progress is not None and task_id is not None:
+                progress.update(task_id, rate=f"{record.steps_per_second:,.0f}",
+                                description=f"epoch {epoch}/{config.epochs}")
+            if monitored < history.best_loss - config.min_delta:
+                history.best_loss, history.best_epoch, waited = monitored, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+                if config.checkpoint_dir is not None:
+                    save_checkpoint(Path(config.checkpoint_dir), model,
+                                    metadata={"epoch": epoch, "loss": monitored})
+            else:
+                waited += 1
+            _step_scheduler(scheduler, monitored)
+            if config.patience is not None and waited >= config.patience:
+                history.stopped_early = True
+                break
+    if config.patience is not None and best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return history
+
+
+def evaluate(model: nn.Module, layout: LaneLayout, *, task: str | None = None,
+             target_at: TargetAt = "every", device: str = "cpu") -> float:
+    """Mean masked loss of ``model`` over ``layout``, on a fresh carry."""
+    task = task or str(getattr(getattr(model, "config", None), "task", "regression"))
+    torch_device = device_for(device)
+    dtype = next(model.parameters()).dtype
+    tensors = _tensors(layout, torch_device, dtype, task, target_at)
+    return _evaluate(model, tensors, task, layout, torch_device, dtype)  # type: ignore[arg-type]
+
+
+def _evaluate(model: CarryModel, tensors: _Tensors, task: str, layout: LaneLayout | None,
+              device: torch.device, dtype: torch.dtype) -> float:
+    assert layout is not None and tensors.y is not None
+    was_training = getattr(model, "training", False)
+    model.eval()  # type: ignore[attr-defined]
+    total = 0.0
+    with torch.no_grad():
+        carry = model.initial_carry(layout.lanes, device=device, dtype=dtype)
+        for k in range(len(layout)):
+            outputs, carry = model(tensors.x[k], carry, reset=tensors.reset[k],
+                                   mask=tensors.mask[k])
+            steps = int(tensors.weight[k].sum())
+            if steps:
+                total += float(masked_loss(task, outputs, tensors.y[k], tensors.weight[k])) * steps
+    if was_training:
+        model.train()  # type: ignore[attr-defined]
+    return total / max(tensors.steps, 1)
+
+
+def run_layout(model: nn.Module, layout: LaneLayout, *, carry: Carry | None = None,
+               device: str = "cpu") -> tuple[NDArray[np.float32], Carry]:
+    """Run ``model`` over every chunk (no gradients); returns stacked outputs and the carry.
+
+    The outputs are ``(chunks, lanes, chunk, outputs)``, ready for
+    ``layout.unpack``. ``carry`` continues from an earlier state (per lane).
+    """
+    torch_device = device_for(device)
+    model.to(torch_device)
+    dtype = next(model.parameters()).dtype
+    carry_model: CarryModel = model  # type: ignore[assignment]
+    model.eval()
+    outputs = []
+    with torch.no_grad():
+        state = carry if carry is not None else carry_model.initial_carry(
+            layout.lanes, device=torch_device, dtype=dtype)
+        for chunk in layout:
+            ys, state = carry_model(torch.as_tensor(chunk.x, dtype=dtype, device=torch_device),
+                                    state, reset=torch.as_tensor(chunk.reset, device=torch_device),
+                                    mask=torch.as_tensor(chunk.mask, device=torch_device))
+            outputs.append(ys.float().cpu().numpy())
+    return np.stack(outputs), state
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any:
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    if config.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+    return None
+
+
+def _step_scheduler(scheduler: Any, monitored: float) -> None:
+    if scheduler is None:
+        return
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(monitored)
+    else:
+        scheduler.step()
+
+
+class _NoProgress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+
+def _progress(show: bool) -> Any:
+    if not show:
+        return _NoProgress()
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(),
+        TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} steps/s"),
+        TimeRemainingColumn(),
+    )
