@@ -36,7 +36,9 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, carry: Carry | N
         raise DataError(describe("model", f"one of {sorted(_MODELS)}", kind,
                                  problem="cannot be checkpointed."))
     config = model.config.to_dict()  # type: ignore[operator]
-    document = {"format": 1, "model": kind, "config": config, "metadata": metadata or {}}
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    document = {"format": 1, "model": kind, "config": config, "dtype": dtype,
+                "metadata": metadata or {}}
     _atomic(folder / "config.json",
             lambda f: f.write(json.dumps(document, indent=2).encode("utf-8")))
     state = {name: value.detach().cpu() for name, value in model.state_dict().items()}
@@ -58,6 +60,7 @@ def load_checkpoint(directory: str | Path, *,
     document = json.loads(config_path.read_text(encoding="utf-8"))
     model_class, config_class = _MODELS[document["model"]]
     model = model_class(config_class(**document["config"]))
+    model.to(getattr(torch, document.get("dtype", "float32")))
     state = torch.load(folder / "weights.pt", map_location=device, weights_only=True)
     model.load_state_dict(state)
     model.to(device)
