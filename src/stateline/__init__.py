@@ -29,6 +29,33 @@ from .data import load_table as load_table
 from .data import pack_lanes as pack_lanes
 from .data import windows as windows
 
+# The PyTorch layers load on first use, so the data layer stays framework-free.
+_LAZY = {
+    "ClassifierConfig": "stateline.train",
+    "Forecast": "stateline.train",
+    "Forecaster": "stateline.train",
+    "ForecasterConfig": "stateline.train",
+    "SequenceClassifier": "stateline.train",
+    "TrainConfig": "stateline.train",
+    "ModelConfig": "stateline.nn",
+    "Seq2SeqConfig": "stateline.nn",
+    "SequenceModel": "stateline.nn",
+    "Seq2Seq": "stateline.nn",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'stateline' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
 try:
     __version__ = version("stateline")
 except PackageNotFoundError:  # pragma: no cover - only when run from a bare source tree
@@ -36,15 +63,25 @@ except PackageNotFoundError:  # pragma: no cover - only when run from a bare sou
 
 __all__ = [
     "Chunk",
+    "ClassifierConfig",
     "ConfigError",
     "DataError",
+    "Forecast",
+    "Forecaster",
+    "ForecasterConfig",
     "LaneLayout",
+    "ModelConfig",
     "NotFittedError",
     "Placement",
     "Scaler",
+    "Seq2Seq",
+    "Seq2SeqConfig",
+    "SequenceClassifier",
+    "SequenceModel",
     "SequenceSet",
     "ShapeError",
     "StatelineError",
+    "TrainConfig",
     "Windows",
     "__version__",
     "hourly_temperatures",

@@ -31,13 +31,24 @@ def make_model(config: ModelConfig, seed: int) -> SequenceModel:
 
 
 @settings(max_examples=40, deadline=None)
-@given(config=model_configs, length=st.integers(1, 40), chunk=st.integers(1, 12),
-       batch=st.integers(1, 4), seed=st.integers(0, 1000))
-def test_chunked_and_stepwise_equal_the_whole_sequence(config: ModelConfig, length: int,
-                                                       chunk: int, batch: int, seed: int) -> None:
+@given(
+    config=model_configs,
+    length=st.integers(1, 40),
+    chunk=st.integers(1, 12),
+    batch=st.integers(1, 4),
+    seed=st.integers(0, 1000),
+)
+def test_chunked_and_stepwise_equal_the_whole_sequence(
+    config: ModelConfig, length: int, chunk: int, batch: int, seed: int
+) -> None:
     model = make_model(config, seed)
-    xs = torch.randn(batch, length, config.inputs, dtype=torch.float64,
-                     generator=torch.Generator().manual_seed(seed))
+    xs = torch.randn(
+        batch,
+        length,
+        config.inputs,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(seed),
+    )
     with torch.no_grad():
         whole, whole_carry = model(xs, model.initial_carry(batch))
 
@@ -61,11 +72,16 @@ def test_chunked_and_stepwise_equal_the_whole_sequence(config: ModelConfig, leng
 
 
 @settings(max_examples=40, deadline=None)
-@given(config=model_configs, lengths=st.lists(st.integers(1, 30), min_size=1, max_size=8),
-       lanes=st.integers(1, 4), chunk=st.integers(1, 10), seed=st.integers(0, 1000))
-def test_lanes_with_resets_equal_each_sequence_run_alone(config: ModelConfig, lengths: list[int],
-                                                         lanes: int, chunk: int,
-                                                         seed: int) -> None:
+@given(
+    config=model_configs,
+    lengths=st.lists(st.integers(1, 30), min_size=1, max_size=8),
+    lanes=st.integers(1, 4),
+    chunk=st.integers(1, 10),
+    seed=st.integers(0, 1000),
+)
+def test_lanes_with_resets_equal_each_sequence_run_alone(
+    config: ModelConfig, lengths: list[int], lanes: int, chunk: int, seed: int
+) -> None:
     model = make_model(config, seed)
     rng = np.random.default_rng(seed)
     sequences = [rng.normal(size=(n, config.inputs)) for n in lengths]
@@ -79,18 +95,25 @@ def test_lanes_with_resets_equal_each_sequence_run_alone(config: ModelConfig, le
 
 
 @settings(max_examples=30, deadline=None)
-@given(config=model_configs, batch=st.integers(1, 5), length=st.integers(1, 12),
-       seed=st.integers(0, 1000))
-def test_any_mask_leaves_masked_rows_unchanged(config: ModelConfig, batch: int, length: int,
-                                               seed: int) -> None:
+@given(
+    config=model_configs,
+    batch=st.integers(1, 5),
+    length=st.integers(1, 12),
+    seed=st.integers(0, 1000),
+)
+def test_any_mask_leaves_masked_rows_unchanged(
+    config: ModelConfig, batch: int, length: int, seed: int
+) -> None:
     """Arbitrary masks (not only padded tails) match a per-step reference."""
     model = make_model(config, seed)
     generator = torch.Generator().manual_seed(seed)
     xs = torch.randn(batch, length, config.inputs, dtype=torch.float64, generator=generator)
     mask = torch.rand(batch, length, generator=generator) < 0.6
     reset = torch.rand(batch, generator=generator) < 0.5
-    start = tuple(torch.randn(part.shape, dtype=torch.float64, generator=generator)
-                  for part in model.initial_carry(batch))
+    start = tuple(
+        torch.randn(part.shape, dtype=torch.float64, generator=generator)
+        for part in model.initial_carry(batch)
+    )
     with torch.no_grad():
         outputs, carry = model(xs, start, reset=reset, mask=mask)
         for row in range(batch):
@@ -100,8 +123,7 @@ def test_any_mask_leaves_masked_rows_unchanged(config: ModelConfig, batch: int, 
             for position in range(length):
                 if mask[row, position]:
                     state, y = model.step(state, xs[row : row + 1, position])
-                    torch.testing.assert_close(outputs[row, position],
-                                               y[0], **TOLERANCE)
+                    torch.testing.assert_close(outputs[row, position], y[0], **TOLERANCE)
             for a, b in zip(carry, state, strict=True):
                 torch.testing.assert_close(a[:, row], b[:, 0], **TOLERANCE)
 
@@ -112,7 +134,7 @@ def test_padded_tail_uses_the_packed_fused_path_and_zero_outputs() -> None:
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]], dtype=torch.bool)
     with torch.no_grad():
         hidden, carry = model.stack(xs, model.initial_carry(3), mask=mask)
-        alone, alone_carry = model.stack(xs[:1, :3])
+        _alone, alone_carry = model.stack(xs[:1, :3])
     assert hidden[0, 3:].abs().sum() == 0 and hidden[2].abs().sum() == 0
     torch.testing.assert_close(carry[0][:, 0], alone_carry[0][:, 0])
     assert carry[0][:, 2].abs().sum() == 0

@@ -26,17 +26,25 @@ def unroll(net: Seq2Seq, carry, start, targets, use_truth) -> torch.Tensor:
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("probability", [0.0, 0.5, 1.0])
 def test_teacher_forcing_and_scheduled_sampling_match_a_step_by_step_reference(
-        cell: str, probability: float) -> None:
+    cell: str, probability: float
+) -> None:
     net = model(cell)
     xs = torch.randn(4, 7, 3, dtype=torch.float64)
     start = torch.randn(4, 2, dtype=torch.float64)
     targets = torch.randn(4, 5, 2, dtype=torch.float64)
     with torch.no_grad():
-        ys, carry = net(xs, start=start, horizon=5, targets=targets, teacher_forcing=probability,
-                        generator=torch.Generator().manual_seed(9))
+        ys, carry = net(
+            xs,
+            start=start,
+            horizon=5,
+            targets=targets,
+            teacher_forcing=probability,
+            generator=torch.Generator().manual_seed(9),
+        )
         draws = torch.Generator().manual_seed(9)
-        use_truth = torch.cat([torch.rand(4, 1, generator=draws) < probability
-                               for _ in range(5)], dim=1)
+        use_truth = torch.cat(
+            [torch.rand(4, 1, generator=draws) < probability for _ in range(5)], dim=1
+        )
         expected = unroll(net, carry, start, targets, use_truth)
     torch.testing.assert_close(ys, expected)
 
@@ -64,5 +72,10 @@ def test_bad_arguments() -> None:
     with pytest.raises(ConfigError, match="horizon"):
         net(xs, start=torch.zeros(2, 2, dtype=torch.float64), horizon=0)
     with pytest.raises(ShapeError, match="targets"):
-        net(xs, start=torch.zeros(2, 2, dtype=torch.float64), horizon=2,
-            targets=torch.zeros(2, 3, 2, dtype=torch.float64), teacher_forcing=1.0)
+        net(
+            xs,
+            start=torch.zeros(2, 2, dtype=torch.float64),
+            horizon=2,
+            targets=torch.zeros(2, 3, 2, dtype=torch.float64),
+            teacher_forcing=1.0,
+        )

@@ -85,8 +85,11 @@ def reference_tbptt(model: SequenceModel, layout, epochs: int, lr: float) -> Non
 def test_fit_equals_a_hand_written_tbptt_loop(rng: np.random.Generator) -> None:
     layout = toy_layout(rng)
     ours, theirs = model_for(3), model_for(3)
-    fit(ours, layout, config=TrainConfig(epochs=3, learning_rate=0.01, clip_norm=None,
-                                         progress=False))
+    fit(
+        ours,
+        layout,
+        config=TrainConfig(epochs=3, learning_rate=0.01, clip_norm=None, progress=False),
+    )
     reference_tbptt(theirs, layout, epochs=3, lr=0.01)
     for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-7)
@@ -112,12 +115,18 @@ def test_same_seed_same_run(rng: np.random.Generator) -> None:
 
 
 def test_training_reduces_loss_and_early_stopping_restores_the_best(
-        rng: np.random.Generator) -> None:
+    rng: np.random.Generator,
+) -> None:
     layout, held = toy_layout(rng), toy_layout(rng, lanes=2)
     model = model_for(2)
-    history = fit(model, layout, validation=held,
-                  config=TrainConfig(epochs=60, learning_rate=0.02, patience=3,
-                                     schedule="plateau", progress=False))
+    history = fit(
+        model,
+        layout,
+        validation=held,
+        config=TrainConfig(
+            epochs=60, learning_rate=0.02, patience=3, schedule="plateau", progress=False
+        ),
+    )
     assert history.train_loss[-1] < history.train_loss[0]
     assert evaluate(model, held) == pytest.approx(history.best_loss)
     assert len(history.epochs) <= 60
@@ -146,17 +155,25 @@ def test_cosine_schedule_and_classification_tasks(rng: np.random.Generator) -> N
     layout = pack_lanes(sequences, lanes=2, chunk=8, targets=labels)
     torch.manual_seed(0)
     model = SequenceModel(ModelConfig(inputs=2, outputs=3, hidden=5, task="multiclass"))
-    history = fit(model, layout, target_at="last",
-                  config=TrainConfig(epochs=3, schedule="cosine", progress=False))
+    history = fit(
+        model,
+        layout,
+        target_at="last",
+        config=TrainConfig(epochs=3, schedule="cosine", progress=False),
+    )
     assert history.epochs[-1].learning_rate < history.epochs[0].learning_rate
 
 
-def test_checkpoint_round_trip_gives_identical_predictions(rng: np.random.Generator,
-                                                           tmp_path: Path) -> None:
+def test_checkpoint_round_trip_gives_identical_predictions(
+    rng: np.random.Generator, tmp_path: Path
+) -> None:
     layout = toy_layout(rng)
     model = model_for(6, cell="gru", layers=2)
-    fit(model, layout, config=TrainConfig(epochs=2, progress=False,
-                                          checkpoint_dir=str(tmp_path / "best")))
+    fit(
+        model,
+        layout,
+        config=TrainConfig(epochs=2, progress=False, checkpoint_dir=str(tmp_path / "best")),
+    )
     outputs, carry = run_layout(model, layout)
     save_checkpoint(tmp_path / "model", model, carry=carry, metadata={"note": "test"})
     loaded, loaded_carry, metadata = load_checkpoint(tmp_path / "model")
@@ -164,7 +181,7 @@ def test_checkpoint_round_trip_gives_identical_predictions(rng: np.random.Genera
     np.testing.assert_array_equal(outputs, again)
     assert loaded_carry is not None and torch.equal(loaded_carry[0], carry[0])
     assert metadata == {"note": "test"}
-    best, _, best_meta = load_checkpoint(tmp_path / "best")
+    _best, _, best_meta = load_checkpoint(tmp_path / "best")
     assert best_meta["epoch"] in (1, 2)
 
 
@@ -174,8 +191,11 @@ def test_errors_are_clear(rng: np.random.Generator) -> None:
     with pytest.raises(ConfigError, match="schedule"):
         TrainConfig(schedule="step")  # type: ignore[arg-type]
     with pytest.raises(ShapeError, match="targets"):
-        fit(model_for(), pack_lanes(np.ones((4, 2)), lanes=1, chunk=2),
-            config=TrainConfig(progress=False))
+        fit(
+            model_for(),
+            pack_lanes(np.ones((4, 2)), lanes=1, chunk=2),
+            config=TrainConfig(progress=False),
+        )
     with pytest.raises(ShapeError, match="xs"):
         model_for()(torch.zeros(1, 3, 5, dtype=torch.float64))
     with pytest.raises(ShapeError, match="initial_carry"):

@@ -219,8 +219,8 @@ def pack_lanes(
     chunk = positive_int(chunk, "chunk")
     if not isinstance(split, bool):
         raise ConfigError(describe("split", "True or False", repr(split), problem="is invalid."))
-    arrays = _sequence_list(sequences, "sequences")
-    _check_features(arrays)
+    arrays = sequence_list(sequences, "sequences")
+    check_features(arrays)
     target_arrays = None if targets is None else _target_list(targets, arrays)
     lengths = tuple(len(array) for array in arrays)
 
@@ -249,7 +249,7 @@ def pack_lanes(
     )
 
 
-def _sequence_list(sequences: ArrayLike | Sequence[ArrayLike], argument: str) -> list[NDArray[Any]]:
+def sequence_list(sequences: ArrayLike | Sequence[ArrayLike], argument: str) -> list[NDArray[Any]]:
     if isinstance(sequences, (list, tuple)):
         if len(sequences) == 0:
             raise ShapeError(describe(argument, "at least one sequence", "an empty list"))
@@ -279,7 +279,7 @@ def _sequence_list(sequences: ArrayLike | Sequence[ArrayLike], argument: str) ->
     return arrays
 
 
-def _check_features(arrays: list[NDArray[Any]]) -> None:
+def check_features(arrays: list[NDArray[Any]]) -> None:
     width = arrays[0].shape[1]
     for index, array in enumerate(arrays):
         if array.shape[1] != width:

@@ -19,8 +19,9 @@ def _positive(name: str, value: object) -> None:
 
 def _dropout(value: object) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
-        raise ConfigError(describe("dropout", "a number in [0, 1)", repr(value),
-                                   problem="is invalid."))
+        raise ConfigError(
+            describe("dropout", "a number in [0, 1)", repr(value), problem="is invalid.")
+        )
 
 
 def _cell(value: object) -> None:
@@ -58,11 +59,23 @@ class ModelConfig:
         _cell(self.cell)
         _dropout(self.dropout)
         if self.task not in ("regression", "binary", "multiclass"):
-            raise ConfigError(describe("task", "'regression', 'binary' or 'multiclass'",
-                                       repr(self.task), problem="is invalid."))
+            raise ConfigError(
+                describe(
+                    "task",
+                    "'regression', 'binary' or 'multiclass'",
+                    repr(self.task),
+                    problem="is invalid.",
+                )
+            )
         if self.task == "multiclass" and self.outputs < 2:
-            raise ConfigError(describe("outputs", "the number of classes (>= 2) for multiclass",
-                                       repr(self.outputs), problem="is invalid."))
+            raise ConfigError(
+                describe(
+                    "outputs",
+                    "the number of classes (>= 2) for multiclass",
+                    repr(self.outputs),
+                    problem="is invalid.",
+                )
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

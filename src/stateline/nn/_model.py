@@ -29,18 +29,34 @@ class SequenceModel(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.stack = RecurrentStack(cell=config.cell, inputs=config.inputs, hidden=config.hidden,
-                                    layers=config.layers, dropout=config.dropout)
+        self.stack = RecurrentStack(
+            cell=config.cell,
+            inputs=config.inputs,
+            hidden=config.hidden,
+            layers=config.layers,
+            dropout=config.dropout,
+        )
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, config.outputs)
 
-    def initial_carry(self, batch: int, *, device: torch.device | str | None = None,
-                      dtype: torch.dtype | None = None) -> Carry:
+    def initial_carry(
+        self,
+        batch: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Carry:
         """The zero carry of ``batch`` rows."""
         return self.stack.initial_carry(batch, device=device, dtype=dtype)
 
-    def forward(self, xs: Tensor, carry: Carry | None = None, *, reset: Tensor | None = None,
-                mask: Tensor | None = None) -> tuple[Tensor, Carry]:
+    def forward(
+        self,
+        xs: Tensor,
+        carry: Carry | None = None,
+        *,
+        reset: Tensor | None = None,
+        mask: Tensor | None = None,
+    ) -> tuple[Tensor, Carry]:
         """``(batch, time, inputs)`` to ``((batch, time, outputs), carry)``."""
         hidden, carry = self.stack(xs, carry, reset=reset, mask=mask)
         return self.head(self.dropout(hidden)), carry

@@ -33,31 +33,66 @@ class Seq2Seq(nn.Module):
     def __init__(self, config: Seq2SeqConfig) -> None:
         super().__init__()
         self.config = config
-        self.encoder = RecurrentStack(cell=config.cell, inputs=config.inputs,
-                                      hidden=config.hidden, layers=config.layers,
-                                      dropout=config.dropout)
-        self.decoder = RecurrentStack(cell=config.cell, inputs=config.targets,
-                                      hidden=config.hidden, layers=config.layers,
-                                      dropout=config.dropout)
+        self.encoder = RecurrentStack(
+            cell=config.cell,
+            inputs=config.inputs,
+            hidden=config.hidden,
+            layers=config.layers,
+            dropout=config.dropout,
+        )
+        self.decoder = RecurrentStack(
+            cell=config.cell,
+            inputs=config.targets,
+            hidden=config.hidden,
+            layers=config.layers,
+            dropout=config.dropout,
+        )
         self.head = nn.Linear(config.hidden, config.targets)
 
-    def initial_carry(self, batch: int, *, device: torch.device | str | None = None,
-                      dtype: torch.dtype | None = None) -> Carry:
+    def initial_carry(
+        self,
+        batch: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Carry:
         """The zero carry of the encoder."""
         return self.encoder.initial_carry(batch, device=device, dtype=dtype)
 
-    def forward(self, xs: Tensor, carry: Carry | None = None, *, start: Tensor, horizon: int,
-                reset: Tensor | None = None, mask: Tensor | None = None,
-                targets: Tensor | None = None, teacher_forcing: float = 0.0,
-                generator: torch.Generator | None = None) -> tuple[Tensor, Carry]:
+    def forward(
+        self,
+        xs: Tensor,
+        carry: Carry | None = None,
+        *,
+        start: Tensor,
+        horizon: int,
+        reset: Tensor | None = None,
+        mask: Tensor | None = None,
+        targets: Tensor | None = None,
+        teacher_forcing: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Carry]:
         """Encode ``xs``, then decode ``horizon`` steps; returns ``(ys, encoder carry)``."""
         _, carry = self.encoder(xs, carry, reset=reset, mask=mask)
-        return self.decode(carry, start, horizon, targets=targets,
-                           teacher_forcing=teacher_forcing, generator=generator), carry
+        return self.decode(
+            carry,
+            start,
+            horizon,
+            targets=targets,
+            teacher_forcing=teacher_forcing,
+            generator=generator,
+        ), carry
 
-    def decode(self, carry: Carry, start: Tensor, horizon: int, *, targets: Tensor | None = None,
-               teacher_forcing: float = 0.0,
-               generator: torch.Generator | None = None) -> Tensor:
+    def decode(
+        self,
+        carry: Carry,
+        start: Tensor,
+        horizon: int,
+        *,
+        targets: Tensor | None = None,
+        teacher_forcing: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """Unroll the decoder from ``carry``; returns ``(batch, horizon, targets)``."""
         self._check(start, horizon, targets, teacher_forcing)
         if targets is not None and teacher_forcing >= 1.0:
@@ -72,27 +107,52 @@ class Seq2Seq(nn.Module):
             outputs.append(prediction)
             previous = prediction
             if targets is not None and teacher_forcing > 0.0:
-                draw = torch.rand(start.shape[0], 1, generator=generator,
-                                  device=generator.device if generator else start.device)
-                previous = torch.where(draw.to(start.device) < teacher_forcing,
-                                       targets[:, position], prediction)
+                draw = torch.rand(
+                    start.shape[0],
+                    1,
+                    generator=generator,
+                    device=generator.device if generator else start.device,
+                )
+                previous = torch.where(
+                    draw.to(start.device) < teacher_forcing, targets[:, position], prediction
+                )
         return torch.stack(outputs, dim=1)
 
-    def _check(self, start: Tensor, horizon: int, targets: Tensor | None,
-               teacher_forcing: float) -> None:
+    def _check(
+        self, start: Tensor, horizon: int, targets: Tensor | None, teacher_forcing: float
+    ) -> None:
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise ConfigError(describe("horizon", "an integer >= 1", repr(horizon),
-                                       problem="is invalid."))
+            raise ConfigError(
+                describe("horizon", "an integer >= 1", repr(horizon), problem="is invalid.")
+            )
         if not 0.0 <= teacher_forcing <= 1.0:
-            raise ConfigError(describe("teacher_forcing", "a probability in [0, 1]",
-                                       repr(teacher_forcing), problem="is invalid."))
+            raise ConfigError(
+                describe(
+                    "teacher_forcing",
+                    "a probability in [0, 1]",
+                    repr(teacher_forcing),
+                    problem="is invalid.",
+                )
+            )
         if start.ndim != 2 or start.shape[1] != self.config.targets:
-            raise ShapeError(describe("start", f"(batch, {self.config.targets})",
-                                      f"shape {tuple(start.shape)}"))
+            raise ShapeError(
+                describe("start", f"(batch, {self.config.targets})", f"shape {tuple(start.shape)}")
+            )
         expected = (start.shape[0], horizon, self.config.targets)
         if targets is not None and tuple(targets.shape) != expected:
-            raise ShapeError(describe("targets", f"(batch, horizon, targets) = {expected}",
-                                      f"shape {tuple(targets.shape)}"))
+            raise ShapeError(
+                describe(
+                    "targets",
+                    f"(batch, horizon, targets) = {expected}",
+                    f"shape {tuple(targets.shape)}",
+                )
+            )
         if teacher_forcing > 0.0 and targets is None:
-            raise ConfigError(describe("targets", "the true targets when teacher_forcing > 0",
-                                       "None", problem="is missing."))
+            raise ConfigError(
+                describe(
+                    "targets",
+                    "the true targets when teacher_forcing > 0",
+                    "None",
+                    problem="is missing.",
+                )
+            )

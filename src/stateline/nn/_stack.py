@@ -34,41 +34,71 @@ class RecurrentStack(nn.Module):
     (torch.Size([4, 10, 8]), [torch.Size([2, 4, 8]), torch.Size([2, 4, 8])])
     """
 
-    def __init__(self, *, cell: CellKind, inputs: int, hidden: int, layers: int = 1,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self, *, cell: CellKind, inputs: int, hidden: int, layers: int = 1, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         if cell not in ("lstm", "gru"):
-            raise ConfigError(describe("cell", "'lstm' or 'gru'", repr(cell),
-                                       problem="is invalid."))
+            raise ConfigError(
+                describe("cell", "'lstm' or 'gru'", repr(cell), problem="is invalid.")
+            )
         self.cell: CellKind = cell
         self.inputs = inputs
         self.hidden = hidden
         self.layers = layers
         rnn_class = nn.LSTM if cell == "lstm" else nn.GRU
-        self.rnn = rnn_class(inputs, hidden, num_layers=layers, batch_first=True,
-                             dropout=dropout if layers > 1 else 0.0)
+        self.rnn = rnn_class(
+            inputs,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            dropout=dropout if layers > 1 else 0.0,
+        )
 
-    def initial_carry(self, batch: int, *, device: torch.device | str | None = None,
-                      dtype: torch.dtype | None = None) -> Carry:
+    def initial_carry(
+        self,
+        batch: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Carry:
         """The zero carry of ``batch`` rows."""
         weight = self.rnn.weight_hh_l0
-        zeros = torch.zeros(self.layers, batch, self.hidden, device=device or weight.device,
-                            dtype=dtype or weight.dtype)
+        zeros = torch.zeros(
+            self.layers,
+            batch,
+            self.hidden,
+            device=device or weight.device,
+            dtype=dtype or weight.dtype,
+        )
         return (zeros, zeros.clone()) if self.cell == "lstm" else (zeros,)
 
-    def forward(self, xs: Tensor, carry: Carry | None = None, *, reset: Tensor | None = None,
-                mask: Tensor | None = None) -> tuple[Tensor, Carry]:
+    def forward(
+        self,
+        xs: Tensor,
+        carry: Carry | None = None,
+        *,
+        reset: Tensor | None = None,
+        mask: Tensor | None = None,
+    ) -> tuple[Tensor, Carry]:
         """Run a chunk; returns ``(outputs (batch, time, hidden), carry)``."""
         self._check_inputs(xs, carry, mask)
         batch = xs.shape[0]
-        carry = self.initial_carry(batch, device=xs.device, dtype=xs.dtype) if carry is None \
+        carry = (
+            self.initial_carry(batch, device=xs.device, dtype=xs.dtype)
+            if carry is None
             else reset_carry(carry, reset)
+        )
         if mask is None or bool(mask.all()):
             return self._fused(xs, carry)
         mask = mask.to(torch.bool)
         lengths = mask.sum(dim=1)
-        is_prefix = bool((mask == (torch.arange(mask.shape[1], device=mask.device)[None, :]
-                                   < lengths[:, None])).all())
+        is_prefix = bool(
+            (
+                mask
+                == (torch.arange(mask.shape[1], device=mask.device)[None, :] < lengths[:, None])
+            ).all()
+        )
         if is_prefix:
             return self._packed(xs, carry, lengths)
         return self._stepwise(xs, carry, mask)
@@ -89,17 +119,20 @@ class RecurrentStack(nn.Module):
         if active.numel() == 0:
             return outputs, carry
         sub_carry = tuple(part.index_select(1, active) for part in carry)
-        packed = pack_padded_sequence(xs.index_select(0, active),
-                                      lengths.index_select(0, active).cpu(), batch_first=True,
-                                      enforce_sorted=False)
+        packed = pack_padded_sequence(
+            xs.index_select(0, active),
+            lengths.index_select(0, active).cpu(),
+            batch_first=True,
+            enforce_sorted=False,
+        )
         state = sub_carry if self.cell == "lstm" else sub_carry[0]
         packed_out, new_state = self.rnn(packed, state)
-        sub_outputs, _ = pad_packed_sequence(packed_out, batch_first=True,
-                                             total_length=xs.shape[1])
+        sub_outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=xs.shape[1])
         outputs = outputs.index_copy(0, active, sub_outputs)
         new_parts = tuple(new_state) if self.cell == "lstm" else (new_state,)
-        return outputs, tuple(part.index_copy(1, active, new)
-                              for part, new in zip(carry, new_parts, strict=True))
+        return outputs, tuple(
+            part.index_copy(1, active, new) for part, new in zip(carry, new_parts, strict=True)
+        )
 
     def _stepwise(self, xs: Tensor, carry: Carry, mask: Tensor) -> tuple[Tensor, Carry]:
         outputs = []
@@ -112,15 +145,25 @@ class RecurrentStack(nn.Module):
 
     def _check_inputs(self, xs: Tensor, carry: Carry | None, mask: Tensor | None) -> None:
         if xs.ndim != 3 or xs.shape[2] != self.inputs:
-            raise ShapeError(describe("xs", f"(batch, time, {self.inputs})",
-                                      f"shape {tuple(xs.shape)}"))
+            raise ShapeError(
+                describe("xs", f"(batch, time, {self.inputs})", f"shape {tuple(xs.shape)}")
+            )
         expected_parts = 2 if self.cell == "lstm" else 1
         shape = (self.layers, xs.shape[0], self.hidden)
-        if carry is not None and (len(carry) != expected_parts or any(
-                tuple(part.shape) != shape for part in carry)):
-            raise ShapeError(describe("carry", f"{expected_parts} tensor(s) of shape {shape}",
-                                      str([tuple(part.shape) for part in carry]),
-                                      fix="Create it with initial_carry(batch)."))
+        if carry is not None and (
+            len(carry) != expected_parts or any(tuple(part.shape) != shape for part in carry)
+        ):
+            raise ShapeError(
+                describe(
+                    "carry",
+                    f"{expected_parts} tensor(s) of shape {shape}",
+                    str([tuple(part.shape) for part in carry]),
+                    fix="Create it with initial_carry(batch).",
+                )
+            )
         if mask is not None and tuple(mask.shape) != tuple(xs.shape[:2]):
-            raise ShapeError(describe("mask", f"(batch, time) = {tuple(xs.shape[:2])}",
-                                      f"shape {tuple(mask.shape)}"))
+            raise ShapeError(
+                describe(
+                    "mask", f"(batch, time) = {tuple(xs.shape[:2])}", f"shape {tuple(mask.shape)}"
+                )
+            )

@@ -2,7 +2,12 @@
 
 from ._checkpoint import load_checkpoint as load_checkpoint
 from ._checkpoint import save_checkpoint as save_checkpoint
+from ._classifier import ClassifierConfig as ClassifierConfig
+from ._classifier import SequenceClassifier as SequenceClassifier
 from ._config import TrainConfig as TrainConfig
+from ._forecaster import Forecast as Forecast
+from ._forecaster import Forecaster as Forecaster
+from ._forecaster import ForecasterConfig as ForecasterConfig
 from ._tbptt import EpochRecord as EpochRecord
 from ._tbptt import History as History
 from ._tbptt import evaluate as evaluate
@@ -12,8 +17,13 @@ from ._tbptt import run_layout as run_layout
 from ._tbptt import tbptt_chunk as tbptt_chunk
 
 __all__ = [
+    "ClassifierConfig",
     "EpochRecord",
+    "Forecast",
+    "Forecaster",
+    "ForecasterConfig",
     "History",
+    "SequenceClassifier",
     "TrainConfig",
     "evaluate",
     "fit",

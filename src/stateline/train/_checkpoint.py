@@ -22,8 +22,13 @@ _MODELS: dict[str, tuple[type[nn.Module], type[Any]]] = {
 }
 
 
-def save_checkpoint(directory: str | Path, model: nn.Module, *, carry: Carry | None = None,
-                    metadata: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    directory: str | Path,
+    model: nn.Module,
+    *,
+    carry: Carry | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
     """Write ``config.json``, ``weights.pt`` and (if given) ``carry.pt`` to ``directory``.
 
     Each file is written to a temporary name and renamed, so a crash never
@@ -33,14 +38,21 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, carry: Carry | N
     folder.mkdir(parents=True, exist_ok=True)
     kind = type(model).__name__
     if kind not in _MODELS:
-        raise DataError(describe("model", f"one of {sorted(_MODELS)}", kind,
-                                 problem="cannot be checkpointed."))
+        raise DataError(
+            describe("model", f"one of {sorted(_MODELS)}", kind, problem="cannot be checkpointed.")
+        )
     config = model.config.to_dict()  # type: ignore[operator]
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
-    document = {"format": 1, "model": kind, "config": config, "dtype": dtype,
-                "metadata": metadata or {}}
-    _atomic(folder / "config.json",
-            lambda f: f.write(json.dumps(document, indent=2).encode("utf-8")))
+    document = {
+        "format": 1,
+        "model": kind,
+        "config": config,
+        "dtype": dtype,
+        "metadata": metadata or {},
+    }
+    _atomic(
+        folder / "config.json", lambda f: f.write(json.dumps(document, indent=2).encode("utf-8"))
+    )
     state = {name: value.detach().cpu() for name, value in model.state_dict().items()}
     _atomic(folder / "weights.pt", lambda f: torch.save(state, f))
     if carry is not None:
@@ -49,14 +61,21 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, carry: Carry | N
     return folder
 
 
-def load_checkpoint(directory: str | Path, *,
-                    device: str = "cpu") -> tuple[nn.Module, Carry | None, dict[str, Any]]:
+def load_checkpoint(
+    directory: str | Path, *, device: str = "cpu"
+) -> tuple[nn.Module, Carry | None, dict[str, Any]]:
     """Load ``(model, carry or None, metadata)`` written by :func:`save_checkpoint`."""
     folder = Path(directory)
     config_path = folder / "config.json"
     if not config_path.is_file():
-        raise DataError(describe("directory", "a checkpoint folder with config.json",
-                                 str(folder), problem="is not a checkpoint."))
+        raise DataError(
+            describe(
+                "directory",
+                "a checkpoint folder with config.json",
+                str(folder),
+                problem="is not a checkpoint.",
+            )
+        )
     document = json.loads(config_path.read_text(encoding="utf-8"))
     model_class, config_class = _MODELS[document["model"]]
     model = model_class(config_class(**document["config"]))

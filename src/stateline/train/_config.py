@@ -48,19 +48,39 @@ class TrainConfig:
     checkpoint_dir: str | None = None
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.epochs, int) and not isinstance(self.epochs, bool)
-               and self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
+        _check(
+            isinstance(self.epochs, int) and not isinstance(self.epochs, bool) and self.epochs >= 1,
+            "epochs",
+            "an integer >= 1",
+            self.epochs,
+        )
         _check(self.learning_rate > 0, "learning_rate", "a number > 0", self.learning_rate)
         _check(self.weight_decay >= 0, "weight_decay", "a number >= 0", self.weight_decay)
-        _check(self.clip_norm is None or self.clip_norm > 0, "clip_norm", "None or a number > 0",
-               self.clip_norm)
-        _check(self.schedule in ("constant", "cosine", "plateau"), "schedule",
-               "'constant', 'cosine' or 'plateau'", self.schedule)
-        _check(self.patience is None or (isinstance(self.patience, int) and self.patience >= 1),
-               "patience", "None or an integer >= 1", self.patience)
+        _check(
+            self.clip_norm is None or self.clip_norm > 0,
+            "clip_norm",
+            "None or a number > 0",
+            self.clip_norm,
+        )
+        _check(
+            self.schedule in ("constant", "cosine", "plateau"),
+            "schedule",
+            "'constant', 'cosine' or 'plateau'",
+            self.schedule,
+        )
+        _check(
+            self.patience is None or (isinstance(self.patience, int) and self.patience >= 1),
+            "patience",
+            "None or an integer >= 1",
+            self.patience,
+        )
         _check(self.min_delta >= 0, "min_delta", "a number >= 0", self.min_delta)
-        _check(self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:"),
-               "device", "'cpu', 'cuda', 'cuda:N' or 'auto'", self.device)
+        _check(
+            self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:"),
+            "device",
+            "'cpu', 'cuda', 'cuda:N' or 'auto'",
+            self.device,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

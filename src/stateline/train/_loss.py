@@ -22,8 +22,9 @@ def masked_loss(task: str, outputs: Tensor, targets: Tensor, weight: Tensor) -> 
     """
     steps = weight.sum()
     if task == "multiclass":
-        per_step = F.cross_entropy(outputs.flatten(0, 1), targets.flatten().long(),
-                                   reduction="none").view(weight.shape)
+        per_step = F.cross_entropy(
+            outputs.flatten(0, 1), targets.flatten().long(), reduction="none"
+        ).view(weight.shape)
         return (per_step * weight).sum() / steps.clamp(min=1)
     if targets.ndim == outputs.ndim - 1:
         targets = targets.unsqueeze(-1)

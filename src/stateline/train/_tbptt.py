@@ -29,11 +29,22 @@ TargetAt = Literal["every", "last"]
 class CarryModel(Protocol):
     """What :func:`fit` needs: the carry contract of stateline models."""
 
-    def initial_carry(self, batch: int, *, device: torch.device | str | None = None,
-                      dtype: torch.dtype | None = None) -> Carry: ...
+    def initial_carry(
+        self,
+        batch: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Carry: ...
 
-    def __call__(self, xs: Tensor, carry: Carry | None = None, *, reset: Tensor | None = None,
-                 mask: Tensor | None = None) -> tuple[Tensor, Carry]: ...
+    def __call__(
+        self,
+        xs: Tensor,
+        carry: Carry | None = None,
+        *,
+        reset: Tensor | None = None,
+        mask: Tensor | None = None,
+    ) -> tuple[Tensor, Carry]: ...
 
 
 @dataclass(frozen=True)
@@ -76,11 +87,17 @@ class _Tensors:
     steps: int
 
 
-def _tensors(layout: LaneLayout, device: torch.device, dtype: torch.dtype, task: str,
-             target_at: TargetAt) -> _Tensors:
+def _tensors(
+    layout: LaneLayout, device: torch.device, dtype: torch.dtype, task: str, target_at: TargetAt
+) -> _Tensors:
     if layout.y is None:
-        raise ShapeError(describe("layout", "a LaneLayout with targets (pack_lanes(..., "
-                                  "targets=...))", "a layout without targets"))
+        raise ShapeError(
+            describe(
+                "layout",
+                "a LaneLayout with targets (pack_lanes(..., targets=...))",
+                "a layout without targets",
+            )
+        )
     y_dtype = torch.long if task == "multiclass" else dtype
     weight = layout.mask if target_at == "every" else last_step_mask(layout)
     return _Tensors(
@@ -100,11 +117,13 @@ def last_step_mask(layout: LaneLayout) -> NDArray[np.bool_]:
         if placement.start + placement.length == layout.lengths[placement.sequence]:
             flat[placement.lane, placement.first_chunk * layout.chunk + placement.length - 1] = True
     return np.ascontiguousarray(
-        np.swapaxes(flat.reshape(layout.lanes, len(layout), layout.chunk), 0, 1))
+        np.swapaxes(flat.reshape(layout.lanes, len(layout), layout.chunk), 0, 1)
+    )
 
 
-def tbptt_chunk(model: CarryModel, carry: Carry, x: Tensor, reset: Tensor,
-                mask: Tensor) -> tuple[Tensor, Carry]:
+def tbptt_chunk(
+    model: CarryModel, carry: Carry, x: Tensor, reset: Tensor, mask: Tensor
+) -> tuple[Tensor, Carry]:
     """Run one chunk of truncated BPTT: the incoming carry is cut from the graph.
 
     Gradients of this chunk's loss reach the weights through this chunk's steps
@@ -113,9 +132,16 @@ def tbptt_chunk(model: CarryModel, carry: Carry, x: Tensor, reset: Tensor,
     return model(x, detach_carry(carry), reset=reset, mask=mask)
 
 
-def fit(model: nn.Module, layout: LaneLayout, *, config: TrainConfig | None = None,
-        validation: LaneLayout | None = None, task: str | None = None,
-        target_at: TargetAt = "every") -> History:
+def fit(
+    model: nn.Module,
+    layout: LaneLayout,
+    *,
+    config: TrainConfig | None = None,
+    validation: LaneLayout | None = None,
+    task: str | None = None,
+    target_at: TargetAt = "every",
+    shuffle_chunks: bool = False,
+) -> History:
     """Train ``model`` by truncated BPTT over the chunks of ``layout``.
 
     Each epoch starts every lane from a zero carry, runs the chunks in order,
@@ -124,21 +150,39 @@ def fit(model: nn.Module, layout: LaneLayout, *, config: TrainConfig | None = No
     steps only (``target_at="last"``: only the last step of each sequence,
     for many-to-one models). Validation runs on its own carry after each epoch.
 
+    ``shuffle_chunks=True`` visits the chunks in a new seeded order each epoch;
+    it is only allowed when no carry crosses a chunk boundary (every lane that
+    holds data in a chunk starts a sequence there), as with independent
+    sequences no longer than ``chunk``.
+
     Returns the :class:`History`; with ``patience`` the best weights are restored.
     """
     config = config or TrainConfig()
     task = task or str(getattr(getattr(model, "config", None), "task", "regression"))
     if target_at not in ("every", "last"):
-        raise ConfigError(describe("target_at", "'every' or 'last'", repr(target_at),
-                                   problem="is invalid."))
+        raise ConfigError(
+            describe("target_at", "'every' or 'last'", repr(target_at), problem="is invalid.")
+        )
+    if shuffle_chunks and not _chunks_independent(layout):
+        raise ConfigError(
+            describe(
+                "shuffle_chunks",
+                "False for layouts whose carry crosses chunk boundaries",
+                "True",
+                problem="would break the carry.",
+                fix="Use a chunk at least as long as the longest sequence, or keep the order.",
+            )
+        )
     device = device_for(config.device)
     torch.manual_seed(config.seed)
+    order_generator = np.random.default_rng(config.seed)
     model.to(device)
     dtype = next(model.parameters()).dtype
     train = _tensors(layout, device, dtype, task, target_at)
     held = None if validation is None else _tensors(validation, device, dtype, task, target_at)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     scheduler = _scheduler(optimizer, config)
     history = History()
     best_state: dict[str, Any] | None = None
@@ -146,16 +190,23 @@ def fit(model: nn.Module, layout: LaneLayout, *, config: TrainConfig | None = No
     carry_model: CarryModel = model  # type: ignore[assignment]
 
     with _progress(config.progress) as progress:
-        task_id = progress.add_task("training", total=config.epochs * len(layout),
-                                    loss="-", rate="-") if progress else None
+        task_id = (
+            progress.add_task("training", total=config.epochs * len(layout), loss="-", rate="-")
+            if progress
+            else None
+        )
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
             model.train()
             carry = carry_model.initial_carry(layout.lanes, device=device, dtype=dtype)
             total, counted = 0.0, 0
-            for k in range(len(layout)):
-                outputs, carry = tbptt_chunk(carry_model, carry, train.x[k], train.reset[k],
-                                             train.mask[k])
+            order = (
+                order_generator.permutation(len(layout)) if shuffle_chunks else range(len(layout))
+            )
+            for k in order:
+                outputs, carry = tbptt_chunk(
+                    carry_model, carry, train.x[k], train.reset[k], train.mask[k]
+                )
                 assert train.y is not None
                 weight = train.weight[k]
                 steps = int(weight.sum())
@@ -169,27 +220,39 @@ def fit(model: nn.Module, layout: LaneLayout, *, config: TrainConfig | None = No
                     total += float(loss.detach()) * steps
                     counted += steps
                 if progress is not None and task_id is not None:
-                    progress.update(task_id, advance=1,
-                                    loss=f"{total / max(counted, 1):.4f}")
+                    progress.update(task_id, advance=1, loss=f"{total / max(counted, 1):.4f}")
             seconds = time.perf_counter() - started
             train_loss = total / max(counted, 1)
-            validation_loss = None if held is None else _evaluate(carry_model, held, task,
-                                                                  validation, device, dtype)
+            validation_loss = (
+                None
+                if held is None
+                else _evaluate(carry_model, held, task, validation, device, dtype)
+            )
             monitored = validation_loss if validation_loss is not None else train_loss
-            record = EpochRecord(epoch=epoch, train_loss=train_loss,
-                                 validation_loss=validation_loss,
-                                 learning_rate=optimizer.param_groups[0]["lr"], seconds=seconds,
-                                 steps_per_second=layout.steps / seconds)
+            record = EpochRecord(
+                epoch=epoch,
+                train_loss=train_loss,
+                validation_loss=validation_loss,
+                learning_rate=optimizer.param_groups[0]["lr"],
+                seconds=seconds,
+                steps_per_second=layout.steps / seconds,
+            )
             history.epochs.append(record)
             if progress is not None and task_id is not None:
-                progress.update(task_id, rate=f"{record.steps_per_second:,.0f}",
-                                description=f"epoch {epoch}/{config.epochs}")
+                progress.update(
+                    task_id,
+                    rate=f"{record.steps_per_second:,.0f}",
+                    description=f"epoch {epoch}/{config.epochs}",
+                )
             if monitored < history.best_loss - config.min_delta:
                 history.best_loss, history.best_epoch, waited = monitored, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
                 if config.checkpoint_dir is not None:
-                    save_checkpoint(Path(config.checkpoint_dir), model,
-                                    metadata={"epoch": epoch, "loss": monitored})
+                    save_checkpoint(
+                        Path(config.checkpoint_dir),
+                        model,
+                        metadata={"epoch": epoch, "loss": monitored},
+                    )
             else:
                 waited += 1
             _step_scheduler(scheduler, monitored)
@@ -202,8 +265,19 @@ def fit(model: nn.Module, layout: LaneLayout, *, config: TrainConfig | None = No
     return history
 
 
-def evaluate(model: nn.Module, layout: LaneLayout, *, task: str | None = None,
-             target_at: TargetAt = "every", device: str = "cpu") -> float:
+def _chunks_independent(layout: LaneLayout) -> bool:
+    occupied = layout.mask.any(axis=2)
+    return bool((occupied <= layout.reset).all() and (layout.mask[:, :, 0] >= occupied).all())
+
+
+def evaluate(
+    model: nn.Module,
+    layout: LaneLayout,
+    *,
+    task: str | None = None,
+    target_at: TargetAt = "every",
+    device: str = "cpu",
+) -> float:
     """Mean masked loss of ``model`` over ``layout``, on a fresh carry."""
     task = task or str(getattr(getattr(model, "config", None), "task", "regression"))
     torch_device = device_for(device)
@@ -212,8 +286,14 @@ def evaluate(model: nn.Module, layout: LaneLayout, *, task: str | None = None,
     return _evaluate(model, tensors, task, layout, torch_device, dtype)  # type: ignore[arg-type]
 
 
-def _evaluate(model: CarryModel, tensors: _Tensors, task: str, layout: LaneLayout | None,
-              device: torch.device, dtype: torch.dtype) -> float:
+def _evaluate(
+    model: CarryModel,
+    tensors: _Tensors,
+    task: str,
+    layout: LaneLayout | None,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> float:
     assert layout is not None and tensors.y is not None
     was_training = getattr(model, "training", False)
     model.eval()  # type: ignore[attr-defined]
@@ -221,8 +301,9 @@ def _evaluate(model: CarryModel, tensors: _Tensors, task: str, layout: LaneLayou
     with torch.no_grad():
         carry = model.initial_carry(layout.lanes, device=device, dtype=dtype)
         for k in range(len(layout)):
-            outputs, carry = model(tensors.x[k], carry, reset=tensors.reset[k],
-                                   mask=tensors.mask[k])
+            outputs, carry = model(
+                tensors.x[k], carry, reset=tensors.reset[k], mask=tensors.mask[k]
+            )
             steps = int(tensors.weight[k].sum())
             if steps:
                 total += float(masked_loss(task, outputs, tensors.y[k], tensors.weight[k])) * steps
@@ -231,8 +312,9 @@ def _evaluate(model: CarryModel, tensors: _Tensors, task: str, layout: LaneLayou
     return total / max(tensors.steps, 1)
 
 
-def run_layout(model: nn.Module, layout: LaneLayout, *, carry: Carry | None = None,
-               device: str = "cpu") -> tuple[NDArray[np.float32], Carry]:
+def run_layout(
+    model: nn.Module, layout: LaneLayout, *, carry: Carry | None = None, device: str = "cpu"
+) -> tuple[NDArray[np.float32], Carry]:
     """Run ``model`` over every chunk (no gradients); returns stacked outputs and the carry.
 
     The outputs are ``(chunks, lanes, chunk, outputs)``, ready for
@@ -245,12 +327,18 @@ def run_layout(model: nn.Module, layout: LaneLayout, *, carry: Carry | None = No
     model.eval()
     outputs = []
     with torch.no_grad():
-        state = carry if carry is not None else carry_model.initial_carry(
-            layout.lanes, device=torch_device, dtype=dtype)
+        state = (
+            carry
+            if carry is not None
+            else carry_model.initial_carry(layout.lanes, device=torch_device, dtype=dtype)
+        )
         for chunk in layout:
-            ys, state = carry_model(torch.as_tensor(chunk.x, dtype=dtype, device=torch_device),
-                                    state, reset=torch.as_tensor(chunk.reset, device=torch_device),
-                                    mask=torch.as_tensor(chunk.mask, device=torch_device))
+            ys, state = carry_model(
+                torch.as_tensor(chunk.x, dtype=dtype, device=torch_device),
+                state,
+                reset=torch.as_tensor(chunk.reset, device=torch_device),
+                mask=torch.as_tensor(chunk.mask, device=torch_device),
+            )
             outputs.append(ys.float().cpu().numpy())
     return np.stack(outputs), state
 
@@ -286,7 +374,9 @@ def _progress(show: bool) -> Any:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn("{task.description}"), BarColumn(),
-        TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} steps/s"),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[rate]} steps/s"),
         TimeRemainingColumn(),
     )
