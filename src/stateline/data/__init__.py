@@ -5,6 +5,8 @@ deep-learning framework, so data can be prepared on machines without one.
 """
 
 from ._datasets import hourly_temperatures as hourly_temperatures
+from ._datasets import japanese_vowels as japanese_vowels
+from ._datasets import taylor_electricity as taylor_electricity
 from ._lanes import Chunk as Chunk
 from ._lanes import LaneLayout as LaneLayout
 from ._lanes import Placement as Placement
@@ -23,7 +25,9 @@ __all__ = [
     "SequenceSet",
     "Windows",
     "hourly_temperatures",
+    "japanese_vowels",
     "load_table",
     "pack_lanes",
+    "taylor_electricity",
     "windows",
 ]

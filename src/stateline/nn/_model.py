@@ -68,7 +68,8 @@ class SequenceModel(nn.Module):
 
     def readout(self, carry: Carry) -> Tensor:
         """The output for the step that produced ``carry``, read from it alone."""
-        return self.head(top_hidden(carry))
+        output: Tensor = self.head(top_hidden(carry))
+        return output
 
 
 def last_step(outputs: Tensor, mask: Tensor | None) -> Tensor:

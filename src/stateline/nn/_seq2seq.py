@@ -98,7 +98,8 @@ class Seq2Seq(nn.Module):
         if targets is not None and teacher_forcing >= 1.0:
             inputs = torch.cat([start[:, None, :], targets[:, :-1]], dim=1)
             hidden, _ = self.decoder(inputs, carry)
-            return self.head(hidden)
+            forced: Tensor = self.head(hidden)
+            return forced
         outputs = []
         previous = start
         for position in range(horizon):

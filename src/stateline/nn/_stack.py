@@ -63,7 +63,7 @@ class RecurrentStack(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> Carry:
         """The zero carry of ``batch`` rows."""
-        weight = self.rnn.weight_hh_l0
+        weight = next(self.rnn.parameters())
         zeros = torch.zeros(
             self.layers,
             batch,

@@ -41,7 +41,7 @@ def save_checkpoint(
         raise DataError(
             describe("model", f"one of {sorted(_MODELS)}", kind, problem="cannot be checkpointed.")
         )
-    config = model.config.to_dict()  # type: ignore[operator]
+    config = getattr(model, "config").to_dict()  # noqa: B009 - any model with a config
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     document = {
         "format": 1,

@@ -176,14 +176,17 @@ class SequenceClassifier:
         last = np.stack([sequence[-1] for sequence in layout.unpack(outputs)]).astype(np.float64)
         if len(self.classes_) == 2:
             positive = 1.0 / (1.0 + np.exp(-last[:, 0]))
-            return np.stack([1.0 - positive, positive], axis=1)
+            binary: NDArray[np.float64] = np.stack([1.0 - positive, positive], axis=1)
+            return binary
         shifted = np.exp(last - last.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
+        probabilities: NDArray[np.float64] = shifted / shifted.sum(axis=1, keepdims=True)
+        return probabilities
 
     def predict(self, sequences: Sequence[ArrayLike]) -> NDArray[Any]:
         """The most probable label of each sequence."""
         probabilities = self.predict_proba(sequences)
-        return np.array(self.classes_, dtype=object)[probabilities.argmax(axis=1)]
+        labels: NDArray[Any] = np.array(self.classes_, dtype=object)[probabilities.argmax(axis=1)]
+        return labels
 
     def score(
         self, sequences: Sequence[ArrayLike], labels: Sequence[Hashable] | ArrayLike

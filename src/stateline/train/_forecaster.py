@@ -22,7 +22,10 @@ from ._tbptt import History, fit, run_layout
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Forecast", "Forecaster", "ForecasterConfig"]
+__all__ = ["CHUNKS_PER_LANE", "Forecast", "Forecaster", "ForecasterConfig"]
+
+CHUNKS_PER_LANE = 16
+"""With ``lanes=None``, each lane gets at least this many chunks per epoch."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,7 +36,9 @@ class ForecasterConfig:
     the optional covariates) and predicts the next ``horizon`` values. It is
     trained by truncated BPTT over ``lanes`` x ``chunk`` lane layouts, each
     series split over the lanes; the last ``validation_share`` of every series
-    is held out for early stopping.
+    is held out for early stopping. ``lanes=None`` picks as many lanes as keep
+    at least :data:`CHUNKS_PER_LANE` chunks (weight updates) per lane and
+    epoch, at most 64: too many lanes on a short series leave too few updates.
     """
 
     cell: Literal["lstm", "gru"] = "lstm"
@@ -41,21 +46,29 @@ class ForecasterConfig:
     layers: int = 1
     dropout: float = 0.0
     horizon: int = 1
-    lanes: int = 32
+    lanes: int | None = None
     chunk: int = 64
-    epochs: int = 30
+    epochs: int = 100
     learning_rate: float = 3e-3
     weight_decay: float = 0.0
     clip_norm: float | None = 1.0
     schedule: Literal["constant", "cosine", "plateau"] = "plateau"
-    patience: int | None = 6
+    patience: int | None = 10
     validation_share: float = 0.1
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("hidden", "layers", "horizon", "lanes", "chunk", "epochs"):
+        if self.lanes is not None and (
+            isinstance(self.lanes, bool) or not isinstance(self.lanes, int) or self.lanes < 1
+        ):
+            raise ConfigError(
+                describe(
+                    "lanes", "None or an integer >= 1", repr(self.lanes), problem="is invalid."
+                )
+            )
+        for name in ("hidden", "layers", "horizon", "chunk", "epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(
@@ -173,14 +186,14 @@ class Forecaster:
                 if len(x_part):
                     held_x.append(x_part)
                     held_y.append(y_part)
-        layout = pack_lanes(
-            train_x, targets=train_y, lanes=config.lanes, chunk=config.chunk, split=True
-        )
+        lanes = config.lanes or self._auto_lanes(sum(len(x) for x in train_x))
+        self.lanes_ = lanes
+        layout = pack_lanes(train_x, targets=train_y, lanes=lanes, chunk=config.chunk, split=True)
         validation = (
             None
             if not held_x
             else pack_lanes(
-                held_x, targets=held_y, lanes=min(config.lanes, len(held_x)), chunk=config.chunk
+                held_x, targets=held_y, lanes=min(lanes, len(held_x)), chunk=config.chunk
             )
         )
 
