@@ -119,7 +119,7 @@ class Forecaster:
 
     >>> t = np.arange(600.0)
     >>> series = np.sin(2 * np.pi * t / 24)
-    >>> config = ForecasterConfig(hidden=16, chunk=24, lanes=8, epochs=40, learning_rate=0.01,
+    >>> config = ForecasterConfig(hidden=16, chunk=24, epochs=40, learning_rate=0.01,
     ...                           progress=False)
     >>> model = Forecaster(config).fit(series)
     >>> bool(np.abs(model.forecast()[0, 0, 0] - np.sin(2 * np.pi * 600 / 24)) < 0.2)
@@ -135,6 +135,7 @@ class Forecaster:
         self.streams_: list[Hashable] = []
         self.carry_: Carry | None = None
         self.targets_ = 0
+        self.lanes_ = 0
 
     # ----------------------------------------------------------------- fitting
     def fit(
@@ -328,6 +329,9 @@ class Forecaster:
             np.concatenate([s, self.covariate_scaler_.transform(e)], axis=1)
             for s, e in zip(scaled, extra, strict=True)
         ]
+
+    def _auto_lanes(self, steps: int) -> int:
+        return max(1, min(64, steps // (self.config.chunk * CHUNKS_PER_LANE)))
 
     def _supervised(
         self, x: NDArray[np.float64], y: NDArray[np.float64]
