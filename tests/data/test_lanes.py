@@ -106,7 +106,7 @@ def test_longest_first_assignment_keeps_padding_small(rng: np.random.Generator) 
 def test_split_one_series_uses_all_lanes() -> None:
     layout = pack_lanes(np.zeros((1000, 2)), lanes=4, chunk=32, split=True)
     assert sorted(p.lane for p in layout.placements) == [0, 1, 2, 3]
-    assert [p.start for p in sorted(layout.placements, key=lambda p: p.start)] == [0, 256, 512, 768]
+    assert [p.start for p in sorted(layout.placements, key=lambda p: p.start)] == [0, 250, 500, 750]
     assert len(layout) == 8
     assert layout.efficiency == pytest.approx(1000 / 1024)
 

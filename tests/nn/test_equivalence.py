@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -138,3 +139,25 @@ def test_padded_tail_uses_the_packed_fused_path_and_zero_outputs() -> None:
     assert hidden[0, 3:].abs().sum() == 0 and hidden[2].abs().sum() == 0
     torch.testing.assert_close(carry[0][:, 0], alone_carry[0][:, 0])
     assert carry[0][:, 2].abs().sum() == 0
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("lengths", [[5, 5, 0, 5], [5, 3, 3, 0], [1, 2, 3, 4, 5, 0]])
+def test_padded_tails_of_any_lengths_equal_each_row_alone(cell: str, lengths: list[int]) -> None:
+    """Covers the per-length fused groups (<= 3 lengths) and the packed path (more)."""
+    model = make_model(ModelConfig(cell=cell, inputs=2, hidden=4, layers=2), 1)
+    batch = len(lengths)
+    xs = torch.randn(batch, 5, 2, dtype=torch.float64)
+    mask = torch.arange(5)[None, :] < torch.tensor(lengths)[:, None]
+    start = tuple(
+        torch.randn(part.shape, dtype=torch.float64) for part in model.initial_carry(batch)
+    )
+    with torch.no_grad():
+        outputs, carry = model(xs, start, mask=mask)
+        for row, length in enumerate(lengths):
+            row_carry = tuple(part[:, row : row + 1] for part in start)
+            if length:
+                alone, row_carry = model(xs[row : row + 1, :length], row_carry)
+                torch.testing.assert_close(outputs[row, :length], alone[0], **TOLERANCE)
+            for a, b in zip(carry, row_carry, strict=True):
+                torch.testing.assert_close(a[:, row], b[:, 0], **TOLERANCE)

@@ -335,9 +335,20 @@ def _target_list(
 
 
 def _split_pieces(lengths: tuple[int, ...], lanes: int, chunk: int) -> list[tuple[int, int, int]]:
-    """Cut every sequence into segments of at most one lane's share of all steps."""
+    """Cut sequences into contiguous segments of about one lane's share of all steps.
+
+    Equal segments of ``ceil(total / lanes)`` steps are used when they fit one
+    per lane (all lanes then end together); otherwise segments are rounded up to
+    whole chunks, so that a lane holding several segments has no inner padding.
+    """
     per_lane = -(-sum(lengths) // lanes)
-    segment = -(-per_lane // chunk) * chunk
+    equal = _cut(lengths, per_lane)
+    if len(equal) <= lanes:
+        return equal
+    return _cut(lengths, -(-per_lane // chunk) * chunk)
+
+
+def _cut(lengths: tuple[int, ...], segment: int) -> list[tuple[int, int, int]]:
     return [
         (index, start, min(segment, length - start))
         for index, length in enumerate(lengths)

@@ -36,7 +36,8 @@ class SequenceModel(nn.Module):
             layers=config.layers,
             dropout=config.dropout,
         )
-        self.dropout = nn.Dropout(config.dropout)
+        # A zero-rate Dropout still draws a random mask in training mode: skip it.
+        self.dropout: nn.Module = nn.Dropout(config.dropout) if config.dropout else nn.Identity()
         self.head = nn.Linear(config.hidden, config.outputs)
 
     def initial_carry(

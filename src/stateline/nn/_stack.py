@@ -15,6 +15,9 @@ __all__ = ["RecurrentStack"]
 
 CellKind = Literal["lstm", "gru"]
 
+_FUSED_GROUPS = 3
+"""Masks with at most this many distinct row lengths run as fused calls per length."""
+
 
 class RecurrentStack(nn.Module):
     """A stack of LSTM or GRU layers whose state is an explicit carry.
@@ -118,10 +121,30 @@ class RecurrentStack(nn.Module):
         outputs = xs.new_zeros(xs.shape[0], xs.shape[1], self.hidden)
         if active.numel() == 0:
             return outputs, carry
+        active_lengths = lengths.index_select(0, active).cpu()
+        distinct = torch.unique(active_lengths)
+        if len(distinct) <= _FUSED_GROUPS:
+            # Few lengths (lanes ending together, empty lanes): one fused call per length.
+            new_carry = carry
+            for length_tensor in distinct:
+                length = int(length_tensor)
+                rows = active.index_select(
+                    0, torch.nonzero(active_lengths == length).flatten().to(active.device)
+                )
+                group_outputs, group_carry = self._fused(
+                    xs.index_select(0, rows)[:, :length],
+                    tuple(part.index_select(1, rows) for part in carry),
+                )
+                outputs[:, :length] = outputs[:, :length].index_copy(0, rows, group_outputs)
+                new_carry = tuple(
+                    part.index_copy(1, rows, new)
+                    for part, new in zip(new_carry, group_carry, strict=True)
+                )
+            return outputs, new_carry
         sub_carry = tuple(part.index_select(1, active) for part in carry)
         packed = pack_padded_sequence(
             xs.index_select(0, active),
-            lengths.index_select(0, active).cpu(),
+            active_lengths,
             batch_first=True,
             enforce_sorted=False,
         )

@@ -9,17 +9,20 @@ from torch import Tensor
 __all__ = ["masked_loss"]
 
 
-def masked_loss(task: str, outputs: Tensor, targets: Tensor, weight: Tensor) -> Tensor:
+def masked_loss(task: str, outputs: Tensor, targets: Tensor, weight: Tensor | None) -> Tensor:
     """Mean loss over the steps where ``weight`` (``(batch, time)`` bool) is True.
 
     ``outputs`` is ``(batch, time, outputs)``. Regression and binary targets are
     ``(batch, time)`` or ``(batch, time, outputs)``; multiclass targets are
-    class ids ``(batch, time)``. Padding never contributes.
+    class ids ``(batch, time)``. Padding never contributes. ``weight=None``
+    means every step counts (the fast path for chunks without padding).
 
     >>> out = torch.tensor([[[1.0], [5.0]]])
     >>> masked_loss("regression", out, torch.tensor([[0.0, 0.0]]), torch.tensor([[True, False]]))
     tensor(1.)
     """
+    if weight is None:
+        return _unmasked_loss(task, outputs, targets)
     steps = weight.sum()
     if task == "multiclass":
         per_step = F.cross_entropy(
@@ -35,6 +38,17 @@ def masked_loss(task: str, outputs: Tensor, targets: Tensor, weight: Tensor) -> 
         per_value = (outputs - targets) ** 2
     total = (per_value * weight[..., None]).sum()
     return total / (steps * outputs.shape[-1]).clamp(min=1)
+
+
+def _unmasked_loss(task: str, outputs: Tensor, targets: Tensor) -> Tensor:
+    if task == "multiclass":
+        return F.cross_entropy(outputs.flatten(0, 1), targets.flatten().long())
+    if targets.ndim == outputs.ndim - 1:
+        targets = targets.unsqueeze(-1)
+    targets = targets.to(outputs.dtype)
+    if task == "binary":
+        return F.binary_cross_entropy_with_logits(outputs, targets)
+    return F.mse_loss(outputs, targets)
 
 
 def device_for(name: str) -> torch.device:

@@ -85,6 +85,10 @@ class _Tensors:
     reset: Tensor
     weight: Tensor
     steps: int
+    # Per chunk, known on the host so the loop never waits on the device:
+    chunk_steps: list[int]
+    full: list[bool]
+    any_reset: list[bool]
 
 
 def _tensors(
@@ -107,6 +111,9 @@ def _tensors(
         reset=torch.as_tensor(layout.reset, device=device),
         weight=torch.as_tensor(weight, device=device),
         steps=int(weight.sum()),
+        chunk_steps=[int(n) for n in weight.sum(axis=(1, 2))],
+        full=[bool(f) for f in layout.mask.all(axis=(1, 2))],
+        any_reset=[bool(r) for r in layout.reset.any(axis=1)],
     )
 
 
@@ -122,7 +129,7 @@ def last_step_mask(layout: LaneLayout) -> NDArray[np.bool_]:
 
 
 def tbptt_chunk(
-    model: CarryModel, carry: Carry, x: Tensor, reset: Tensor, mask: Tensor
+    model: CarryModel, carry: Carry, x: Tensor, reset: Tensor | None, mask: Tensor | None
 ) -> tuple[Tensor, Carry]:
     """Run one chunk of truncated BPTT: the incoming carry is cut from the graph.
 
@@ -180,9 +187,7 @@ def fit(
     dtype = next(model.parameters()).dtype
     train = _tensors(layout, device, dtype, task, target_at)
     held = None if validation is None else _tensors(validation, device, dtype, task, target_at)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
+    optimizer = _optimizer(model, config)
     scheduler = _scheduler(optimizer, config)
     history = History()
     best_state: dict[str, Any] | None = None
@@ -199,29 +204,39 @@ def fit(
             started = time.perf_counter()
             model.train()
             carry = carry_model.initial_carry(layout.lanes, device=device, dtype=dtype)
-            total, counted = 0.0, 0
+            counted = 0
             order = (
                 order_generator.permutation(len(layout)) if shuffle_chunks else range(len(layout))
             )
-            for k in order:
+            running = torch.zeros((), device=device, dtype=torch.float64)
+            for position, k in enumerate(order):
                 outputs, carry = tbptt_chunk(
-                    carry_model, carry, train.x[k], train.reset[k], train.mask[k]
+                    carry_model,
+                    carry,
+                    train.x[k],
+                    train.reset[k] if train.any_reset[k] else None,
+                    None if train.full[k] else train.mask[k],
                 )
                 assert train.y is not None
-                weight = train.weight[k]
-                steps = int(weight.sum())
+                steps = train.chunk_steps[k]
                 if steps:
+                    every_step = train.full[k] and target_at == "every"
+                    weight = None if every_step else train.weight[k]
                     loss = masked_loss(task, outputs, train.y[k], weight)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()  # type: ignore[no-untyped-call]
                     if config.clip_norm is not None:
                         nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
                     optimizer.step()
-                    total += float(loss.detach()) * steps
+                    running += loss.detach().double() * steps
                     counted += steps
                 if progress is not None and task_id is not None:
-                    progress.update(task_id, advance=1, loss=f"{total / max(counted, 1):.4f}")
+                    # Reading the loss waits for the device: do it now and then only.
+                    show = position % 32 == 31 or position == len(layout) - 1
+                    loss_text = f"{float(running) / max(counted, 1):.4f}" if show else None
+                    progress.update(task_id, advance=1, **({"loss": loss_text} if show else {}))
             seconds = time.perf_counter() - started
+            total = float(running)
             train_loss = total / max(counted, 1)
             validation_loss = (
                 None
@@ -341,6 +356,19 @@ def run_layout(
             )
             outputs.append(ys.float().cpu().numpy())
     return np.stack(outputs), state
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, fused into one kernel where PyTorch supports it (CPU and CUDA floats)."""
+    parameters = list(model.parameters())
+    try:
+        return torch.optim.AdamW(
+            parameters, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
+        )
+    except (RuntimeError, ValueError):
+        return torch.optim.AdamW(
+            parameters, lr=config.learning_rate, weight_decay=config.weight_decay
+        )
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any:
