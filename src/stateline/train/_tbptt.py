@@ -112,8 +112,8 @@ def _tensors(
         weight=torch.as_tensor(weight, device=device),
         steps=int(weight.sum()),
         chunk_steps=[int(n) for n in weight.sum(axis=(1, 2))],
-        full=[bool(f) for f in layout.mask.all(axis=(1, 2))],
-        any_reset=[bool(r) for r in layout.reset.any(axis=1)],
+        full=np.asarray(layout.mask.all(axis=(1, 2))).tolist(),
+        any_reset=np.asarray(layout.reset.any(axis=1)).tolist(),
     )
 
 
