@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stateline import ConfigError, ShapeError, pack_lanes
 from stateline.nn import ModelConfig, SequenceModel, detach_carry
@@ -200,3 +202,31 @@ def test_errors_are_clear(rng: np.random.Generator) -> None:
         model_for()(torch.zeros(1, 3, 5, dtype=torch.float64))
     with pytest.raises(ShapeError, match="initial_carry"):
         model_for()(torch.zeros(2, 3, 2, dtype=torch.float64), model_for().initial_carry(3))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    cell=st.sampled_from(["lstm", "gru"]),
+    layers=st.integers(1, 2),
+    chunk=st.integers(1, 6),
+    chunks=st.integers(2, 4),
+    lanes=st.integers(1, 3),
+    seed=st.integers(0, 1000),
+)
+def test_gradients_reach_exactly_the_current_chunk(
+    cell: str, layers: int, chunk: int, chunks: int, lanes: int, seed: int
+) -> None:
+    """For every chunk k, the loss of chunk k has gradient on chunk k's inputs only."""
+    torch.manual_seed(seed)
+    model = SequenceModel(ModelConfig(cell=cell, inputs=2, hidden=3, layers=layers)).double()  # type: ignore[arg-type]
+    xs = torch.randn(lanes, chunk * chunks, 2, dtype=torch.float64, requires_grad=True)
+    carry = model.initial_carry(lanes)
+    for k in range(chunks):
+        xs.grad = None
+        part = slice(k * chunk, (k + 1) * chunk)
+        out, carry = tbptt_chunk(model, carry, xs[:, part], None, None)
+        out.pow(2).sum().backward()
+        assert xs.grad is not None
+        outside = torch.cat([xs.grad[:, : k * chunk], xs.grad[:, (k + 1) * chunk :]], dim=1)
+        assert torch.count_nonzero(outside) == 0
+        assert torch.count_nonzero(xs.grad[:, part]) > 0
