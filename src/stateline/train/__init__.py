@@ -5,6 +5,7 @@ from ._checkpoint import save_checkpoint as save_checkpoint
 from ._classifier import ClassifierConfig as ClassifierConfig
 from ._classifier import SequenceClassifier as SequenceClassifier
 from ._config import TrainConfig as TrainConfig
+from ._estimator_config import EstimatorConfig as EstimatorConfig
 from ._forecaster import Forecast as Forecast
 from ._forecaster import Forecaster as Forecaster
 from ._forecaster import ForecasterConfig as ForecasterConfig
@@ -19,6 +20,7 @@ from ._tbptt import tbptt_chunk as tbptt_chunk
 __all__ = [
     "ClassifierConfig",
     "EpochRecord",
+    "EstimatorConfig",
     "Forecast",
     "Forecaster",
     "ForecasterConfig",

@@ -5,87 +5,44 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 
-from .._errors import ConfigError, DataError, NotFittedError, ShapeError, describe
+from .._errors import DataError, NotFittedError, ShapeError, describe
 from ..data import LaneLayout, Scaler, pack_lanes
 from ..data._lanes import check_features, sequence_list
-from ..nn import ModelConfig, SequenceModel
+from ..nn import SequenceModel
 from ._checkpoint import load_checkpoint, save_checkpoint
-from ._config import TrainConfig
+from ._estimator_config import EstimatorConfig, positive_int_field
 from ._tbptt import History, fit, run_layout
 
 __all__ = ["ClassifierConfig", "SequenceClassifier"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class ClassifierConfig:
+class ClassifierConfig(EstimatorConfig):
     """Settings of :class:`SequenceClassifier`.
 
     ``lanes`` is the number of sequences per batch. ``chunk=None`` uses the
     longest training sequence, so every sequence is learned with full BPTT
     and batches can be shuffled; a smaller chunk trains long sequences by
     truncated BPTT (in a fixed order). The loss is taken at the last step of
-    each sequence; padding is masked.
+    each sequence; padding is masked. The model and training fields are those
+    of :class:`EstimatorConfig`.
     """
 
-    cell: Literal["lstm", "gru"] = "lstm"
-    hidden: int = 64
-    layers: int = 1
-    dropout: float = 0.0
     lanes: int = 32
     chunk: int | None = None
     epochs: int = 60
-    learning_rate: float = 3e-3
-    weight_decay: float = 0.0
-    clip_norm: float | None = 1.0
-    schedule: Literal["constant", "cosine", "plateau"] = "plateau"
-    patience: int | None = 10
     validation_share: float = 0.15
-    seed: int = 0
-    device: str = "cpu"
-    progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("hidden", "layers", "lanes", "epochs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(
-                    describe(name, "an integer >= 1", repr(value), problem="is invalid.")
-                )
-        if self.chunk is not None and (not isinstance(self.chunk, int) or self.chunk < 1):
-            raise ConfigError(
-                describe(
-                    "chunk", "None or an integer >= 1", repr(self.chunk), problem="is invalid."
-                )
-            )
-        if not 0.0 <= self.validation_share < 0.5:
-            raise ConfigError(
-                describe(
-                    "validation_share",
-                    "a share in [0, 0.5)",
-                    repr(self.validation_share),
-                    problem="is invalid.",
-                )
-            )
-        self.train_config()
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(
-            epochs=self.epochs,
-            learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay,
-            clip_norm=self.clip_norm,
-            schedule=self.schedule,
-            patience=self.patience,
-            seed=self.seed,
-            device=self.device,
-            progress=self.progress,
-        )
+        positive_int_field("lanes", self.lanes)
+        positive_int_field("chunk", self.chunk, optional=True)
+        super().__post_init__()
 
 
 class SequenceClassifier:
@@ -147,13 +104,9 @@ class SequenceClassifier:
         binary = len(self.classes_) == 2
         torch.manual_seed(config.seed)
         self.model_ = SequenceModel(
-            ModelConfig(
+            config.model_config(
                 inputs=arrays[0].shape[1],
                 outputs=1 if binary else len(self.classes_),
-                cell=config.cell,
-                hidden=config.hidden,
-                layers=config.layers,
-                dropout=config.dropout,
                 task="binary" if binary else "multiclass",
             )
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -14,9 +14,9 @@ from numpy.typing import ArrayLike, NDArray
 from .._errors import ConfigError, DataError, NotFittedError, ShapeError, describe
 from ..data import Scaler, load_table, pack_lanes
 from ..data._checks import as_array, require_finite
-from ..nn import Carry, ModelConfig, SequenceModel, select_rows
+from ..nn import Carry, SequenceModel, select_rows
 from ._checkpoint import load_checkpoint, save_checkpoint
-from ._config import TrainConfig
+from ._estimator_config import EstimatorConfig, positive_int_field
 from ._tbptt import History, fit, run_layout
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ CHUNKS_PER_LANE = 16
 
 
 @dataclass(frozen=True, kw_only=True)
-class ForecasterConfig:
+class ForecasterConfig(EstimatorConfig):
     """Settings of :class:`Forecaster`; every field is validated on creation.
 
     The model reads, at every step, the scaled values of the series (and of
@@ -39,67 +39,18 @@ class ForecasterConfig:
     is held out for early stopping. ``lanes=None`` picks as many lanes as keep
     at least :data:`CHUNKS_PER_LANE` chunks (weight updates) per lane and
     epoch, at most 64: too many lanes on a short series leave too few updates.
+    The model and training fields are those of :class:`EstimatorConfig`.
     """
 
-    cell: Literal["lstm", "gru"] = "lstm"
-    hidden: int = 64
-    layers: int = 1
-    dropout: float = 0.0
     horizon: int = 1
     lanes: int | None = None
     chunk: int = 64
-    epochs: int = 100
-    learning_rate: float = 3e-3
-    weight_decay: float = 0.0
-    clip_norm: float | None = 1.0
-    schedule: Literal["constant", "cosine", "plateau"] = "plateau"
-    patience: int | None = 10
-    validation_share: float = 0.1
-    seed: int = 0
-    device: str = "cpu"
-    progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.lanes is not None and (
-            isinstance(self.lanes, bool) or not isinstance(self.lanes, int) or self.lanes < 1
-        ):
-            raise ConfigError(
-                describe(
-                    "lanes", "None or an integer >= 1", repr(self.lanes), problem="is invalid."
-                )
-            )
-        for name in ("hidden", "layers", "horizon", "chunk", "epochs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(
-                    describe(name, "an integer >= 1", repr(value), problem="is invalid.")
-                )
-        if not 0.0 <= self.validation_share < 0.5:
-            raise ConfigError(
-                describe(
-                    "validation_share",
-                    "a share in [0, 0.5)",
-                    repr(self.validation_share),
-                    problem="is invalid.",
-                )
-            )
-        self.train_config()  # validates the shared training fields
-        ModelConfig(
-            inputs=1, cell=self.cell, hidden=self.hidden, layers=self.layers, dropout=self.dropout
-        )
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(
-            epochs=self.epochs,
-            learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay,
-            clip_norm=self.clip_norm,
-            schedule=self.schedule,
-            patience=self.patience,
-            seed=self.seed,
-            device=self.device,
-            progress=self.progress,
-        )
+        positive_int_field("lanes", self.lanes, optional=True)
+        positive_int_field("horizon", self.horizon)
+        positive_int_field("chunk", self.chunk)
+        super().__post_init__()
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,14 +151,7 @@ class Forecaster:
 
         torch.manual_seed(config.seed)
         self.model_ = SequenceModel(
-            ModelConfig(
-                inputs=inputs[0].shape[1],
-                outputs=config.horizon * self.targets_,
-                cell=config.cell,
-                hidden=config.hidden,
-                layers=config.layers,
-                dropout=config.dropout,
-            )
+            config.model_config(inputs=inputs[0].shape[1], outputs=config.horizon * self.targets_)
         )
         self.history_ = fit(
             self.model_, layout, config=config.train_config(), validation=validation
