@@ -1,5 +1,19 @@
-"""The state store and the streaming engine that advance many live streams one time step at a time.
+"""The state store and the streaming engine: many live streams, one step at a time."""
 
-This layer is filled by its own issue; the folder exists so the layering is visible from the
-first commit (data -> nn -> train -> stream -> anomaly -> serve, with cli on top).
-"""
+from ._engine import Status as Status
+from ._engine import StepResult as StepResult
+from ._engine import StreamEngine as StreamEngine
+from ._fingerprint import model_fingerprint as model_fingerprint
+from ._store import SnapshotMismatchError as SnapshotMismatchError
+from ._store import StateStore as StateStore
+from ._store import UnknownStreamError as UnknownStreamError
+
+__all__ = [
+    "SnapshotMismatchError",
+    "StateStore",
+    "Status",
+    "StepResult",
+    "StreamEngine",
+    "UnknownStreamError",
+    "model_fingerprint",
+]

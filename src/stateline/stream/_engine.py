@@ -1,0 +1,312 @@
+"""``StreamEngine``: advance many live streams one (or k) time steps per call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike, NDArray
+from torch import Tensor, nn
+
+from .._errors import ConfigError, ShapeError, describe
+from ..nn import Carry
+from ._store import NO_SEQUENCE, StateStore, StreamId
+
+__all__ = ["Status", "StepResult", "StreamEngine"]
+
+
+class Status:
+    """What happened to one event."""
+
+    OK = "ok"
+    """Applied."""
+    GAP = "gap"
+    """Applied, but its ``seq`` skipped numbers: steps in between never arrived."""
+    DUPLICATE = "duplicate"
+    """Not applied again: ``seq`` was the last one applied; its earlier prediction is returned."""
+    STALE = "stale"
+    """Not applied: ``seq`` is older than the last one applied."""
+    ERROR = "error"
+    """Rejected; see ``StepResult.errors``. No carry was changed."""
+
+
+class StepModel(Protocol):
+    def step(self, carry: Carry, x: Tensor) -> tuple[Carry, Tensor]: ...
+
+    def __call__(self, xs: Tensor, carry: Carry | None = None) -> tuple[Tensor, Carry]: ...
+
+
+@dataclass(frozen=True, eq=False)
+class StepResult:
+    """Per-event outcome of :meth:`StreamEngine.step`.
+
+    ``predictions`` is ``(events, outputs)`` for single steps, ``(events, k,
+    outputs)`` for k steps; NaN where nothing was applied (except a duplicate
+    of the last event, which gets its earlier prediction back).
+    """
+
+    predictions: NDArray[np.float32]
+    status: list[str]
+    errors: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def applied(self) -> NDArray[np.bool_]:
+        """True for events whose steps were applied (``ok`` or ``gap``)."""
+        return np.array([s in (Status.OK, Status.GAP) for s in self.status], dtype=bool)
+
+
+class StreamEngine:
+    """Advance live streams one time step at a time without resending their history.
+
+    ``step(ids, x)`` gathers the carries of the given streams from the
+    :class:`StateStore`, runs one batched model step (or ``k`` steps), scatters
+    the new carries back and returns the predictions. Events carry an optional
+    ``seq`` (sequence number of their first step): a repeat is not applied
+    twice, and a skipped number is reported. ``start=True`` resets the stream
+    (as the START flag of inference-server sequence batchers), ``end=True``
+    frees it after the step. A bad event (NaN/inf, wrong feature count, an
+    unknown stream without ``start`` when ``strict``) is rejected alone.
+
+    >>> from stateline.nn import ModelConfig, SequenceModel
+    >>> model = SequenceModel(ModelConfig(inputs=2, hidden=4))
+    >>> engine = StreamEngine(model, StateStore(model))
+    >>> result = engine.step(["a", "b"], np.zeros((2, 2)), seq=[0, 0])
+    >>> result.status, result.predictions.shape
+    (['ok', 'ok'], (2, 1))
+    >>> engine.step(["a"], np.zeros((1, 2)), seq=[0]).status
+    ['duplicate']
+    """
+
+    def __init__(
+        self, model: nn.Module, store: StateStore, *, strict: bool = False, max_batch: int = 8192
+    ) -> None:
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+            raise ConfigError(
+                describe("max_batch", "an integer >= 1", repr(max_batch), problem="is invalid.")
+            )
+        self.model = model.eval()
+        self.store = store
+        self.strict = strict
+        self.max_batch = max_batch
+        config = getattr(model, "config", None)
+        self.inputs = int(getattr(config, "inputs", 0)) or None
+        self.calls = 0
+        self.events = 0
+
+    # ------------------------------------------------------------------ public
+    def step(
+        self,
+        stream_ids: Sequence[StreamId],
+        x: ArrayLike | Sequence[ArrayLike],
+        *,
+        seq: ArrayLike | None = None,
+        start: bool | ArrayLike | None = None,
+        end: bool | ArrayLike | None = None,
+        now: float | None = None,
+    ) -> StepResult:
+        """Apply one event per entry of ``stream_ids``; see the class docstring."""
+        ids = list(stream_ids)
+        count = len(ids)
+        values, errors, single = self._inputs(x, count)
+        steps = values.shape[1]
+        seqs = _per_event(seq, count, "seq", np.int64, None)
+        starts = _flags(start, count, "start")
+        ends = _flags(end, count, "end")
+        outputs = max(self.store.outputs, 1)
+        predictions = np.full((count, steps, outputs), np.nan, dtype=np.float32)
+        status = [Status.OK] * count
+        for index in errors:
+            status[index] = Status.ERROR
+        now = self.store.clock() if now is None else now
+
+        for round_indices in _rounds(ids, [i for i in range(count) if i not in errors]):
+            self._apply(
+                round_indices, ids, values, seqs, starts, ends, now, predictions, status, errors
+            )
+        self.calls += 1
+        self.events += count
+        shaped = predictions[:, 0] if single else predictions
+        return StepResult(predictions=shaped, status=status, errors=errors)
+
+    # --------------------------------------------------------------- internals
+    def _inputs(
+        self, x: ArrayLike | Sequence[ArrayLike], count: int
+    ) -> tuple[NDArray[np.float32], dict[int, str], bool]:
+        """``(values (events, k, features), per-event errors, one step per event)``."""
+        errors: dict[int, str] = {}
+        if isinstance(x, (list, tuple)):
+            rows = [np.asarray(item, dtype=np.float32) for item in x]
+            if len(rows) != count:
+                raise ShapeError(
+                    describe("x", f"one entry per stream id: {count}", f"{len(rows)} entries")
+                )
+            steps_of = [1 if r.ndim == 1 else (r.shape[0] if r.ndim == 2 else -1) for r in rows]
+            steps = max([s for s in steps_of if s > 0], default=1)
+            single = all(r.ndim == 1 for r in rows)
+            width = self.inputs or (rows[0].shape[-1] if rows else 0)
+            values = np.zeros((count, steps, width), dtype=np.float32)
+            for index, row in enumerate(rows):
+                shaped = row[None] if row.ndim == 1 else row
+                if shaped.ndim != 2 or shaped.shape != (steps, width):
+                    errors[index] = describe(
+                        f"x[{index}]", f"{steps} step(s) of {width} features", f"shape {row.shape}"
+                    )
+                else:
+                    values[index] = shaped
+        else:
+            array = np.asarray(x, dtype=np.float32)
+            if array.ndim not in (2, 3) or array.shape[0] != count:
+                raise ShapeError(
+                    describe(
+                        "x",
+                        f"({count}, features) or ({count}, k, features)",
+                        f"shape {array.shape}",
+                        fix="Pass one row of features per stream id.",
+                    )
+                )
+            single = array.ndim == 2
+            values = array[:, None] if single else array
+            steps = values.shape[1]
+            width = values.shape[2]
+            if self.inputs is not None and width != self.inputs:
+                raise ShapeError(
+                    describe(
+                        "x",
+                        f"{self.inputs} features per step (the model's inputs)",
+                        f"{width} features",
+                    )
+                )
+        finite = np.isfinite(values).all(axis=(1, 2))
+        for index in np.nonzero(~finite)[0].tolist():
+            errors.setdefault(
+                int(index),
+                describe(f"x[{index}]", "finite values", "NaN or inf", problem="holds NaN or inf."),
+            )
+        return values, errors, single
+
+    def _apply(
+        self,
+        indices: list[int],
+        ids: list[StreamId],
+        values: NDArray[np.float32],
+        seqs: NDArray[Any] | None,
+        starts: NDArray[np.bool_],
+        ends: NDArray[np.bool_],
+        now: float,
+        predictions: NDArray[np.float32],
+        status: list[str],
+        errors: dict[int, str],
+    ) -> None:
+        store = self.store
+        steps = values.shape[1]
+        accepted: list[int] = []
+        for index in indices:
+            stream_id = ids[index]
+            known = stream_id in store
+            if not known and not starts[index] and self.strict:
+                status[index] = Status.ERROR
+                errors[index] = describe(
+                    "stream_id",
+                    "a known stream, or start=True",
+                    repr(stream_id),
+                    problem="is unknown.",
+                    fix="Send the first step of a stream with start=True.",
+                )
+                continue
+            if known and seqs is not None:
+                slot = store.slot_of(stream_id)
+                last = int(store.last_seq[slot])
+                first = int(seqs[index])
+                if last != NO_SEQUENCE and first + steps - 1 <= last:
+                    if first + steps - 1 == last:
+                        status[index] = Status.DUPLICATE
+                        if steps == 1 and store.outputs:
+                            predictions[index, 0] = store.last_output[slot]
+                    else:
+                        status[index] = Status.STALE
+                    continue
+                if last != NO_SEQUENCE and first <= last:
+                    status[index] = Status.ERROR
+                    errors[index] = describe(
+                        "seq",
+                        f"> {last} (the last applied) for all {steps} steps",
+                        f"{first}..{first + steps - 1}",
+                        problem="overlaps applied steps.",
+                        fix=f"Resend only the steps after seq {last}.",
+                    )
+                    continue
+                if last != NO_SEQUENCE and first > last + 1:
+                    status[index] = Status.GAP
+            accepted.append(index)
+        if not accepted:
+            return
+        slots = store.slots([ids[i] for i in accepted], create=True)
+        restart = slots[starts[accepted]]
+        if len(restart):
+            store._zero(restart)
+        device = store.device
+        with torch.no_grad():
+            for begin in range(0, len(accepted), self.max_batch):
+                part = accepted[begin : begin + self.max_batch]
+                part_slots = slots[begin : begin + self.max_batch]
+                rows = torch.as_tensor(part_slots, device=device)
+                carry = store.gather(rows)
+                xs = torch.as_tensor(values[part], device=device, dtype=store.dtype)
+                model: StepModel = self.model  # type: ignore[assignment]
+                if steps == 1:
+                    carry, y = model.step(carry, xs[:, 0])
+                    ys = y[:, None]
+                else:
+                    ys, carry = model(xs, carry)
+                store.scatter(rows, carry)
+                out = ys.float().cpu().numpy()
+                predictions[part] = out
+                if store.outputs:
+                    store.last_output[part_slots] = out[:, -1]
+        for position, index in enumerate(accepted):
+            slot = int(slots[position])
+            if seqs is not None:
+                store.last_seq[slot] = int(seqs[index]) + steps - 1
+            else:
+                store.last_seq[slot] = max(int(store.last_seq[slot]), NO_SEQUENCE) + steps
+            store.last_seen[slot] = now
+        for index in accepted:
+            if ends[index]:
+                store.delete(ids[index])
+
+
+def _per_event(value: Any, count: int, name: str, dtype: Any, default: Any) -> NDArray[Any] | None:
+    if value is None:
+        return None if default is None else np.full(count, default, dtype=dtype)
+    if np.ndim(value) == 0:
+        if default is None:
+            raise ShapeError(describe(name, f"one value per event ({count})", repr(value)))
+        return np.full(count, value, dtype=dtype)
+    array = np.asarray(value, dtype=dtype)
+    if array.shape != (count,):
+        raise ShapeError(
+            describe(name, f"one value per event: shape ({count},)", f"shape {array.shape}")
+        )
+    return array
+
+
+def _flags(value: Any, count: int, name: str) -> NDArray[np.bool_]:
+    flags = _per_event(value, count, name, np.bool_, False)
+    assert flags is not None
+    return flags
+
+
+def _rounds(ids: list[StreamId], indices: list[int]) -> list[list[int]]:
+    """Split events so that no stream appears twice in a round, keeping each stream's order."""
+    seen: dict[StreamId, int] = {}
+    rounds: list[list[int]] = []
+    for index in indices:
+        occurrence = seen.get(ids[index], 0)
+        seen[ids[index]] = occurrence + 1
+        if occurrence == len(rounds):
+            rounds.append([])
+        rounds[occurrence].append(index)
+    return rounds

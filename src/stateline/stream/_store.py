@@ -1,0 +1,364 @@
+"""``StateStore``: the carries of very many streams in contiguous slots."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor, nn
+
+from .._errors import ConfigError, DataError, StatelineError, describe
+from ..nn import Carry
+from ._fingerprint import model_fingerprint
+
+__all__ = ["SnapshotMismatchError", "StateStore", "UnknownStreamError"]
+
+StreamId = str | int
+EvictionCallback = Callable[[StreamId, Carry], None]
+
+NO_SEQUENCE = -1
+
+
+class UnknownStreamError(StatelineError, KeyError):
+    """A stream id that the store does not hold."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+class SnapshotMismatchError(StatelineError, ValueError):
+    """A snapshot taken with another model (or layout) than the one restoring it."""
+
+
+class CarryModel(Protocol):
+    def initial_carry(
+        self,
+        batch: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Carry: ...
+
+
+class StateStore:
+    """Carries, sequence numbers and last-seen times of up to ``capacity`` streams.
+
+    Each stream owns a *slot*: row ``slot`` of every carry tensor, which is
+    shaped ``(layers, slots, hidden)`` like a batch carry, so a batch of streams
+    is one ``index_select`` (gather) and one ``index_copy_`` (scatter). Storage
+    grows by doubling up to ``capacity``; past it the least recently used
+    streams are evicted. Streams idle for more than ``ttl`` seconds are evicted
+    by :meth:`expire`. ``on_evict(stream_id, carry)`` is called for every
+    eviction, so no state is lost silently.
+
+    >>> from stateline.nn import ModelConfig, SequenceModel
+    >>> model = SequenceModel(ModelConfig(inputs=2, hidden=4))
+    >>> store = StateStore(model, capacity=2)
+    >>> slots = store.slots(["a", "b"], create=True)
+    >>> len(store), sorted(store)
+    (2, ['a', 'b'])
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        capacity: int = 1_000_000,
+        ttl: float | None = None,
+        on_evict: EvictionCallback | None = None,
+        device: str | None = None,
+        initial_slots: int = 1024,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ConfigError(
+                describe("capacity", "an integer >= 1", repr(capacity), problem="is invalid.")
+            )
+        if ttl is not None and ttl <= 0:
+            raise ConfigError(
+                describe("ttl", "None or seconds > 0", repr(ttl), problem="is invalid.")
+            )
+        self.model = model
+        self.capacity = capacity
+        self.ttl = ttl
+        self.on_evict = on_evict
+        self.clock = clock
+        parameter = next(model.parameters())
+        self.device = torch.device(device) if device is not None else parameter.device
+        self.dtype = parameter.dtype
+        carry_model: CarryModel = model  # type: ignore[assignment]
+        template = carry_model.initial_carry(1, device=self.device, dtype=self.dtype)
+        self._template_shapes = [(part.shape[0], part.shape[2]) for part in template]
+        outputs = getattr(getattr(model, "config", None), "outputs", None)
+        self.outputs = int(outputs) if isinstance(outputs, int) else 0
+        self._slots = 0
+        self._parts: list[Tensor] = []
+        self._slot_of: dict[StreamId, int] = {}
+        self._id_of: list[StreamId | None] = []
+        self._free: list[int] = []
+        self.last_seq = np.zeros(0, dtype=np.int64)
+        self.last_seen = np.zeros(0, dtype=np.float64)
+        self.last_output = np.zeros((0, self.outputs), dtype=np.float32)
+        self.evictions = 0
+        self._grow(min(capacity, max(1, initial_slots)))
+
+    # ----------------------------------------------------------------- mapping
+    def __len__(self) -> int:
+        return len(self._slot_of)
+
+    def __iter__(self) -> Iterator[StreamId]:
+        return iter(list(self._slot_of))
+
+    def __contains__(self, stream_id: object) -> bool:
+        return stream_id in self._slot_of
+
+    def slot_of(self, stream_id: StreamId) -> int:
+        """The slot of a known stream; raises UnknownStreamError otherwise."""
+        try:
+            return self._slot_of[stream_id]
+        except KeyError:
+            raise UnknownStreamError(
+                describe(
+                    "stream_id",
+                    "a stream the store holds",
+                    repr(stream_id),
+                    problem="is unknown.",
+                    fix="Send its first step with start=True, or check the id.",
+                )
+            ) from None
+
+    def slots(self, stream_ids: Sequence[StreamId], *, create: bool) -> NDArray[np.int64]:
+        """Slots of the given streams, creating missing ones (zero carry) if ``create``."""
+        out = np.empty(len(stream_ids), dtype=np.int64)
+        missing: list[int] = []
+        for position, stream_id in enumerate(stream_ids):
+            slot = self._slot_of.get(stream_id)
+            if slot is None:
+                if not create:
+                    self.slot_of(stream_id)
+                missing.append(position)
+            else:
+                out[position] = slot
+        if missing:
+            new_ids = list(dict.fromkeys(stream_ids[p] for p in missing))
+            protected = {int(s) for p, s in enumerate(out) if p not in set(missing)}
+            created = self._allocate(new_ids, protected)
+            for position in missing:
+                out[position] = created[stream_ids[position]]
+        return out
+
+    # ---------------------------------------------------------------- carries
+    def gather(self, slots: Tensor) -> Carry:
+        """The carries of ``slots`` as a batch carry ``(layers, len(slots), hidden)``."""
+        return tuple(part.index_select(1, slots) for part in self._parts)
+
+    def scatter(self, slots: Tensor, carry: Carry) -> None:
+        """Write a batch carry back into ``slots``."""
+        for part, new in zip(self._parts, carry, strict=True):
+            part.index_copy_(1, slots, new.to(part.dtype))
+
+    def carry_of(self, stream_id: StreamId) -> Carry:
+        """A copy of one stream's carry, ``(layers, 1, hidden)`` per part."""
+        slot = torch.tensor([self.slot_of(stream_id)], device=self.device)
+        return tuple(part.clone() for part in self.gather(slot))
+
+    def reset(self, stream_id: StreamId) -> None:
+        """Zero a stream's carry (its sequence number is kept)."""
+        self._zero(np.array([self.slot_of(stream_id)]))
+
+    def delete(self, stream_id: StreamId) -> None:
+        """Forget a stream and free its slot (no eviction callback: this is on purpose)."""
+        slot = self.slot_of(stream_id)
+        self._release([slot])
+
+    # ---------------------------------------------------------------- eviction
+    def expire(self, now: float | None = None) -> int:
+        """Evict streams idle for more than ``ttl`` seconds; returns how many."""
+        if self.ttl is None or not self._slot_of:
+            return 0
+        now = self.clock() if now is None else now
+        used = np.fromiter(self._slot_of.values(), dtype=np.int64)
+        idle = used[now - self.last_seen[used] > self.ttl]
+        self._evict(idle)
+        return len(idle)
+
+    # --------------------------------------------------------------- snapshots
+    def snapshot(self, directory: str | Path) -> Path:
+        """Write every carry, sequence number and last-seen time to ``directory/state.pt``.
+
+        The file is written to a temporary name, flushed to disk and renamed, so
+        a crash leaves either the previous snapshot or the new one. It records
+        the fingerprint of the model's weights.
+        """
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        ids = list(self._slot_of)
+        slots = torch.tensor([self._slot_of[i] for i in ids], dtype=torch.long, device=self.device)
+        state: dict[str, Any] = {
+            "format": 1,
+            "fingerprint": model_fingerprint(self.model),
+            "ids": [str(i) for i in ids],
+            "id_is_int": [isinstance(i, int) for i in ids],
+            "carry": [part.cpu() for part in self.gather(slots)],
+            "last_seq": torch.from_numpy(self.last_seq[slots.cpu().numpy()].copy()),
+            "last_seen": torch.from_numpy(self.last_seen[slots.cpu().numpy()].copy()),
+            "last_output": torch.from_numpy(self.last_output[slots.cpu().numpy()].copy()),
+        }
+        target = folder / "state.pt"
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".state.")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                torch.save(state, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        directory_handle = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(directory_handle)
+        finally:
+            os.close(directory_handle)
+        return target
+
+    def restore(self, directory: str | Path) -> int:
+        """Load a snapshot written by :meth:`snapshot`; returns the number of streams.
+
+        Refuses (SnapshotMismatchError) a snapshot taken with other weights.
+        Streams in the store that the snapshot does not hold are kept.
+        """
+        path = Path(directory) / "state.pt"
+        if not path.is_file():
+            raise DataError(
+                describe(
+                    "directory",
+                    "a folder holding state.pt from snapshot()",
+                    str(directory),
+                    problem="holds no snapshot.",
+                )
+            )
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        expected = model_fingerprint(self.model)
+        if state["fingerprint"] != expected:
+            raise SnapshotMismatchError(
+                describe(
+                    "snapshot",
+                    f"state saved with this model (weights fingerprint {expected[:12]})",
+                    f"a snapshot of another model (fingerprint {state['fingerprint'][:12]})",
+                    problem="does not belong to this model.",
+                    fix="Restore it with the model it was taken with, or start without it.",
+                )
+            )
+        ids: list[StreamId] = [
+            int(i) if is_int else i
+            for i, is_int in zip(state["ids"], state["id_is_int"], strict=True)
+        ]
+        if not ids:
+            return 0
+        slots = self.slots(ids, create=True)
+        index = torch.as_tensor(slots, device=self.device)
+        self.scatter(index, tuple(part.to(self.device) for part in state["carry"]))
+        self.last_seq[slots] = state["last_seq"].numpy()
+        self.last_seen[slots] = state["last_seen"].numpy()
+        self.last_output[slots] = state["last_output"].numpy()
+        return len(ids)
+
+    # ---------------------------------------------------------------- internals
+    def _grow(self, slots: int) -> None:
+        old = self._slots
+        new_parts = [
+            torch.zeros(layers, slots, hidden, device=self.device, dtype=self.dtype)
+            for layers, hidden in self._template_shapes
+        ]
+        for new, part in zip(new_parts, self._parts, strict=False):
+            new[:, :old] = part
+        self._parts = new_parts
+        self.last_seq = np.concatenate(
+            [self.last_seq, np.full(slots - old, NO_SEQUENCE, dtype=np.int64)]
+        )
+        self.last_seen = np.concatenate([self.last_seen, np.zeros(slots - old)])
+        self.last_output = np.concatenate(
+            [self.last_output, np.full((slots - old, self.outputs), np.nan, dtype=np.float32)]
+        )
+        self._id_of.extend([None] * (slots - old))
+        self._free.extend(range(slots - 1, old - 1, -1))
+        self._slots = slots
+
+    def _allocate(self, ids: list[StreamId], protected: set[int]) -> dict[StreamId, int]:
+        needed = len(ids) - len(self._free)
+        if needed > 0 and self._slots < self.capacity:
+            target = self._slots
+            while target - self._slots < needed and target < self.capacity:
+                target = min(self.capacity, target * 2)
+            self._grow(target)
+        needed = len(ids) - len(self._free)
+        if needed > 0:
+            self._evict_least_recent(needed, protected)
+        if len(ids) > len(self._free):
+            raise ConfigError(
+                describe(
+                    "capacity",
+                    f"at least {len(ids) + len(protected)} slots for the streams of one call",
+                    str(self.capacity),
+                    problem="is too small.",
+                )
+            )
+        now = self.clock()
+        created: dict[StreamId, int] = {}
+        for stream_id in ids:
+            slot = self._free.pop()
+            self._slot_of[stream_id] = slot
+            self._id_of[slot] = stream_id
+            self.last_seq[slot] = NO_SEQUENCE
+            self.last_output[slot] = np.nan
+            self.last_seen[slot] = now
+            created[stream_id] = slot
+        self._zero(np.fromiter(created.values(), dtype=np.int64))
+        return created
+
+    def _evict_least_recent(self, count: int, protected: set[int]) -> None:
+        used = np.fromiter(
+            (s for s in self._slot_of.values() if s not in protected), dtype=np.int64
+        )
+        if len(used) == 0:
+            return
+        count = min(count, len(used))
+        oldest = used[np.argpartition(self.last_seen[used], count - 1)[:count]]
+        self._evict(oldest)
+
+    def _evict(self, slots: NDArray[np.int64]) -> None:
+        if len(slots) == 0:
+            return
+        if self.on_evict is not None:
+            index = torch.as_tensor(slots, device=self.device)
+            carries = self.gather(index)
+            for position, slot in enumerate(slots.tolist()):
+                stream_id = self._id_of[slot]
+                assert stream_id is not None
+                self.on_evict(
+                    stream_id, tuple(part[:, position : position + 1].clone() for part in carries)
+                )
+        self.evictions += len(slots)
+        self._release(slots.tolist())
+
+    def _release(self, slots: list[int]) -> None:
+        for slot in slots:
+            stream_id = self._id_of[slot]
+            if stream_id is not None:
+                del self._slot_of[stream_id]
+            self._id_of[slot] = None
+            self.last_seq[slot] = NO_SEQUENCE
+            self._free.append(slot)
+
+    def _zero(self, slots: NDArray[np.int64]) -> None:
+        index = torch.as_tensor(slots, device=self.device)
+        for part in self._parts:
+            part.index_fill_(1, index, 0.0)
