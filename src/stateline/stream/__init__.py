@@ -1,5 +1,7 @@
 """The state store and the streaming engine: many live streams, one step at a time."""
 
+from ._batcher import EventResult as EventResult
+from ._batcher import MicroBatcher as MicroBatcher
 from ._engine import Status as Status
 from ._engine import StepResult as StepResult
 from ._engine import StreamEngine as StreamEngine
@@ -9,6 +11,8 @@ from ._store import StateStore as StateStore
 from ._store import UnknownStreamError as UnknownStreamError
 
 __all__ = [
+    "EventResult",
+    "MicroBatcher",
     "SnapshotMismatchError",
     "StateStore",
     "Status",

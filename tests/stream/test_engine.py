@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stateline import ShapeError
+from stateline.nn import ModelConfig, SequenceModel
+from stateline.stream import StateStore, Status, StreamEngine
+
+
+def make_model(cell: str = "lstm", layers: int = 1, seed: int = 0) -> SequenceModel:
+    torch.manual_seed(seed)
+    config = ModelConfig(cell=cell, inputs=3, hidden=5, layers=layers, outputs=2)  # type: ignore[arg-type]
+    return SequenceModel(config).double().eval()
+
+
+def offline(model: SequenceModel, series: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        out, _ = model(torch.as_tensor(series)[None])
+    return out[0].numpy()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    cell=st.sampled_from(["lstm", "gru"]),
+    layers=st.integers(1, 2),
+    lengths=st.lists(st.integers(1, 12), min_size=1, max_size=7),
+    seed=st.integers(0, 10_000),
+    max_batch=st.integers(1, 5),
+)
+def test_streamed_predictions_equal_offline_whole_sequences(
+    cell: str, layers: int, lengths: list[int], seed: int, max_batch: int
+) -> None:
+    """Many interleaved streams, random arrival order and batch composition."""
+    model = make_model(cell, layers, seed % 7)
+    rng = np.random.default_rng(seed)
+    series = {f"s{i}": rng.normal(size=(n, 3)) for i, n in enumerate(lengths)}
+    engine = StreamEngine(model, StateStore(model, initial_slots=2), max_batch=max_batch)
+    position = dict.fromkeys(series, 0)
+    streamed = {key: [] for key in series}
+    while any(position[k] < len(series[k]) for k in series):
+        waiting = [k for k in series if position[k] < len(series[k])]
+        chosen = list(
+            rng.choice(waiting, size=int(rng.integers(1, len(waiting) + 1)), replace=False)
+        )
+        # Sometimes the same stream sends two steps in one call: they apply in order.
+        if rng.random() < 0.3 and position[chosen[0]] + 1 < len(series[chosen[0]]):
+            chosen.append(chosen[0])
+        rows, seqs, order = [], [], []
+        for key in chosen:
+            rows.append(series[key][position[key]])
+            seqs.append(position[key])
+            order.append(key)
+            position[key] += 1
+        result = engine.step(order, np.stack(rows), seq=seqs)
+        assert set(result.status) <= {Status.OK}
+        for key, prediction in zip(order, result.predictions, strict=True):
+            streamed[key].append(prediction)
+    for key, values in series.items():
+        np.testing.assert_allclose(
+            np.stack(streamed[key]), offline(model, values), atol=1e-5, rtol=1e-5
+        )
+
+
+def test_k_steps_per_event_equal_single_steps() -> None:
+    model = make_model()
+    rng = np.random.default_rng(1)
+    xs = rng.normal(size=(4, 6, 3))
+    engine = StreamEngine(model, StateStore(model))
+    first = engine.step(list("abcd"), xs[:, :4], seq=[0, 0, 0, 0])
+    second = engine.step(list("abcd"), xs[:, 4:], seq=[4, 4, 4, 4])
+    assert first.predictions.shape == (4, 4, 2)
+    for row, key in enumerate("abcd"):
+        expected = offline(model, xs[row])
+        np.testing.assert_allclose(first.predictions[row], expected[:4], atol=1e-5)
+        np.testing.assert_allclose(second.predictions[row], expected[4:], atol=1e-5)
+    assert engine.store.last_seq[engine.store.slot_of("a")] == 5
+
+
+def test_sequence_numbers_make_events_idempotent() -> None:
+    model = make_model()
+    engine = StreamEngine(model, StateStore(model))
+    x = np.ones((1, 3))
+    first = engine.step(["a"], x, seq=[0])
+    carry = engine.store.carry_of("a")
+    again = engine.step(["a"], x, seq=[0])
+    assert again.status == [Status.DUPLICATE]
+    np.testing.assert_array_equal(again.predictions, first.predictions)
+    assert all(torch.equal(a, b) for a, b in zip(carry, engine.store.carry_of("a"), strict=True))
+    engine.step(["a"], x, seq=[1])
+    stale = engine.step(["a"], x, seq=[0])
+    assert stale.status == [Status.STALE] and np.isnan(stale.predictions).all()
+    gap = engine.step(["a"], x, seq=[5])
+    assert gap.status == [Status.GAP] and not np.isnan(gap.predictions).any()
+    overlap = engine.step(["a"], np.ones((1, 2, 3)), seq=[5])
+    assert overlap.status == [Status.ERROR] and "overlaps" in overlap.errors[0]
+
+
+def test_start_resets_and_end_frees() -> None:
+    model = make_model()
+    engine = StreamEngine(model, StateStore(model))
+    rng = np.random.default_rng(2)
+    history = rng.normal(size=(3, 3))
+    engine.step(["a"] * 3, history)  # three steps of one stream in one call
+    fresh = engine.step(["a"], history[:1], start=True)
+    np.testing.assert_allclose(fresh.predictions[0], offline(model, history[:1])[0], atol=1e-6)
+    engine.step(["a"], history[:1], end=True)
+    assert "a" not in engine.store
+
+
+def test_a_bad_event_is_rejected_alone() -> None:
+    model = make_model()
+    engine = StreamEngine(model, StateStore(model), strict=True)
+    rng = np.random.default_rng(3)
+    xs = rng.normal(size=(3, 3))
+    engine.step(["a", "b", "c"], xs, start=True)
+    before = engine.store.carry_of("b")
+    bad = xs.copy()
+    bad[1, 2] = np.nan
+    result = engine.step(["a", "b", "c", "zzz"], np.vstack([bad, xs[:1]]))
+    assert result.status == [Status.OK, Status.ERROR, Status.OK, Status.ERROR]
+    assert "NaN" in result.errors[1] and "unknown" in result.errors[3]
+    assert all(torch.equal(p, q) for p, q in zip(before, engine.store.carry_of("b"), strict=True))
+    assert "zzz" not in engine.store
+    ragged = engine.step(["a", "b"], [xs[0], xs[1, :2]])
+    assert ragged.status == [Status.OK, Status.ERROR] and "3 features" in ragged.errors[1]
+    # The good streams went on as if the bad events had never been sent.
+    histories = {"a": [xs[0], bad[0], xs[0], xs[0]], "c": [xs[2], bad[2], xs[0]]}
+    for key, history in histories.items():
+        last = engine.step([key], xs[:1]).predictions[0]
+        np.testing.assert_allclose(last, offline(model, np.stack(history))[-1], atol=1e-5)
+
+
+def test_whole_call_shape_errors() -> None:
+    model = make_model()
+    engine = StreamEngine(model, StateStore(model))
+    with pytest.raises(ShapeError, match="3 features"):
+        engine.step(["a"], np.ones((1, 4)))
+    with pytest.raises(ShapeError, match="one row of features per stream"):
+        engine.step(["a", "b"], np.ones((1, 3)))
+    with pytest.raises(ShapeError, match="seq"):
+        engine.step(["a"], np.ones((1, 3)), seq=[1, 2])
