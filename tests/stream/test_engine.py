@@ -73,7 +73,7 @@ def test_k_steps_per_event_equal_single_steps() -> None:
     first = engine.step(list("abcd"), xs[:, :4], seq=[0, 0, 0, 0])
     second = engine.step(list("abcd"), xs[:, 4:], seq=[4, 4, 4, 4])
     assert first.predictions.shape == (4, 4, 2)
-    for row, key in enumerate("abcd"):
+    for row in range(4):
         expected = offline(model, xs[row])
         np.testing.assert_allclose(first.predictions[row], expected[:4], atol=1e-5)
         np.testing.assert_allclose(second.predictions[row], expected[4:], atol=1e-5)
