@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from .._errors import ConfigError, ShapeError, describe
 from ..nn import Carry
+from ._kernel import StepKernel
 from ._store import NO_SEQUENCE, StateStore, StreamId
 
 __all__ = ["Status", "StepResult", "StreamEngine"]
@@ -81,7 +82,13 @@ class StreamEngine:
     """
 
     def __init__(
-        self, model: nn.Module, store: StateStore, *, strict: bool = False, max_batch: int = 8192
+        self,
+        model: nn.Module,
+        store: StateStore,
+        *,
+        strict: bool = False,
+        max_batch: int = 8192,
+        kernel_batch: int = 256,
     ) -> None:
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise ConfigError(
@@ -93,7 +100,10 @@ class StreamEngine:
         self.max_batch = max_batch
         config = getattr(model, "config", None)
         self.inputs = int(getattr(config, "inputs", 0)) or None
+        self.kernel_batch = kernel_batch
         self.calls = 0
+        self._kernel: StepKernel | None = None
+        self.refresh()
         self.events = 0
 
     # ------------------------------------------------------------------ public
@@ -131,7 +141,37 @@ class StreamEngine:
         shaped = predictions[:, 0] if single else predictions
         return StepResult(predictions=shaped, status=status, errors=errors)
 
+    def refresh(self) -> None:
+        """Rebuild the NumPy step kernel after the model's weights changed."""
+        on_cpu = self.store.device.type == "cpu"
+        self._kernel = StepKernel.from_model(self.model) if on_cpu else None
+
     # --------------------------------------------------------------- internals
+    def _kernel_step(self, slots: NDArray[np.int64], x: NDArray[np.float32]) -> NDArray[Any]:
+        assert self._kernel is not None
+        views = self.store.numpy_parts()
+        carry = [view[:, slots] for view in views]
+        new_parts, outputs = self._kernel.step(carry, x.astype(views[0].dtype, copy=False))
+        for view, new in zip(views, new_parts, strict=True):
+            view[:, slots] = new
+        return outputs.astype(np.float32, copy=False)
+
+    def _torch_step(self, slots: NDArray[np.int64], x: NDArray[np.float32]) -> NDArray[Any]:
+        store = self.store
+        rows = torch.as_tensor(slots, device=store.device)
+        carry = store.gather(rows)
+        xs = torch.as_tensor(x, device=store.device, dtype=store.dtype)
+        model: StepModel = self.model  # type: ignore[assignment]
+        with torch.no_grad():
+            if xs.shape[1] == 1:
+                carry, y = model.step(carry, xs[:, 0])
+                ys = y[:, None]
+            else:
+                ys, carry = model(xs, carry)
+            store.scatter(rows, carry)
+        result: NDArray[Any] = ys.float().cpu().numpy()
+        return result
+
     def _inputs(
         self, x: ArrayLike | Sequence[ArrayLike], count: int
     ) -> tuple[NDArray[np.float32], dict[int, str], bool]:
@@ -247,25 +287,16 @@ class StreamEngine:
         restart = slots[starts[accepted]]
         if len(restart):
             store._zero(restart)
-        device = store.device
-        with torch.no_grad():
-            for begin in range(0, len(accepted), self.max_batch):
-                part = accepted[begin : begin + self.max_batch]
-                part_slots = slots[begin : begin + self.max_batch]
-                rows = torch.as_tensor(part_slots, device=device)
-                carry = store.gather(rows)
-                xs = torch.as_tensor(values[part], device=device, dtype=store.dtype)
-                model: StepModel = self.model  # type: ignore[assignment]
-                if steps == 1:
-                    carry, y = model.step(carry, xs[:, 0])
-                    ys = y[:, None]
-                else:
-                    ys, carry = model(xs, carry)
-                store.scatter(rows, carry)
-                out = ys.float().cpu().numpy()
-                predictions[part] = out
-                if store.outputs:
-                    store.last_output[part_slots] = out[:, -1]
+        for begin in range(0, len(accepted), self.max_batch):
+            part = accepted[begin : begin + self.max_batch]
+            part_slots = slots[begin : begin + self.max_batch]
+            if self._kernel is not None and steps == 1 and len(part) <= self.kernel_batch:
+                out = self._kernel_step(part_slots, values[part, 0])[:, None]
+            else:
+                out = self._torch_step(part_slots, values[part])
+            predictions[part] = out
+            if store.outputs:
+                store.last_output[part_slots] = out[:, -1]
         for position, index in enumerate(accepted):
             slot = int(slots[position])
             if seqs is not None:

@@ -164,6 +164,12 @@ class StateStore:
         for part, new in zip(self._parts, carry, strict=True):
             part.index_copy_(1, slots, new.to(part.dtype))
 
+    def numpy_parts(self) -> list[NDArray[Any]]:
+        """Zero-copy NumPy views of the carry storage (CPU stores only)."""
+        if self._views is None:
+            self._views = [part.numpy() for part in self._parts]
+        return self._views
+
     def carry_of(self, stream_id: StreamId) -> Carry:
         """A copy of one stream's carry, ``(layers, 1, hidden)`` per part."""
         slot = torch.tensor([self.slot_of(stream_id)], device=self.device)
@@ -281,6 +287,7 @@ class StateStore:
         for new, part in zip(new_parts, self._parts, strict=False):
             new[:, :old] = part
         self._parts = new_parts
+        self._views: list[NDArray[Any]] | None = None
         self.last_seq = np.concatenate(
             [self.last_seq, np.full(slots - old, NO_SEQUENCE, dtype=np.int64)]
         )
