@@ -41,6 +41,9 @@ _LAZY = {
     "Seq2SeqConfig": "stateline.nn",
     "SequenceModel": "stateline.nn",
     "Seq2Seq": "stateline.nn",
+    "MicroBatcher": "stateline.stream",
+    "StateStore": "stateline.stream",
+    "StreamEngine": "stateline.stream",
 }
 
 
@@ -62,6 +65,9 @@ except PackageNotFoundError:  # pragma: no cover - only when run from a bare sou
     __version__ = "0+unknown"
 
 __all__ = [
+    "MicroBatcher",
+    "StateStore",
+    "StreamEngine",
     "Chunk",
     "ClassifierConfig",
     "ConfigError",

@@ -30,15 +30,21 @@ def offline(model: SequenceModel, series: np.ndarray) -> np.ndarray:
     lengths=st.lists(st.integers(1, 12), min_size=1, max_size=7),
     seed=st.integers(0, 10_000),
     max_batch=st.integers(1, 5),
+    kernel_batch=st.sampled_from([0, 2, 256]),
 )
 def test_streamed_predictions_equal_offline_whole_sequences(
-    cell: str, layers: int, lengths: list[int], seed: int, max_batch: int
+    cell: str, layers: int, lengths: list[int], seed: int, max_batch: int, kernel_batch: int
 ) -> None:
-    """Many interleaved streams, random arrival order and batch composition."""
+    """Many interleaved streams, random arrival order and batch composition.
+
+    ``kernel_batch`` 0 forces the fused PyTorch step, 256 the NumPy kernel, 2 a mix.
+    """
     model = make_model(cell, layers, seed % 7)
     rng = np.random.default_rng(seed)
     series = {f"s{i}": rng.normal(size=(n, 3)) for i, n in enumerate(lengths)}
-    engine = StreamEngine(model, StateStore(model, initial_slots=2), max_batch=max_batch)
+    engine = StreamEngine(
+        model, StateStore(model, initial_slots=2), max_batch=max_batch, kernel_batch=kernel_batch
+    )
     position = dict.fromkeys(series, 0)
     streamed = {key: [] for key in series}
     while any(position[k] < len(series[k]) for k in series):
