@@ -65,9 +65,6 @@ except PackageNotFoundError:  # pragma: no cover - only when run from a bare sou
     __version__ = "0+unknown"
 
 __all__ = [
-    "MicroBatcher",
-    "StateStore",
-    "StreamEngine",
     "Chunk",
     "ClassifierConfig",
     "ConfigError",
@@ -76,6 +73,7 @@ __all__ = [
     "Forecaster",
     "ForecasterConfig",
     "LaneLayout",
+    "MicroBatcher",
     "ModelConfig",
     "NotFittedError",
     "Placement",
@@ -86,7 +84,9 @@ __all__ = [
     "SequenceModel",
     "SequenceSet",
     "ShapeError",
+    "StateStore",
     "StatelineError",
+    "StreamEngine",
     "TrainConfig",
     "Windows",
     "__version__",
