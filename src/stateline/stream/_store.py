@@ -100,6 +100,7 @@ class StateStore:
         self.outputs = int(outputs) if isinstance(outputs, int) else 0
         self._slots = 0
         self._parts: list[Tensor] = []
+        self._views: list[NDArray[Any]] | None = None
         self._slot_of: dict[StreamId, int] = {}
         self._id_of: list[StreamId | None] = []
         self._free: list[int] = []
@@ -287,7 +288,7 @@ class StateStore:
         for new, part in zip(new_parts, self._parts, strict=False):
             new[:, :old] = part
         self._parts = new_parts
-        self._views: list[NDArray[Any]] | None = None
+        self._views = None
         self.last_seq = np.concatenate(
             [self.last_seq, np.full(slots - old, NO_SEQUENCE, dtype=np.int64)]
         )
