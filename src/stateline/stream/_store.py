@@ -149,7 +149,9 @@ class StateStore:
                 out[position] = slot
         if missing:
             new_ids = list(dict.fromkeys(stream_ids[p] for p in missing))
-            protected = {int(s) for p, s in enumerate(out) if p not in set(missing)}
+            is_missing = np.zeros(len(stream_ids), dtype=bool)
+            is_missing[missing] = True
+            protected = set(out[~is_missing].tolist())
             created = self._allocate(new_ids, protected)
             for position in missing:
                 out[position] = created[stream_ids[position]]
