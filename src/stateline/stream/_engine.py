@@ -242,48 +242,30 @@ class StreamEngine:
     ) -> None:
         store = self.store
         steps = values.shape[1]
-        accepted: list[int] = []
-        for index in indices:
-            stream_id = ids[index]
-            known = stream_id in store
-            if not known and not starts[index] and self.strict:
+        order = np.asarray(indices, dtype=np.int64)
+        known_slots = store.lookup([ids[i] for i in indices])
+        known = known_slots >= 0
+        keep = np.ones(len(order), dtype=bool)
+        if self.strict:
+            for position in np.nonzero(~known & ~starts[order])[0].tolist():
+                index = int(order[position])
+                keep[position] = False
                 status[index] = Status.ERROR
                 errors[index] = describe(
                     "stream_id",
                     "a known stream, or start=True",
-                    repr(stream_id),
+                    repr(ids[index]),
                     problem="is unknown.",
                     fix="Send the first step of a stream with start=True.",
                 )
-                continue
-            if known and seqs is not None:
-                slot = store.slot_of(stream_id)
-                last = int(store.last_seq[slot])
-                first = int(seqs[index])
-                if last != NO_SEQUENCE and first + steps - 1 <= last:
-                    if first + steps - 1 == last:
-                        status[index] = Status.DUPLICATE
-                        if steps == 1 and store.outputs:
-                            predictions[index, 0] = store.last_output[slot]
-                    else:
-                        status[index] = Status.STALE
-                    continue
-                if last != NO_SEQUENCE and first <= last:
-                    status[index] = Status.ERROR
-                    errors[index] = describe(
-                        "seq",
-                        f"> {last} (the last applied) for all {steps} steps",
-                        f"{first}..{first + steps - 1}",
-                        problem="overlaps applied steps.",
-                        fix=f"Resend only the steps after seq {last}.",
-                    )
-                    continue
-                if last != NO_SEQUENCE and first > last + 1:
-                    status[index] = Status.GAP
-            accepted.append(index)
-        if not accepted:
+        if seqs is not None:
+            self._check_sequence(
+                order, known_slots, known, keep, seqs, steps, predictions, status, errors
+            )
+        accepted = order[keep]
+        if len(accepted) == 0:
             return
-        slots = store.slots([ids[i] for i in accepted], create=True)
+        slots = store.slots([ids[i] for i in accepted.tolist()], create=True)
         restart = slots[starts[accepted]]
         if len(restart):
             store._zero(restart)
@@ -297,16 +279,56 @@ class StreamEngine:
             predictions[part] = out
             if store.outputs:
                 store.last_output[part_slots] = out[:, -1]
-        for position, index in enumerate(accepted):
-            slot = int(slots[position])
-            if seqs is not None:
-                store.last_seq[slot] = int(seqs[index]) + steps - 1
+        if seqs is not None:
+            store.last_seq[slots] = seqs[accepted] + steps - 1
+        else:
+            store.last_seq[slots] = np.maximum(store.last_seq[slots], NO_SEQUENCE) + steps
+        store.last_seen[slots] = now
+        for index in accepted[ends[accepted]].tolist():
+            store.delete(ids[index])
+
+    def _check_sequence(
+        self,
+        order: NDArray[np.int64],
+        known_slots: NDArray[np.int64],
+        known: NDArray[np.bool_],
+        keep: NDArray[np.bool_],
+        seqs: NDArray[Any],
+        steps: int,
+        predictions: NDArray[np.float32],
+        status: list[str],
+        errors: dict[int, str],
+    ) -> None:
+        """Vectorised sequence-number checks; marks repeats, overlaps and gaps in place."""
+        store = self.store
+        first = seqs[order]
+        last = np.where(known, store.last_seq[np.maximum(known_slots, 0)], NO_SEQUENCE)
+        has_last = known & keep & (last != NO_SEQUENCE)
+        final = first + steps - 1
+        repeat = has_last & (final <= last)
+        overlap = has_last & ~repeat & (first <= last)
+        for position in np.nonzero(repeat)[0].tolist():
+            index = int(order[position])
+            if final[position] == last[position]:
+                status[index] = Status.DUPLICATE
+                if steps == 1 and store.outputs:
+                    predictions[index, 0] = store.last_output[known_slots[position]]
             else:
-                store.last_seq[slot] = max(int(store.last_seq[slot]), NO_SEQUENCE) + steps
-            store.last_seen[slot] = now
-        for index in accepted:
-            if ends[index]:
-                store.delete(ids[index])
+                status[index] = Status.STALE
+        for position in np.nonzero(overlap)[0].tolist():
+            index = int(order[position])
+            status[index] = Status.ERROR
+            errors[index] = describe(
+                "seq",
+                f"> {last[position]} (the last applied) for all {steps} steps",
+                f"{first[position]}..{final[position]}",
+                problem="overlaps applied steps.",
+                fix=f"Resend only the steps after seq {last[position]}.",
+            )
+        gaps = np.nonzero(has_last & ~repeat & ~overlap & (first > last + 1))[0].tolist()
+        for gap in gaps:
+            status[int(order[gap])] = Status.GAP
+        keep &= ~(repeat | overlap)
 
 
 def _per_event(value: Any, count: int, name: str, dtype: Any, default: Any) -> NDArray[Any] | None:
@@ -332,6 +354,8 @@ def _flags(value: Any, count: int, name: str) -> NDArray[np.bool_]:
 
 def _rounds(ids: list[StreamId], indices: list[int]) -> list[list[int]]:
     """Split events so that no stream appears twice in a round, keeping each stream's order."""
+    if len({ids[index] for index in indices}) == len(indices):
+        return [indices] if indices else []
     seen: dict[StreamId, int] = {}
     rounds: list[list[int]] = []
     for index in indices:

@@ -135,6 +135,11 @@ class StateStore:
                 )
             ) from None
 
+    def lookup(self, stream_ids: Sequence[StreamId]) -> NDArray[np.int64]:
+        """Slots of the given streams, -1 for streams the store does not hold."""
+        get = self._slot_of.get
+        return np.fromiter((get(i, -1) for i in stream_ids), dtype=np.int64, count=len(stream_ids))
+
     def slots(self, stream_ids: Sequence[StreamId], *, create: bool) -> NDArray[np.int64]:
         """Slots of the given streams, creating missing ones (zero carry) if ``create``."""
         out = np.empty(len(stream_ids), dtype=np.int64)
