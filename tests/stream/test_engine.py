@@ -149,3 +149,25 @@ def test_whole_call_shape_errors() -> None:
         engine.step(["a", "b"], np.ones((1, 3)))
     with pytest.raises(ShapeError, match="seq"):
         engine.step(["a"], np.ones((1, 3)), seq=[1, 2])
+
+
+def test_single_event_fast_path_matches_the_general_path_and_offline() -> None:
+    model = make_model("gru", 2)
+    rng = np.random.default_rng(5)
+    series = rng.normal(size=(12, 3))
+    engine = StreamEngine(model, StateStore(model))
+    outputs = [engine.step(["a"], series[:1], seq=[0], start=True).predictions[0]]  # general
+    for t in range(1, 12):
+        if t % 3 == 0:  # a two-event call takes the general path
+            result = engine.step(["a", "other"], np.stack([series[t], series[t]]), seq=[t, 0])
+        else:  # one known stream, next seq: the fast path
+            result = engine.step(["a"], series[t : t + 1], seq=[t])
+        assert result.status[0] == Status.OK
+        outputs.append(result.predictions[0])
+    np.testing.assert_allclose(np.stack(outputs), offline(model, series), atol=1e-6)
+    repeat = engine.step(["a"], series[11:12], seq=[11])
+    assert repeat.status == [Status.DUPLICATE]
+    np.testing.assert_array_equal(repeat.predictions[0], outputs[-1])
+    unsequenced = engine.step(["a"], series[:1])
+    assert unsequenced.status == [Status.OK]
+    assert engine.store.last_seq[engine.store.slot_of("a")] == 12

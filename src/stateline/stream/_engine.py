@@ -118,6 +118,10 @@ class StreamEngine:
         now: float | None = None,
     ) -> StepResult:
         """Apply one event per entry of ``stream_ids``; see the class docstring."""
+        if len(stream_ids) == 1 and not start and not end:
+            fast = self._step_one(stream_ids[0], x, seq, now)
+            if fast is not None:
+                return fast
         ids = list(stream_ids)
         count = len(ids)
         values, errors, single = self._inputs(x, count)
@@ -147,6 +151,45 @@ class StreamEngine:
         self._kernel = StepKernel.from_model(self.model) if on_cpu else None
 
     # --------------------------------------------------------------- internals
+    def _step_one(
+        self, stream_id: StreamId, x: Any, seq: Any, now: float | None
+    ) -> StepResult | None:
+        """The common live call without the general machinery, or None to use it.
+
+        Taken only for one known stream, one finite step through the NumPy
+        kernel, and a ``seq`` that is absent or the next one: exactly the cases
+        where the general path would apply the step with status ``ok``.
+        """
+        store = self.store
+        kernel = self._kernel
+        if kernel is None or self.kernel_batch < 1 or not isinstance(x, np.ndarray):
+            return None
+        slot = store._slot_of.get(stream_id)
+        if slot is None or x.shape != (1, self.inputs):
+            return None
+        last = int(store.last_seq[slot])
+        if seq is not None:
+            if np.ndim(seq) != 1 or len(seq) != 1:
+                return None
+            first = int(seq[0])
+            if last != NO_SEQUENCE and first != last + 1:
+                return None
+        views = store.numpy_parts()
+        row = x.astype(views[0].dtype, copy=False)
+        if not np.isfinite(row).all():
+            return None
+        new_parts, outputs = kernel.step([view[:, slot : slot + 1] for view in views], row)
+        for view, new in zip(views, new_parts, strict=True):
+            view[:, slot : slot + 1] = new
+        prediction = outputs.astype(np.float32, copy=False)
+        if store.outputs:
+            store.last_output[slot] = prediction[0]
+        store.last_seq[slot] = first if seq is not None else max(last, NO_SEQUENCE) + 1
+        store.last_seen[slot] = store.clock() if now is None else now
+        self.calls += 1
+        self.events += 1
+        return StepResult(predictions=prediction, status=[Status.OK], errors={})
+
     def _kernel_step(self, slots: NDArray[np.int64], x: NDArray[np.float32]) -> NDArray[Any]:
         assert self._kernel is not None
         views = self.store.numpy_parts()
