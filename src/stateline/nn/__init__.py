@@ -6,6 +6,7 @@ is a value the caller owns, never hidden inside a layer.
 """
 
 from ._carry import Carry as Carry
+from ._carry import CarryModel as CarryModel
 from ._carry import detach_carry as detach_carry
 from ._carry import keep_where as keep_where
 from ._carry import reset_carry as reset_carry
@@ -20,6 +21,7 @@ from ._stack import RecurrentStack as RecurrentStack
 
 __all__ = [
     "Carry",
+    "CarryModel",
     "ModelConfig",
     "RecurrentStack",
     "Seq2Seq",

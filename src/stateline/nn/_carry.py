@@ -7,12 +7,43 @@ and return. Row ``i`` of every tensor belongs to batch row (lane, stream) ``i``.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 from torch import Tensor
 
 Carry = tuple[Tensor, ...]
 
-__all__ = ["Carry", "detach_carry", "keep_where", "reset_carry", "select_rows", "top_hidden"]
+__all__ = [
+    "Carry",
+    "CarryModel",
+    "detach_carry",
+    "keep_where",
+    "reset_carry",
+    "select_rows",
+    "top_hidden",
+]
+
+
+class CarryModel(Protocol):
+    """The carry contract every stateline model follows (training, streaming, online)."""
+
+    def initial_carry(
+        self,
+        batch: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Carry: ...
+
+    def __call__(
+        self,
+        xs: Tensor,
+        carry: Carry | None = None,
+        *,
+        reset: Tensor | None = None,
+        mask: Tensor | None = None,
+    ) -> tuple[Tensor, Carry]: ...
 
 
 def reset_carry(carry: Carry, reset: Tensor | None) -> Carry:

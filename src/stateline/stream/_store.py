@@ -7,7 +7,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 
 from .._errors import ConfigError, DataError, StatelineError, describe
-from ..nn import Carry
+from ..nn import Carry, CarryModel
 from ._fingerprint import model_fingerprint
 
 __all__ = ["SnapshotMismatchError", "StateStore", "UnknownStreamError"]
@@ -35,16 +35,6 @@ class UnknownStreamError(StatelineError, KeyError):
 
 class SnapshotMismatchError(StatelineError, ValueError):
     """A snapshot taken with another model (or layout) than the one restoring it."""
-
-
-class CarryModel(Protocol):
-    def initial_carry(
-        self,
-        batch: int,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> Carry: ...
 
 
 class StateStore:

@@ -7,7 +7,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .._errors import ConfigError, ShapeError, describe
 from ..data import LaneLayout
-from ..nn import Carry, detach_carry
+from ..nn import Carry, CarryModel, detach_carry
 from ._checkpoint import save_checkpoint
 from ._config import TrainConfig
 from ._loss import device_for, masked_loss
@@ -24,27 +24,6 @@ from ._loss import device_for, masked_loss
 __all__ = ["EpochRecord", "History", "evaluate", "fit", "run_layout", "tbptt_chunk"]
 
 TargetAt = Literal["every", "last"]
-
-
-class CarryModel(Protocol):
-    """What :func:`fit` needs: the carry contract of stateline models."""
-
-    def initial_carry(
-        self,
-        batch: int,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> Carry: ...
-
-    def __call__(
-        self,
-        xs: Tensor,
-        carry: Carry | None = None,
-        *,
-        reset: Tensor | None = None,
-        mask: Tensor | None = None,
-    ) -> tuple[Tensor, Carry]: ...
 
 
 @dataclass(frozen=True)
