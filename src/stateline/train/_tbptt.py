@@ -217,11 +217,7 @@ def fit(
             seconds = time.perf_counter() - started
             total = float(running)
             train_loss = total / max(counted, 1)
-            validation_loss = (
-                None
-                if held is None
-                else _evaluate(carry_model, held, task, validation, device, dtype)
-            )
+            validation_loss = None if held is None else _evaluate(carry_model, held, task)
             monitored = validation_loss if validation_loss is not None else train_loss
             record = EpochRecord(
                 epoch=epoch,
@@ -277,28 +273,23 @@ def evaluate(
     torch_device = device_for(device)
     dtype = next(model.parameters()).dtype
     tensors = _tensors(layout, torch_device, dtype, task, target_at)
-    return _evaluate(model, tensors, task, layout, torch_device, dtype)  # type: ignore[arg-type]
+    carry_model: CarryModel = model  # type: ignore[assignment]
+    return _evaluate(carry_model, tensors, task)
 
 
-def _evaluate(
-    model: CarryModel,
-    tensors: _Tensors,
-    task: str,
-    layout: LaneLayout | None,
-    device: torch.device,
-    dtype: torch.dtype,
-) -> float:
-    assert layout is not None and tensors.y is not None
+def _evaluate(model: CarryModel, tensors: _Tensors, task: str) -> float:
+    """Mean masked loss over the chunks of ``tensors``, starting from a zero carry."""
+    assert tensors.y is not None
     was_training = getattr(model, "training", False)
     model.eval()  # type: ignore[attr-defined]
     total = 0.0
     with torch.no_grad():
-        carry = model.initial_carry(layout.lanes, device=device, dtype=dtype)
-        for k in range(len(layout)):
+        lanes = tensors.x.shape[1]
+        carry = model.initial_carry(lanes, device=tensors.x.device, dtype=tensors.x.dtype)
+        for k, steps in enumerate(tensors.chunk_steps):
             outputs, carry = model(
                 tensors.x[k], carry, reset=tensors.reset[k], mask=tensors.mask[k]
             )
-            steps = int(tensors.weight[k].sum())
             if steps:
                 total += float(masked_loss(task, outputs, tensors.y[k], tensors.weight[k])) * steps
     if was_training:
