@@ -161,8 +161,7 @@ class StreamEngine:
         where the general path would apply the step with status ``ok``.
         """
         store = self.store
-        kernel = self._kernel
-        if kernel is None or self.kernel_batch < 1 or not isinstance(x, np.ndarray):
+        if self._kernel is None or self.kernel_batch < 1 or not isinstance(x, np.ndarray):
             return None
         slot = store._slot_of.get(stream_id)
         if slot is None or x.shape != (1, self.inputs):
@@ -174,14 +173,10 @@ class StreamEngine:
             first = int(seq[0])
             if last != NO_SEQUENCE and first != last + 1:
                 return None
-        views = store.numpy_parts()
-        row = x.astype(views[0].dtype, copy=False)
+        row = x.astype(np.float32, copy=False)  # as the general path reads inputs
         if not np.isfinite(row).all():
             return None
-        new_parts, outputs = kernel.step([view[:, slot : slot + 1] for view in views], row)
-        for view, new in zip(views, new_parts, strict=True):
-            view[:, slot : slot + 1] = new
-        prediction = outputs.astype(np.float32, copy=False)
+        prediction = self._kernel_step(slice(slot, slot + 1), row)
         if store.outputs:
             store.last_output[slot] = prediction[0]
         store.last_seq[slot] = first if seq is not None else max(last, NO_SEQUENCE) + 1
@@ -190,7 +185,10 @@ class StreamEngine:
         self.events += 1
         return StepResult(predictions=prediction, status=[Status.OK], errors={})
 
-    def _kernel_step(self, slots: NDArray[np.int64], x: NDArray[np.float32]) -> NDArray[Any]:
+    def _kernel_step(
+        self, slots: NDArray[np.int64] | slice, x: NDArray[np.float32]
+    ) -> NDArray[Any]:
+        """Gather, step with the NumPy kernel, scatter; a slice of slots avoids copies."""
         assert self._kernel is not None
         views = self.store.numpy_parts()
         carry = [view[:, slots] for view in views]
