@@ -70,6 +70,10 @@ def test_save_and_load_give_identical_forecasts(tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         loaded.update(series[:10]).values, forecaster.update(series[:10]).values
     )
+    assert loaded.streams_ == forecaster.streams_ == [0]
+    np.testing.assert_array_equal(
+        loaded.update(series[:3], stream=0).values, forecaster.update(series[:3], stream=0).values
+    )
 
 
 def test_lanes_are_chosen_from_the_data() -> None:

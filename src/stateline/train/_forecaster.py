@@ -229,7 +229,7 @@ class Forecaster:
                 "covariate_scaler": None
                 if self.covariate_scaler_ is None
                 else self.covariate_scaler_.to_dict(),
-                "streams": [str(key) for key in self.streams_],
+                "streams": [_json_key(key) for key in self.streams_],
                 "targets": self.targets_,
             },
         )
@@ -295,6 +295,15 @@ class Forecaster:
         lanes = torch.tensor([placement.lane for placement in order])
         # Sequences shorter than the longest ended early; their carry is held (masked steps).
         return tuple(part.cpu() for part in select_rows(carry, lanes.to(carry[0].device)))
+
+
+def _json_key(key: Hashable) -> str | int | float:
+    """A stream key as JSON keeps it: text and numbers unchanged, anything else as text."""
+    if isinstance(key, np.generic):
+        key = key.item()
+    if isinstance(key, (str, int, float)) and not isinstance(key, bool):
+        return key
+    return str(key)
 
 
 def _as_series(data: ArrayLike, argument: str, width: int | None) -> NDArray[np.float64]:
