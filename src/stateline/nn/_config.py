@@ -6,15 +6,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from .._errors import ConfigError, describe
+from .._validate import require_positive_int
 
 __all__ = ["ModelConfig", "Seq2SeqConfig"]
 
 Task = Literal["regression", "binary", "multiclass"]
-
-
-def _positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(describe(name, "an integer >= 1", repr(value), problem="is invalid."))
 
 
 def _dropout(value: object) -> None:
@@ -55,7 +51,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for name in ("inputs", "outputs", "hidden", "layers"):
-            _positive(name, getattr(self, name))
+            require_positive_int(name, getattr(self, name))
         _cell(self.cell)
         _dropout(self.dropout)
         if self.task not in ("regression", "binary", "multiclass"):
@@ -94,7 +90,7 @@ class Seq2SeqConfig:
 
     def __post_init__(self) -> None:
         for name in ("inputs", "targets", "hidden", "layers"):
-            _positive(name, getattr(self, name))
+            require_positive_int(name, getattr(self, name))
         _cell(self.cell)
         _dropout(self.dropout)
 

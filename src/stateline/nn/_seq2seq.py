@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from .._errors import ConfigError, ShapeError, describe
+from .._validate import require_positive_int
 from ._carry import Carry
 from ._config import Seq2SeqConfig
 from ._stack import RecurrentStack
@@ -122,10 +123,7 @@ class Seq2Seq(nn.Module):
     def _check(
         self, start: Tensor, horizon: int, targets: Tensor | None, teacher_forcing: float
     ) -> None:
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise ConfigError(
-                describe("horizon", "an integer >= 1", repr(horizon), problem="is invalid.")
-            )
+        require_positive_int("horizon", horizon)
         if not 0.0 <= teacher_forcing <= 1.0:
             raise ConfigError(
                 describe(

@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, describe
+from .._validate import require_positive_int
 from ._engine import StreamEngine
 from ._store import StreamId
 
@@ -60,10 +61,7 @@ class MicroBatcher:
     def __init__(
         self, engine: StreamEngine, *, max_events: int = 1024, max_delay_us: float = 500.0
     ) -> None:
-        if isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 1:
-            raise ConfigError(
-                describe("max_events", "an integer >= 1", repr(max_events), problem="is invalid.")
-            )
+        require_positive_int("max_events", max_events)
         if max_delay_us < 0:
             raise ConfigError(
                 describe(

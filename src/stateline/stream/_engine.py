@@ -11,7 +11,8 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from torch import Tensor, nn
 
-from .._errors import ConfigError, ShapeError, describe
+from .._errors import ShapeError, describe
+from .._validate import require_positive_int
 from ..nn import Carry
 from ._kernel import StepKernel
 from ._store import NO_SEQUENCE, StateStore, StreamId
@@ -90,10 +91,7 @@ class StreamEngine:
         max_batch: int = 8192,
         kernel_batch: int = 256,
     ) -> None:
-        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
-            raise ConfigError(
-                describe("max_batch", "an integer >= 1", repr(max_batch), problem="is invalid.")
-            )
+        require_positive_int("max_batch", max_batch)
         self.model = model.eval()
         self.store = store
         self.strict = strict

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 
 from .._errors import ConfigError, DataError, StatelineError, describe
+from .._validate import require_positive_int
 from ..nn import Carry, CarryModel
 from ._fingerprint import model_fingerprint
 
@@ -67,10 +68,7 @@ class StateStore:
         initial_slots: int = 1024,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ConfigError(
-                describe("capacity", "an integer >= 1", repr(capacity), problem="is invalid.")
-            )
+        require_positive_int("capacity", capacity)
         if ttl is not None and ttl <= 0:
             raise ConfigError(
                 describe("ttl", "None or seconds > 0", repr(ttl), problem="is invalid.")

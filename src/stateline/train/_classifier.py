@@ -12,11 +12,12 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 
 from .._errors import DataError, NotFittedError, ShapeError, describe
+from .._validate import require_positive_int
 from ..data import LaneLayout, Scaler, pack_lanes
 from ..data._lanes import check_features, sequence_list
 from ..nn import SequenceModel
 from ._checkpoint import load_checkpoint, save_checkpoint
-from ._estimator_config import EstimatorConfig, positive_int_field
+from ._estimator_config import EstimatorConfig
 from ._tbptt import History, fit, run_layout
 
 __all__ = ["ClassifierConfig", "SequenceClassifier"]
@@ -40,8 +41,8 @@ class ClassifierConfig(EstimatorConfig):
     validation_share: float = 0.15
 
     def __post_init__(self) -> None:
-        positive_int_field("lanes", self.lanes)
-        positive_int_field("chunk", self.chunk, optional=True)
+        require_positive_int("lanes", self.lanes)
+        require_positive_int("chunk", self.chunk, optional=True)
         super().__post_init__()
 
 

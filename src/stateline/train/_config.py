@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from .._errors import ConfigError, describe
+from .._validate import require_positive_int
 
 __all__ = ["TrainConfig"]
 
@@ -48,12 +49,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None
 
     def __post_init__(self) -> None:
-        _check(
-            isinstance(self.epochs, int) and not isinstance(self.epochs, bool) and self.epochs >= 1,
-            "epochs",
-            "an integer >= 1",
-            self.epochs,
-        )
+        require_positive_int("epochs", self.epochs)
         _check(self.learning_rate > 0, "learning_rate", "a number > 0", self.learning_rate)
         _check(self.weight_decay >= 0, "weight_decay", "a number >= 0", self.weight_decay)
         _check(
@@ -68,12 +64,7 @@ class TrainConfig:
             "'constant', 'cosine' or 'plateau'",
             self.schedule,
         )
-        _check(
-            self.patience is None or (isinstance(self.patience, int) and self.patience >= 1),
-            "patience",
-            "None or an integer >= 1",
-            self.patience,
-        )
+        require_positive_int("patience", self.patience, optional=True)
         _check(self.min_delta >= 0, "min_delta", "a number >= 0", self.min_delta)
         _check(
             self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:"),

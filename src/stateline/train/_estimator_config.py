@@ -10,16 +10,7 @@ from ..nn import ModelConfig
 from ..nn._config import Task
 from ._config import TrainConfig
 
-__all__ = ["EstimatorConfig", "positive_int_field"]
-
-
-def positive_int_field(name: str, value: object, *, optional: bool = False) -> None:
-    """Raise ConfigError unless ``value`` is an integer >= 1 (or None when ``optional``)."""
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        expected = "None or an integer >= 1" if optional else "an integer >= 1"
-        raise ConfigError(describe(name, expected, repr(value), problem="is invalid."))
+__all__ = ["EstimatorConfig"]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,11 +12,12 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, DataError, NotFittedError, ShapeError, describe
+from .._validate import require_positive_int
 from ..data import Scaler, load_table, pack_lanes
 from ..data._checks import as_array, require_finite
 from ..nn import Carry, SequenceModel, select_rows
 from ._checkpoint import load_checkpoint, save_checkpoint
-from ._estimator_config import EstimatorConfig, positive_int_field
+from ._estimator_config import EstimatorConfig
 from ._tbptt import History, fit, run_layout
 
 if TYPE_CHECKING:
@@ -47,9 +48,9 @@ class ForecasterConfig(EstimatorConfig):
     chunk: int = 64
 
     def __post_init__(self) -> None:
-        positive_int_field("lanes", self.lanes, optional=True)
-        positive_int_field("horizon", self.horizon)
-        positive_int_field("chunk", self.chunk)
+        require_positive_int("lanes", self.lanes, optional=True)
+        require_positive_int("horizon", self.horizon)
+        require_positive_int("chunk", self.chunk)
         super().__post_init__()
 
 
