@@ -100,9 +100,9 @@ class StreamEngine:
         self.inputs = int(getattr(config, "inputs", 0)) or None
         self.kernel_batch = kernel_batch
         self.calls = 0
+        self.events = 0
         self._kernel: StepKernel | None = None
         self.refresh()
-        self.events = 0
 
     # ------------------------------------------------------------------ public
     def step(
