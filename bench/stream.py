@@ -11,7 +11,12 @@ reached (the model's FLOPs per stream-step times stream-steps/s over the sgemm
 FLOP/s of a large square product measured in the same run). Single-stream step
 latency (median, p99) is printed for every approach.
 
-Run: .venv/bin/python bench/stream.py [--hidden 64] [--seconds 1.0] [--stored 1000000]
+A second table measures the share of the ceiling by state size (hidden 64, 256,
+512): stateline against one fused ``nn.LSTM`` step over carries that are already
+one batch tensor (no store, no gather/scatter, no bookkeeping).
+
+Run: .venv/bin/python bench/stream.py [--hidden 64] [--sizes 64,256,512] [--seconds 1.0]
+     [--stored 1000000]
 Keras rows need ``pip install keras`` (KERAS_BACKEND=torch is used by default).
 """
 
@@ -32,6 +37,7 @@ from stateline.stream import StateStore, StreamEngine
 
 INPUTS = 8
 ACTIVE = (1, 64, 1024, 16384, 262144)
+SIZE_ACTIVE = (1024, 16384, 262144)
 
 
 def timed_rate(call: Callable[[], None], streams: int, seconds: float) -> float:
@@ -62,32 +68,94 @@ def latency(
 
 
 def sgemm_ceiling() -> float:
+    """FLOP/s of a 4096 x 4096 float32 product: the best of five, so shares are not flattered."""
     a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
     a @ b
-    started = time.perf_counter()
-    for _ in range(3):
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
         a @ b
-    return 3 * 2 * 4096**3 / (time.perf_counter() - started)
+        best = min(best, time.perf_counter() - started)
+    return 2 * 4096**3 / best
+
+
+def lstm_flops(hidden: int) -> int:
+    """Multiply-add FLOPs of one LSTM step plus a one-output head, per stream."""
+    return 2 * (INPUTS + hidden) * 4 * hidden + 2 * hidden
+
+
+def filled_engine(hidden: int, stored: int) -> tuple[SequenceModel, StreamEngine]:
+    """A model and an engine whose store already holds ``stored`` streams (ids 0..stored-1)."""
+    torch.manual_seed(0)
+    model = SequenceModel(ModelConfig(inputs=INPUTS, hidden=hidden, outputs=1)).eval()
+    store = StateStore(model, capacity=stored, initial_slots=stored)
+    ids = list(range(stored))
+    for begin in range(0, stored, 100_000):
+        store.slots(ids[begin : begin + 100_000], create=True)
+    return model, StreamEngine(model, store)
+
+
+def state_size_table(
+    sizes: list[int], stored: int, seconds: float, ceiling: float, rng: np.random.Generator
+) -> Table:
+    """stateline vs one fused nn.LSTM step on carries already batched, per hidden size."""
+    table = Table(
+        title=f"Share of the sgemm ceiling ({ceiling / 1e9:.0f} GFLOP/s) by state size: "
+        f"N active of {stored:,} stored; goal >= 60 % at N >= 1024"
+    )
+    table.add_column("hidden")
+    table.add_column("approach")
+    for n in SIZE_ACTIVE:
+        table.add_column(f"N={n:,} steps/s (% ceiling)", justify="right")
+    for hidden in sizes:
+        ours, peer = size_rows(hidden, stored, seconds, ceiling, rng)
+        table.add_row(str(hidden), "stateline (store, gather/scatter)", *ours)
+        table.add_row("", "nn.LSTM step, carries pre-batched", *peer)
+    return table
+
+
+def size_rows(
+    hidden: int, stored: int, seconds: float, ceiling: float, rng: np.random.Generator
+) -> tuple[list[str], list[str]]:
+    model, engine = filled_engine(hidden, stored)
+    ours, peer = [], []
+    for n in SIZE_ACTIVE:
+        active = [int(i) for i in rng.choice(stored, size=n, replace=False)]
+        x = rng.normal(size=(n, INPUTS)).astype(np.float32)
+        rate = timed_rate(lambda a=active, v=x: engine.step(a, v), n, seconds)
+        ours.append(f"{rate:,.0f} ({rate * lstm_flops(hidden) / ceiling:.0%})")
+        carry = model.initial_carry(n)
+        xs = torch.from_numpy(x)
+
+        def bare(c: tuple[torch.Tensor, ...] = carry, v: torch.Tensor = xs) -> None:
+            with torch.no_grad():
+                model.step(c, v)
+
+        try:
+            rate = timed_rate(bare, n, seconds)
+        except RuntimeError as error:  # oneDNN refuses gate buffers of 2 GiB and more
+            peer.append(f"fails: {str(error)[:40]}")
+            continue
+        peer.append(f"{rate:,.0f} ({rate * lstm_flops(hidden) / ceiling:.0%})")
+    return ours, peer
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="stateline streaming benchmark")
-    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=64, help="hidden size of the main table")
+    parser.add_argument(
+        "--sizes",
+        default="64,256,512",
+        help="hidden sizes of the state-size table (comma-separated; empty to skip)",
+    )
     parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
     parser.add_argument("--stored", type=int, default=1_000_000, help="streams in the store")
     args = parser.parse_args()
     hidden = args.hidden
-    flops_per_step = 2 * (INPUTS + hidden) * 4 * hidden + 2 * hidden
+    flops_per_step = lstm_flops(hidden)
     ceiling = sgemm_ceiling()
     rng = np.random.default_rng(0)
-
-    torch.manual_seed(0)
-    model = SequenceModel(ModelConfig(inputs=INPUTS, hidden=hidden, outputs=1)).eval()
-    store = StateStore(model, capacity=args.stored, initial_slots=args.stored)
-    ids = list(range(args.stored))
-    for begin in range(0, args.stored, 100_000):
-        store.slots(ids[begin : begin + 100_000], create=True)
-    engine = StreamEngine(model, store)
+    model, engine = filled_engine(hidden, args.stored)
 
     rows: dict[str, dict[int, float]] = {
         "stateline": {},
@@ -152,6 +220,14 @@ def main() -> None:
     )
     if keras_note:
         console.print(keras_note)
+    sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
+    if sizes:
+        del model, engine, naive_states
+        console.print(state_size_table(sizes, args.stored, args.seconds, ceiling, rng))
+        console.print(
+            "The peer row steps N carries that already sit in one batch tensor (no store, "
+            "no gather/scatter, no per-stream bookkeeping: the least work any engine must do)."
+        )
 
 
 def keras_rows(

@@ -17,6 +17,26 @@ def make_model(cell: str = "lstm", layers: int = 1, seed: int = 0) -> SequenceMo
     return SequenceModel(config).double().eval()
 
 
+class CustomModel(torch.nn.Module):
+    """A user's own model speaking the carry contract, which no engine fast path covers."""
+
+    def __init__(self, inner: SequenceModel) -> None:
+        super().__init__()
+        self.inner = inner
+        self.config = inner.config
+
+    def initial_carry(self, batch: int, **kwargs: object) -> tuple[torch.Tensor, ...]:
+        return self.inner.initial_carry(batch, **kwargs)  # type: ignore[arg-type]
+
+    def step(self, carry: tuple[torch.Tensor, ...], x: torch.Tensor) -> tuple[object, torch.Tensor]:
+        return self.inner.step(carry, x)
+
+    def forward(
+        self, xs: torch.Tensor, carry: tuple[torch.Tensor, ...] | None = None
+    ) -> tuple[torch.Tensor, object]:
+        return self.inner(xs, carry)
+
+
 def offline(model: SequenceModel, series: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         out, _ = model(torch.as_tensor(series)[None])
@@ -31,19 +51,33 @@ def offline(model: SequenceModel, series: np.ndarray) -> np.ndarray:
     seed=st.integers(0, 10_000),
     max_batch=st.integers(1, 5),
     kernel_batch=st.sampled_from([0, 2, 256]),
+    custom=st.booleans(),
 )
 def test_streamed_predictions_equal_offline_whole_sequences(
-    cell: str, layers: int, lengths: list[int], seed: int, max_batch: int, kernel_batch: int
+    cell: str,
+    layers: int,
+    lengths: list[int],
+    seed: int,
+    max_batch: int,
+    kernel_batch: int,
+    custom: bool,
 ) -> None:
     """Many interleaved streams, random arrival order and batch composition.
 
-    ``kernel_batch`` 0 forces the fused PyTorch step, 256 the NumPy kernel, 2 a mix.
+    ``kernel_batch`` 0 forces the fused PyTorch step, 256 the NumPy kernel, 2 a
+    mix; ``custom`` wraps the model so that neither covers it and the engine
+    calls the model's own ``step``.
     """
     model = make_model(cell, layers, seed % 7)
     rng = np.random.default_rng(seed)
     series = {f"s{i}": rng.normal(size=(n, 3)) for i, n in enumerate(lengths)}
+    stepped = CustomModel(model) if custom else model
     engine = StreamEngine(
-        model, StateStore(model, initial_slots=2), max_batch=max_batch, kernel_batch=kernel_batch
+        stepped,
+        StateStore(stepped, initial_slots=2),
+        max_batch=max_batch,
+        kernel_batch=kernel_batch,
+        cache_rows=int(rng.integers(1, 4)),
     )
     position = dict.fromkeys(series, 0)
     streamed = {key: [] for key in series}

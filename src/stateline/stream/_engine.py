@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from .._errors import ShapeError, describe
 from .._validate import require_positive_int
 from ..nn import Carry
+from ._fused import FusedStep
 from ._kernel import StepKernel
 from ._store import NO_SEQUENCE, StateStore, StreamId
 
@@ -72,6 +73,14 @@ class StreamEngine:
     frees it after the step. A bad event (NaN/inf, wrong feature count, an
     unknown stream without ``start`` when ``strict``) is rejected alone.
 
+    How a call is computed: small single-step batches (up to ``kernel_batch``
+    events) on the CPU go through a NumPy kernel; larger ones through a fused
+    PyTorch step that works on the store in place, ``cache_rows`` streams at a
+    time (default: about 2 MiB of gates per chunk); calls of more than
+    ``max_batch`` events are split. Models the kernels do not cover are
+    stepped with their own ``step``. Call :meth:`refresh` after changing the
+    model's weights.
+
     >>> from stateline.nn import ModelConfig, SequenceModel
     >>> model = SequenceModel(ModelConfig(inputs=2, hidden=4))
     >>> engine = StreamEngine(model, StateStore(model))
@@ -90,8 +99,10 @@ class StreamEngine:
         strict: bool = False,
         max_batch: int = 8192,
         kernel_batch: int = 256,
+        cache_rows: int | None = None,
     ) -> None:
         require_positive_int("max_batch", max_batch)
+        require_positive_int("cache_rows", cache_rows, optional=True)
         self.model = model.eval()
         self.store = store
         self.strict = strict
@@ -99,9 +110,11 @@ class StreamEngine:
         config = getattr(model, "config", None)
         self.inputs = int(getattr(config, "inputs", 0)) or None
         self.kernel_batch = kernel_batch
+        self.cache_rows = cache_rows
         self.calls = 0
         self.events = 0
         self._kernel: StepKernel | None = None
+        self._fused: FusedStep | None = None
         self.refresh()
 
     # ------------------------------------------------------------------ public
@@ -134,7 +147,8 @@ class StreamEngine:
             status[index] = Status.ERROR
         now = self.store.clock() if now is None else now
 
-        for round_indices in _rounds(ids, [i for i in range(count) if i not in errors]):
+        valid = [i for i in range(count) if i not in errors] if errors else list(range(count))
+        for round_indices in _rounds(ids, valid):
             self._apply(
                 round_indices, ids, values, seqs, starts, ends, now, predictions, status, errors
             )
@@ -144,9 +158,13 @@ class StreamEngine:
         return StepResult(predictions=shaped, status=status, errors=errors)
 
     def refresh(self) -> None:
-        """Rebuild the NumPy step kernel after the model's weights changed."""
-        on_cpu = self.store.device.type == "cpu"
+        """Rebuild the step kernels (NumPy and fused) after the model's weights changed."""
+        store = self.store
+        on_cpu = store.device.type == "cpu"
         self._kernel = StepKernel.from_model(self.model) if on_cpu else None
+        self._fused = FusedStep.from_model(
+            self.model, device=store.device, dtype=store.dtype, rows=self.cache_rows
+        )
 
     # --------------------------------------------------------------- internals
     def _step_one(
@@ -196,10 +214,16 @@ class StreamEngine:
         return outputs.astype(np.float32, copy=False)
 
     def _torch_step(self, slots: NDArray[np.int64], x: NDArray[np.float32]) -> NDArray[Any]:
+        """Gather, step with PyTorch, scatter: fused for one step of a covered model."""
         store = self.store
         rows = torch.as_tensor(slots, device=store.device)
-        carry = store.gather(rows)
         xs = torch.as_tensor(x, device=store.device, dtype=store.dtype)
+        if self._fused is not None and xs.shape[1] == 1:
+            with torch.no_grad():
+                outputs = self._fused(store.carry_tensors(), rows, xs[:, 0])
+            fused: NDArray[Any] = outputs[:, None].float().cpu().numpy()
+            return fused
+        carry = store.gather(rows)
         model: StepModel = self.model  # type: ignore[assignment]
         with torch.no_grad():
             if xs.shape[1] == 1:
@@ -282,7 +306,8 @@ class StreamEngine:
         store = self.store
         steps = values.shape[1]
         order = np.asarray(indices, dtype=np.int64)
-        known_slots = store.lookup([ids[i] for i in indices])
+        everyone = len(indices) == len(ids)  # then indices is range(len(ids))
+        known_slots = store.lookup(ids if everyone else [ids[i] for i in indices])
         known = known_slots >= 0
         keep = np.ones(len(order), dtype=bool)
         if self.strict:
@@ -304,7 +329,10 @@ class StreamEngine:
         accepted = order[keep]
         if len(accepted) == 0:
             return
-        slots = store.slots([ids[i] for i in accepted.tolist()], create=True)
+        all_kept = bool(keep.all())
+        accepted_ids = ids if everyone and all_kept else [ids[i] for i in accepted.tolist()]
+        looked_up = known_slots if all_kept else known_slots[keep]
+        slots = store.slots(accepted_ids, create=True, looked_up=looked_up)
         restart = slots[starts[accepted]]
         if len(restart):
             store._zero(restart)
@@ -393,7 +421,7 @@ def _flags(value: Any, count: int, name: str) -> NDArray[np.bool_]:
 
 def _rounds(ids: list[StreamId], indices: list[int]) -> list[list[int]]:
     """Split events so that no stream appears twice in a round, keeping each stream's order."""
-    if len({ids[index] for index in indices}) == len(indices):
+    if len(set(map(ids.__getitem__, indices))) == len(indices):
         return [indices] if indices else []
     seen: dict[StreamId, int] = {}
     rounds: list[list[int]] = []

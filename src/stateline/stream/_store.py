@@ -6,6 +6,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -125,29 +126,32 @@ class StateStore:
 
     def lookup(self, stream_ids: Sequence[StreamId]) -> NDArray[np.int64]:
         """Slots of the given streams, -1 for streams the store does not hold."""
-        get = self._slot_of.get
-        return np.fromiter((get(i, -1) for i in stream_ids), dtype=np.int64, count=len(stream_ids))
+        found = map(self._slot_of.get, stream_ids, repeat(-1))
+        return np.fromiter(found, dtype=np.int64, count=len(stream_ids))
 
-    def slots(self, stream_ids: Sequence[StreamId], *, create: bool) -> NDArray[np.int64]:
-        """Slots of the given streams, creating missing ones (zero carry) if ``create``."""
-        out = np.empty(len(stream_ids), dtype=np.int64)
-        missing: list[int] = []
-        for position, stream_id in enumerate(stream_ids):
-            slot = self._slot_of.get(stream_id)
-            if slot is None:
-                if not create:
-                    self.slot_of(stream_id)
-                missing.append(position)
-            else:
-                out[position] = slot
-        if missing:
-            new_ids = list(dict.fromkeys(stream_ids[p] for p in missing))
-            is_missing = np.zeros(len(stream_ids), dtype=bool)
-            is_missing[missing] = True
-            protected = set(out[~is_missing].tolist())
-            created = self._allocate(new_ids, protected)
-            for position in missing:
-                out[position] = created[stream_ids[position]]
+    def slots(
+        self,
+        stream_ids: Sequence[StreamId],
+        *,
+        create: bool,
+        looked_up: NDArray[np.int64] | None = None,
+    ) -> NDArray[np.int64]:
+        """Slots of the given streams, creating missing ones (zero carry) if ``create``.
+
+        ``looked_up`` is this call's :meth:`lookup` of the same ids, when the
+        caller already has it.
+        """
+        out = self.lookup(stream_ids) if looked_up is None else looked_up.copy()
+        missing = np.flatnonzero(out < 0).tolist()
+        if not missing:
+            return out
+        if not create:
+            self.slot_of(stream_ids[missing[0]])
+        new_ids = list(dict.fromkeys(stream_ids[p] for p in missing))
+        protected = set(out[out >= 0].tolist())
+        created = self._allocate(new_ids, protected)
+        for position in missing:
+            out[position] = created[stream_ids[position]]
         return out
 
     # ---------------------------------------------------------------- carries
@@ -159,6 +163,10 @@ class StateStore:
         """Write a batch carry back into ``slots``."""
         for part, new in zip(self._parts, carry, strict=True):
             part.index_copy_(1, slots, new.to(part.dtype))
+
+    def carry_tensors(self) -> list[Tensor]:
+        """The carry storage itself, ``(layers, slots, hidden)`` per part, for in-place kernels."""
+        return self._parts
 
     def numpy_parts(self) -> list[NDArray[Any]]:
         """Zero-copy NumPy views of the carry storage (CPU stores only)."""
