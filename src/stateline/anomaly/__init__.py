@@ -1,5 +1,65 @@
-"""Anomaly scorers, thresholds, baselines and their evaluation.
+"""Anomaly detection: scores from prediction errors, thresholds, baselines, evaluation.
 
-This layer is filled by its own issue; the folder exists so the layering is visible from the
-first commit (data -> nn -> train -> stream -> anomaly -> serve, with cli on top).
+Scoring is kept apart from deciding: an :class:`ErrorScorer` turns prediction
+errors into a smoothed score, a threshold (:class:`QuantileThreshold`,
+:class:`GaussianThreshold`, :class:`DynamicThreshold`) turns scores into
+flags. Both learn and score one step at a time (``learn_one`` /
+``score_one`` / ``flag_one``) or in bulk. :class:`ForecastDetector` puts an
+LSTM forecaster (or the :class:`MovingAverage` baseline) in front of them;
+:class:`OnlineDetector` runs scorer and threshold on a live stream. The
+metrics (:func:`binary_scores`, :func:`nab_score`, :func:`point_adjusted_f1`,
+:func:`range_precision_recall`, :func:`detection_delays`) evaluate any
+detector's flags against labels.
 """
+
+from ._baselines import MovingAverage as MovingAverage
+from ._baselines import WindowedGaussian as WindowedGaussian
+from ._detector import Detection as Detection
+from ._detector import DetectorConfig as DetectorConfig
+from ._detector import ForecastDetector as ForecastDetector
+from ._detector import OnlineDetector as OnlineDetector
+from ._metrics import BinaryScores as BinaryScores
+from ._metrics import binary_scores as binary_scores
+from ._metrics import detection_delays as detection_delays
+from ._metrics import point_adjusted_f1 as point_adjusted_f1
+from ._metrics import range_precision_recall as range_precision_recall
+from ._nab import NAB_PROFILES as NAB_PROFILES
+from ._nab import NabProfile as NabProfile
+from ._nab import NabResult as NabResult
+from ._nab import nab_optimise as nab_optimise
+from ._nab import nab_score as nab_score
+from ._nab import nab_windows as nab_windows
+from ._ranges import ranges as ranges
+from ._scorers import ErrorScorer as ErrorScorer
+from ._scorers import RunningMoments as RunningMoments
+from ._thresholds import DynamicThreshold as DynamicThreshold
+from ._thresholds import GaussianThreshold as GaussianThreshold
+from ._thresholds import QuantileThreshold as QuantileThreshold
+from ._thresholds import Threshold as Threshold
+
+__all__ = [
+    "NAB_PROFILES",
+    "BinaryScores",
+    "Detection",
+    "DetectorConfig",
+    "DynamicThreshold",
+    "ErrorScorer",
+    "ForecastDetector",
+    "GaussianThreshold",
+    "MovingAverage",
+    "NabProfile",
+    "NabResult",
+    "OnlineDetector",
+    "QuantileThreshold",
+    "RunningMoments",
+    "Threshold",
+    "WindowedGaussian",
+    "binary_scores",
+    "detection_delays",
+    "nab_optimise",
+    "nab_score",
+    "nab_windows",
+    "point_adjusted_f1",
+    "range_precision_recall",
+    "ranges",
+]

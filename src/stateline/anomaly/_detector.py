@@ -1,0 +1,285 @@
+"""Detectors: a predictor's errors, scored, thresholded; offline and one step at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .._errors import ConfigError, DataError, NotFittedError, ShapeError, describe
+from .._validate import require_positive_int
+from ._baselines import MovingAverage
+from ._scorers import ErrorScorer
+from ._thresholds import DynamicThreshold, GaussianThreshold, QuantileThreshold, Threshold
+
+__all__ = ["Detection", "DetectorConfig", "ForecastDetector", "OnlineDetector"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetectorConfig:
+    """Settings of :class:`ForecastDetector`; validated on creation.
+
+    ``predictor`` is ``"lstm"`` (a stateline :class:`~stateline.Forecaster`
+    with ``hidden``, ``layers``, ``chunk``, ``epochs``, ``seed``) or
+    ``"moving_average"`` (mean of the previous ``window`` steps). Every series
+    is standardised by its own ``reference`` part (its leading normal steps),
+    on which the scorer's error spread and the threshold are also calibrated,
+    skipping the first ``warmup`` steps while the predictor's state settles.
+    """
+
+    predictor: Literal["lstm", "moving_average"] = "lstm"
+    hidden: int = 64
+    layers: int = 1
+    chunk: int = 50
+    epochs: int = 60
+    seed: int = 0
+    window: int = 10
+    smoothing: float = 0.1
+    combine: Literal["mean", "max"] = "mean"
+    threshold: Literal["quantile", "gaussian", "dynamic"] = "quantile"
+    quantile: float = 0.99
+    margin: float = 1.5
+    k: float = 3.0
+    reference: int = 400
+    warmup: int = 50
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "layers", "chunk", "epochs", "window", "reference"):
+            require_positive_int(name, getattr(self, name))
+        if self.predictor not in ("lstm", "moving_average"):
+            raise ConfigError(
+                describe(
+                    "predictor",
+                    "'lstm' or 'moving_average'",
+                    repr(self.predictor),
+                    problem="is unknown.",
+                )
+            )
+        if self.threshold not in ("quantile", "gaussian", "dynamic"):
+            raise ConfigError(
+                describe(
+                    "threshold",
+                    "'quantile', 'gaussian' or 'dynamic'",
+                    repr(self.threshold),
+                    problem="is unknown.",
+                )
+            )
+        if not 0 <= self.warmup < self.reference - 1:
+            raise ConfigError(
+                describe(
+                    "warmup",
+                    f"0 <= warmup < reference - 1 ({self.reference - 1})",
+                    repr(self.warmup),
+                    problem="is invalid.",
+                )
+            )
+        ErrorScorer(smoothing=self.smoothing, combine=self.combine)  # validates both
+        self.make_threshold()
+
+    def make_threshold(self) -> Threshold:
+        """A fresh threshold object of the configured kind."""
+        if self.threshold == "gaussian":
+            return GaussianThreshold(k=self.k)
+        if self.threshold == "dynamic":
+            return DynamicThreshold()
+        return QuantileThreshold(quantile=self.quantile, margin=self.margin)
+
+
+@dataclass(frozen=True, eq=False)
+class Detection:
+    """Per-step results of :meth:`ForecastDetector.detect` for one series."""
+
+    scores: NDArray[np.float64]
+    flags: NDArray[np.bool_]
+    level: float
+    errors: NDArray[np.float64] = field(repr=False)
+
+
+class ForecastDetector:
+    """Flag steps whose prediction errors are unusual for the series' own normal part.
+
+    ``fit(normal_parts)`` trains the predictor on normal data of one or more
+    series (each standardised by itself); ``detect(series)`` standardises a
+    series by its leading ``reference`` steps, computes one-step prediction
+    errors, scores them with an :class:`ErrorScorer` calibrated on the
+    reference part, and flags scores above a threshold fitted there.
+
+    >>> rng = np.random.default_rng(0)
+    >>> t = np.arange(600.0)
+    >>> normal = np.stack([np.sin(t / 5), np.cos(t / 5)], axis=1) + 0.05 * rng.normal(size=(600, 2))
+    >>> series = normal.copy()
+    >>> series[450:470] += 1.5
+    >>> config = DetectorConfig(predictor="moving_average", window=3, reference=300)
+    >>> detection = ForecastDetector(config).fit([normal[:300]]).detect(series)
+    >>> bool(detection.flags[450:470].any()), int(detection.flags[:440].sum())
+    (True, 0)
+    """
+
+    def __init__(self, config: DetectorConfig | None = None) -> None:
+        self.config = config or DetectorConfig()
+        self.forecaster_: object | None = None
+        self.channels_ = 0
+
+    def fit(self, normal: ArrayLike | Sequence[ArrayLike]) -> ForecastDetector:
+        """Train the predictor on normal data: one array ``(steps, channels)`` or a list."""
+        parts = _as_list(normal)
+        self.channels_ = parts[0].shape[1]
+        for position, part in enumerate(parts):
+            if part.shape[1] != self.channels_:
+                raise ShapeError(
+                    describe(
+                        f"normal[{position}]", f"{self.channels_} channels", f"{part.shape[1]}"
+                    )
+                )
+        if self.config.predictor == "lstm":
+            from ..train import Forecaster, ForecasterConfig
+
+            config = self.config
+            forecaster = Forecaster(
+                ForecasterConfig(
+                    hidden=config.hidden,
+                    layers=config.layers,
+                    chunk=config.chunk,
+                    epochs=config.epochs,
+                    seed=config.seed,
+                    progress=config.progress,
+                )
+            )
+            self.forecaster_ = forecaster.fit([_standardise(part, part) for part in parts])
+        else:
+            self.forecaster_ = MovingAverage(window=self.config.window)
+        return self
+
+    def errors(self, series: ArrayLike) -> NDArray[np.float64]:
+        """One-step prediction errors ``(steps, channels)`` of a standardised series (row 0: 0)."""
+        array = self._checked(series)
+        return self._errors(_standardise(array, array[: self.config.reference]))
+
+    def detect(self, series: ArrayLike) -> Detection:
+        """Scores and flags for every step of ``series`` ``(steps, channels)``."""
+        config = self.config
+        errors = self.errors(series)
+        calibration = slice(config.warmup, config.reference)
+        scorer = ErrorScorer(smoothing=config.smoothing, combine=config.combine)
+        scorer.learn_many(errors[calibration])
+        scores = scorer.score_many(errors)
+        threshold = config.make_threshold().fit(scores[calibration])
+        if isinstance(threshold, DynamicThreshold):
+            flags = threshold.flag_many(scores)
+            level = float("nan")
+        else:
+            flags = threshold.flag_many(scores)
+            level = threshold.level  # type: ignore[attr-defined]
+        return Detection(scores=scores, flags=flags, level=level, errors=errors)
+
+    # --------------------------------------------------------------- internals
+    def _checked(self, series: ArrayLike) -> NDArray[np.float64]:
+        if self.forecaster_ is None:
+            raise NotFittedError(
+                "This ForecastDetector is not fitted yet.\n  Fix: call fit() first."
+            )
+        array = _as_list([series])[0]
+        if array.shape[1] != self.channels_:
+            raise ShapeError(
+                describe("series", f"{self.channels_} channels (as fitted)", f"{array.shape[1]}")
+            )
+        if len(array) <= self.config.reference:
+            raise DataError(
+                describe(
+                    "series",
+                    f"more than reference={self.config.reference} steps",
+                    f"{len(array)} steps",
+                    problem="is too short.",
+                )
+            )
+        return array
+
+    def _errors(self, scaled: NDArray[np.float64]) -> NDArray[np.float64]:
+        errors = np.zeros_like(scaled)
+        if isinstance(self.forecaster_, MovingAverage):
+            return self.forecaster_.errors_many(scaled)
+        predictions = self.forecaster_.predict(scaled).values[:, 0, :]  # type: ignore[attr-defined]
+        errors[1:] = scaled[1:] - predictions[:-1]
+        return errors
+
+
+class OnlineDetector:
+    """Score and flag one step at a time; learn only from steps it did not flag.
+
+    ``process_one(error)`` returns ``(score, flag)``. With ``learn=True`` the
+    scorer's error spread and the threshold keep learning from the stream,
+    skipping flagged steps unless ``learn_flagged`` (so an anomaly does not
+    raise the bar for itself).
+
+    >>> scorer = ErrorScorer(smoothing=1.0)
+    >>> scorer.learn_many([[1.0], [-1.0]] * 50)
+    >>> online = OnlineDetector(scorer, GaussianThreshold(k=3.0).fit([1.0] * 99 + [2.0]))
+    >>> online.process_one([0.5]), online.process_one([4.0])
+    ((0.25, False), (16.0, True))
+    """
+
+    def __init__(
+        self,
+        scorer: ErrorScorer,
+        threshold: Threshold,
+        *,
+        learn: bool = True,
+        learn_flagged: bool = False,
+        on_flag: Callable[[float], None] | None = None,
+    ) -> None:
+        self.scorer, self.threshold = scorer, threshold
+        self.learn, self.learn_flagged = learn, learn_flagged
+        self.on_flag = on_flag
+        self.steps = self.flagged = 0
+
+    def process_one(self, error: ArrayLike) -> tuple[float, bool]:
+        score = self.scorer.score_one(error)
+        flag = self.threshold.flag_one(score)
+        self.steps += 1
+        if flag:
+            self.flagged += 1
+            if self.on_flag is not None:
+                self.on_flag(score)
+        if self.learn and (self.learn_flagged or not flag):
+            self.scorer.learn_one(error)
+            self.threshold.learn_one(score)
+        return score, flag
+
+
+def _as_list(data: ArrayLike | Sequence[ArrayLike]) -> list[NDArray[np.float64]]:
+    items = list(data) if isinstance(data, (list, tuple)) else [data]
+    arrays = []
+    for position, item in enumerate(items):
+        array = np.asarray(item, dtype=np.float64)
+        array = array[:, None] if array.ndim == 1 else array
+        if array.ndim != 2 or len(array) < 2:
+            raise ShapeError(
+                describe(f"series[{position}]", "(steps >= 2, channels)", f"shape {array.shape}")
+            )
+        if not np.isfinite(array).all():
+            raise DataError(
+                describe(
+                    f"series[{position}]",
+                    "finite values",
+                    "NaN or inf",
+                    problem="holds NaN or inf.",
+                )
+            )
+        arrays.append(array)
+    if not arrays:
+        raise ShapeError(describe("series", "at least one series", "none"))
+    return arrays
+
+
+def _standardise(
+    series: NDArray[np.float64], reference: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Standardise by the reference part's mean and std (a constant channel keeps scale 1)."""
+    mean, std = reference.mean(axis=0), reference.std(axis=0)
+    std = np.where(std > 1e-6 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+    result: NDArray[np.float64] = (series - mean) / std
+    return result

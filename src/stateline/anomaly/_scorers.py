@@ -1,0 +1,173 @@
+"""Anomaly scores from prediction errors, and the running statistics behind them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .._errors import ConfigError, NotFittedError, ShapeError, describe
+
+__all__ = ["ErrorScorer", "RunningMoments"]
+
+_COMBINE = ("max", "mean")
+
+
+class RunningMoments:
+    """Mean and variance per channel, updated one row at a time (Welford) or in bulk.
+
+    >>> moments = RunningMoments()
+    >>> for value in ([1.0], [2.0], [3.0], [4.0]):
+    ...     moments.learn_one(value)
+    >>> moments.mean.tolist(), moments.std.round(4).tolist()
+    ([2.5], [1.118])
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean = np.zeros(0)
+        self._m2 = np.zeros(0)
+
+    @property
+    def std(self) -> NDArray[np.float64]:
+        """Population standard deviation per channel (0 before two rows)."""
+        if self.count < 2:
+            return np.zeros_like(self.mean)
+        result: NDArray[np.float64] = np.sqrt(self._m2 / self.count)
+        return result
+
+    def learn_one(self, row: ArrayLike) -> None:
+        values = np.atleast_1d(np.asarray(row, dtype=np.float64))
+        if self.count == 0:
+            self.mean = np.zeros_like(values)
+            self._m2 = np.zeros_like(values)
+        self.count += 1
+        delta = values - self.mean
+        self.mean = self.mean + delta / self.count
+        self._m2 = self._m2 + delta * (values - self.mean)
+
+    def learn_many(self, rows: ArrayLike) -> None:
+        """Merge a block of rows ``(steps, channels)`` (Chan et al. parallel update)."""
+        block = np.asarray(rows, dtype=np.float64)
+        block = block[:, None] if block.ndim == 1 else block
+        if len(block) == 0:
+            return
+        count, mean = len(block), block.mean(axis=0)
+        m2 = ((block - mean) ** 2).sum(axis=0)
+        if self.count == 0:
+            self.count, self.mean, self._m2 = count, mean, m2
+            return
+        total = self.count + count
+        delta = mean - self.mean
+        self.mean = self.mean + delta * count / total
+        self._m2 = self._m2 + m2 + delta**2 * self.count * count / total
+        self.count = total
+
+
+class ErrorScorer:
+    """Score = combined per-channel normalised squared error, smoothed by an EWMA.
+
+    Each channel's error is normalised by the mean and standard deviation of
+    the errors it has learned (``learn_one`` / ``learn_many``, normally the
+    errors on normal data), so that channels in different units weigh alike;
+    the squared z-scores are combined by their ``mean`` (or ``max``) and
+    smoothed: ``s_t = smoothing * raw_t + (1 - smoothing) * s_{t-1}``
+    (``smoothing=1`` keeps raw scores). ``score_one`` advances the smoother,
+    so call it once per step, in order; ``reset()`` starts a new series.
+
+    >>> scorer = ErrorScorer(smoothing=1.0)
+    >>> scorer.learn_many([[0.0, 1.0], [0.0, -1.0], [0.0, 1.0], [0.0, -1.0]])
+    >>> scorer.score_one([0.0, 3.0])
+    4.5
+    """
+
+    def __init__(
+        self, *, smoothing: float = 0.1, combine: str = "mean", floor: float = 1e-6
+    ) -> None:
+        if not 0.0 < smoothing <= 1.0:
+            raise ConfigError(
+                describe("smoothing", "a weight in (0, 1]", repr(smoothing), problem="is invalid.")
+            )
+        if combine not in _COMBINE:
+            raise ConfigError(
+                describe("combine", f"one of {_COMBINE}", repr(combine), problem="is unknown.")
+            )
+        self.smoothing = smoothing
+        self.combine = combine
+        self.floor = floor
+        self.moments = RunningMoments()
+        self._smoothed: float | None = None
+
+    # ---------------------------------------------------------------- learning
+    def learn_one(self, error: ArrayLike) -> None:
+        """Learn the normal spread of one step's errors ``(channels,)``."""
+        self.moments.learn_one(self._row(error))
+
+    def learn_many(self, errors: ArrayLike) -> None:
+        """Learn the normal spread of many steps' errors ``(steps, channels)``."""
+        self.moments.learn_many(self._block(errors))
+
+    # ----------------------------------------------------------------- scoring
+    def raw_many(self, errors: ArrayLike) -> NDArray[np.float64]:
+        """Unsmoothed combined scores ``(steps,)``; does not touch the smoother."""
+        block = self._block(errors)
+        if self.moments.count < 2:
+            raise NotFittedError(
+                "ErrorScorer has not learned the spread of normal errors yet.\n"
+                "  Fix: call learn_many() with errors on normal data first."
+            )
+        if block.shape[1] != len(self.moments.mean):
+            raise ShapeError(
+                describe(
+                    "errors",
+                    f"{len(self.moments.mean)} channels (as learned)",
+                    f"{block.shape[1]} channels",
+                )
+            )
+        spread = np.maximum(self.moments.std, self.floor)
+        squared = ((block - self.moments.mean) / spread) ** 2
+        combined: NDArray[np.float64] = (
+            squared.mean(axis=1) if self.combine == "mean" else squared.max(axis=1)
+        )
+        return combined
+
+    def score_one(self, error: ArrayLike) -> float:
+        """The smoothed score of the next step; advances the smoother."""
+        raw = float(self.raw_many(self._row(error)[None])[0])
+        previous = raw if self._smoothed is None else self._smoothed
+        self._smoothed = self.smoothing * raw + (1.0 - self.smoothing) * previous
+        return self._smoothed
+
+    def score_many(self, errors: ArrayLike) -> NDArray[np.float64]:
+        """Smoothed scores of consecutive steps ``(steps,)``; advances the smoother."""
+        raw = self.raw_many(errors)
+        out = np.empty_like(raw)
+        smoothed, alpha = self._smoothed, self.smoothing
+        for index, value in enumerate(raw.tolist()):
+            smoothed = value if smoothed is None else alpha * value + (1.0 - alpha) * smoothed
+            out[index] = smoothed
+        self._smoothed = smoothed
+        return out
+
+    def reset(self) -> None:
+        """Forget the smoother's state (a new series starts); learned spreads stay."""
+        self._smoothed = None
+
+    # --------------------------------------------------------------- internals
+    @staticmethod
+    def _row(error: ArrayLike) -> NDArray[np.float64]:
+        row = np.atleast_1d(np.asarray(error, dtype=np.float64))
+        if row.ndim != 1:
+            raise ShapeError(describe("error", "one value per channel (1-D)", f"shape {row.shape}"))
+        return row
+
+    @staticmethod
+    def _block(errors: ArrayLike) -> NDArray[Any]:
+        block = np.asarray(errors, dtype=np.float64)
+        block = block[:, None] if block.ndim == 1 else block
+        if block.ndim != 2:
+            raise ShapeError(
+                describe("errors", "(steps, channels) or (steps,)", f"shape {block.shape}")
+            )
+        return block

@@ -1,0 +1,273 @@
+"""Thresholds that turn anomaly scores into flags, kept apart from the scores.
+
+Every threshold has a batch form (``fit(scores)`` then ``flag_many(scores)``)
+and an online form (``learn_one(score)``, ``flag_one(score)``), so the same
+object serves offline evaluation and a live stream. Online, a detector
+usually learns only from scores it did not flag, so that an anomaly does not
+raise the bar for itself.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .._errors import ConfigError, NotFittedError, describe
+from .._validate import require_positive_int
+
+__all__ = ["DynamicThreshold", "GaussianThreshold", "QuantileThreshold", "Threshold"]
+
+
+class Threshold(Protocol):
+    """What every threshold offers."""
+
+    def fit(self, scores: ArrayLike) -> Threshold: ...
+
+    def learn_one(self, score: float) -> None: ...
+
+    def flag_one(self, score: float) -> bool: ...
+
+    def flag_many(self, scores: ArrayLike) -> NDArray[np.bool_]: ...
+
+
+def _scores(scores: ArrayLike) -> NDArray[np.float64]:
+    array = np.asarray(scores, dtype=np.float64).reshape(-1)
+    return array[np.isfinite(array)]
+
+
+class QuantileThreshold:
+    """Static: flag scores above ``margin`` times the ``quantile`` of the learned scores.
+
+    Online it keeps the last ``window`` learned scores (bounded memory).
+
+    >>> threshold = QuantileThreshold(quantile=0.5, margin=2.0).fit([1.0, 2.0, 3.0])
+    >>> threshold.level, threshold.flag_many([3.9, 4.1]).tolist()
+    (4.0, [False, True])
+    """
+
+    def __init__(
+        self, *, quantile: float = 0.99, margin: float = 1.5, window: int = 10_000
+    ) -> None:
+        if not 0.0 < quantile <= 1.0:
+            raise ConfigError(
+                describe("quantile", "a share in (0, 1]", repr(quantile), problem="is invalid.")
+            )
+        if margin <= 0:
+            raise ConfigError(
+                describe("margin", "a factor > 0", repr(margin), problem="is invalid.")
+            )
+        require_positive_int("window", window)
+        self.quantile, self.margin, self.window = quantile, margin, window
+        self._recent: deque[float] = deque(maxlen=window)
+        self._level: float | None = None
+
+    @property
+    def level(self) -> float:
+        if self._level is None:
+            if not self._recent:
+                raise NotFittedError(
+                    "QuantileThreshold has no scores yet.\n  Fix: call fit() or learn_one() first."
+                )
+            self._level = float(np.quantile(np.array(self._recent), self.quantile) * self.margin)
+        return self._level
+
+    def fit(self, scores: ArrayLike) -> QuantileThreshold:
+        self._recent.clear()
+        self._recent.extend(_scores(scores)[-self.window :].tolist())
+        self._level = None
+        return self
+
+    def learn_one(self, score: float) -> None:
+        if np.isfinite(score):
+            self._recent.append(float(score))
+            self._level = None
+
+    def flag_one(self, score: float) -> bool:
+        return bool(score > self.level)
+
+    def flag_many(self, scores: ArrayLike) -> NDArray[np.bool_]:
+        return np.asarray(scores, dtype=np.float64) > self.level
+
+
+class GaussianThreshold:
+    """Running Gaussian: flag scores above ``mean + k * std`` of the learned scores.
+
+    >>> threshold = GaussianThreshold(k=2.0).fit([1.0, 3.0])
+    >>> threshold.level
+    4.0
+    """
+
+    def __init__(self, *, k: float = 3.0) -> None:
+        if k <= 0:
+            raise ConfigError(describe("k", "a number of std > 0", repr(k), problem="is invalid."))
+        self.k = k
+        self.count, self.mean, self._m2 = 0, 0.0, 0.0
+
+    @property
+    def level(self) -> float:
+        if self.count == 0:
+            raise NotFittedError(
+                "GaussianThreshold has no scores yet.\n  Fix: call fit() or learn_one() first."
+            )
+        return self.mean + self.k * float(np.sqrt(self._m2 / self.count))
+
+    def fit(self, scores: ArrayLike) -> GaussianThreshold:
+        values = _scores(scores)
+        self.count = len(values)
+        self.mean = float(values.mean()) if len(values) else 0.0
+        self._m2 = float(((values - self.mean) ** 2).sum()) if len(values) else 0.0
+        return self
+
+    def learn_one(self, score: float) -> None:
+        if not np.isfinite(score):
+            return
+        self.count += 1
+        delta = score - self.mean
+        self.mean += delta / self.count
+        self._m2 += delta * (score - self.mean)
+
+    def flag_one(self, score: float) -> bool:
+        return bool(score > self.level)
+
+    def flag_many(self, scores: ArrayLike) -> NDArray[np.bool_]:
+        return np.asarray(scores, dtype=np.float64) > self.level
+
+
+class DynamicThreshold:
+    """The nonparametric dynamic threshold with pruning of Hundman et al. (KDD 2018).
+
+    Over a window of the latest ``window`` scores it picks ``eps = mean + z *
+    std`` (``z`` in ``z_range``) maximising ``(d_mean / mean + d_std / std) /
+    (above + sequences**2)``, where ``d_mean`` and ``d_std`` are the drops of
+    mean and std when the scores above ``eps`` are removed, ``above`` is how many
+    there are and ``sequences`` how many runs they form. Pruning: the maxima of
+    the runs, sorted, with the largest score below ``eps`` appended; runs whose
+    maximum is less than ``min_decrease`` (13 %) above the next one, and every
+    smaller run, are set back to normal. ``flag_many`` walks the scores in
+    blocks of ``step``, each judged within the window that ends with it;
+    ``flag_one`` judges a score against the latest learned window.
+
+    >>> scores = [1.0, 1.2, 0.9, 1.1] * 20 + [9.0, 9.5] + [1.0, 1.1] * 10
+    >>> flags = DynamicThreshold(window=200, step=200).flag_many(scores)
+    >>> np.flatnonzero(flags).tolist()
+    [80, 81]
+    """
+
+    def __init__(
+        self,
+        *,
+        window: int = 2000,
+        step: int = 100,
+        z_range: tuple[float, float] = (2.0, 10.0),
+        min_decrease: float = 0.13,
+    ) -> None:
+        require_positive_int("window", window)
+        require_positive_int("step", step)
+        if not 0 < z_range[0] <= z_range[1]:
+            raise ConfigError(
+                describe(
+                    "z_range",
+                    "(low, high) with 0 < low <= high",
+                    repr(z_range),
+                    problem="is invalid.",
+                )
+            )
+        if not 0.0 <= min_decrease < 1.0:
+            raise ConfigError(
+                describe(
+                    "min_decrease", "a share in [0, 1)", repr(min_decrease), problem="is invalid."
+                )
+            )
+        self.window, self.step = window, step
+        self.z_values = np.arange(z_range[0], z_range[1] + 1e-9, 0.5)
+        self.min_decrease = min_decrease
+        self._recent: deque[float] = deque(maxlen=window)
+        self._level: float | None = None
+
+    @property
+    def level(self) -> float:
+        """The threshold of the latest learned window (after pruning: the lowest kept maximum)."""
+        if self._level is None:
+            if not self._recent:
+                raise NotFittedError(
+                    "DynamicThreshold has no scores yet.\n  Fix: call fit() or learn_one() first."
+                )
+            self._level = self._window_level(np.array(self._recent))
+        return self._level
+
+    def fit(self, scores: ArrayLike) -> DynamicThreshold:
+        self._recent.clear()
+        self._recent.extend(_scores(scores)[-self.window :].tolist())
+        self._level = None
+        return self
+
+    def learn_one(self, score: float) -> None:
+        if np.isfinite(score):
+            self._recent.append(float(score))
+            self._level = None
+
+    def flag_one(self, score: float) -> bool:
+        return bool(score > self.level)
+
+    def flag_many(self, scores: ArrayLike) -> NDArray[np.bool_]:
+        values = np.asarray(scores, dtype=np.float64).reshape(-1)
+        flags = np.zeros(len(values), dtype=bool)
+        for end in range(self.step, len(values) + self.step, self.step):
+            end = min(end, len(values))
+            begin = max(0, end - self.window)
+            window = values[begin:end]
+            flagged = self._window_flags(window)
+            block = max(0, end - self.step) - begin
+            flags[begin + block : end] = flagged[block:]
+        return flags
+
+    # --------------------------------------------------------------- internals
+    def _epsilon(self, window: NDArray[np.float64]) -> float:
+        mean, std = float(window.mean()), float(window.std())
+        best_eps, best = mean + self.z_values[-1] * std, -np.inf
+        if std == 0 or mean == 0:
+            return float(window.max())
+        for z in self.z_values:
+            eps = mean + z * std
+            below = window[window < eps]
+            above = window > eps
+            count = int(above.sum())
+            if count == 0 or len(below) == 0:
+                continue
+            runs = int(np.sum(np.diff(np.concatenate([[0], above.astype(np.int8)])) == 1))
+            value = ((mean - below.mean()) / mean + (std - below.std()) / std) / (count + runs**2)
+            if value > best:
+                best, best_eps = value, eps
+        return best_eps
+
+    def _window_flags(self, window: NDArray[np.float64]) -> NDArray[np.bool_]:
+        finite = np.where(np.isfinite(window), window, -np.inf)
+        eps = self._epsilon(window[np.isfinite(window)]) if np.isfinite(window).any() else np.inf
+        above = finite > eps
+        if not above.any():
+            return above
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], above.astype(np.int8), [0]])))
+        runs = edges.reshape(-1, 2)
+        maxima = np.array([finite[a:b].max() for a, b in runs])
+        order = np.argsort(-maxima)
+        below = finite[~above]
+        sorted_maxima = np.append(maxima[order], below.max() if len(below) else 0.0)
+        decrease = (sorted_maxima[:-1] - sorted_maxima[1:]) / np.where(
+            sorted_maxima[:-1] == 0, 1.0, sorted_maxima[:-1]
+        )
+        significant = np.flatnonzero(decrease >= self.min_decrease)
+        keep = order[: significant[-1] + 1] if len(significant) else order[:0]
+        flags = np.zeros(len(window), dtype=bool)
+        for run in keep.tolist():
+            start, end = runs[run]
+            flags[start:end] = True
+        return flags
+
+    def _window_level(self, window: NDArray[np.float64]) -> float:
+        flags = self._window_flags(window)
+        if not flags.any():
+            return float(max(self._epsilon(window), window.max()))
+        return float(window[flags].min() - 1e-12)
