@@ -169,7 +169,7 @@ class ForecastDetector:
         scores = scorer.score_many(errors)
         threshold = config.make_threshold().fit(scores[calibration])
         if isinstance(threshold, DynamicThreshold):
-            flags = threshold.flag_many(scores)
+            flags = threshold.detect_many(scores)
             level = float("nan")
         else:
             flags = threshold.flag_many(scores)

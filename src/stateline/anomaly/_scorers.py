@@ -9,9 +9,24 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, NotFittedError, ShapeError, describe
 
-__all__ = ["ErrorScorer", "RunningMoments"]
+__all__ = ["ErrorScorer", "RunningMoments", "ewma"]
 
 _COMBINE = ("max", "mean")
+
+
+def ewma(values: ArrayLike, smoothing: float, start: float | None = None) -> NDArray[np.float64]:
+    """``s_t = smoothing * v_t + (1 - smoothing) * s_{t-1}``, from ``start`` (else ``v_0``).
+
+    >>> ewma([0.0, 10.0, 10.0], 0.5).tolist()
+    [0.0, 5.0, 7.5]
+    """
+    raw = np.asarray(values, dtype=np.float64).reshape(-1)
+    out = np.empty_like(raw)
+    smoothed = start
+    for index, value in enumerate(raw.tolist()):
+        smoothed = value if smoothed is None else smoothing * value + (1.0 - smoothing) * smoothed
+        out[index] = smoothed
+    return out
 
 
 class RunningMoments:
@@ -141,13 +156,9 @@ class ErrorScorer:
 
     def score_many(self, errors: ArrayLike) -> NDArray[np.float64]:
         """Smoothed scores of consecutive steps ``(steps,)``; advances the smoother."""
-        raw = self.raw_many(errors)
-        out = np.empty_like(raw)
-        smoothed, alpha = self._smoothed, self.smoothing
-        for index, value in enumerate(raw.tolist()):
-            smoothed = value if smoothed is None else alpha * value + (1.0 - alpha) * smoothed
-            out[index] = smoothed
-        self._smoothed = smoothed
+        out = ewma(self.raw_many(errors), self.smoothing, self._smoothed)
+        if len(out):
+            self._smoothed = float(out[-1])
         return out
 
     def reset(self) -> None:

@@ -146,12 +146,14 @@ class DynamicThreshold:
     there are and ``sequences`` how many runs they form. Pruning: the maxima of
     the runs, sorted, with the largest score below ``eps`` appended; runs whose
     maximum is less than ``min_decrease`` (13 %) above the next one, and every
-    smaller run, are set back to normal. ``flag_many`` walks the scores in
-    blocks of ``step``, each judged within the window that ends with it;
-    ``flag_one`` judges a score against the latest learned window.
+    smaller run, are set back to normal. :meth:`detect_many` is Hundman's
+    offline procedure: it walks a series in blocks of ``step``, each judged
+    within the window that ends with it, and needs no fitting. ``flag_one`` and
+    ``flag_many`` compare scores with the level of the latest learned window
+    (``fit`` or ``learn_one``), as the other thresholds do.
 
     >>> scores = [1.0, 1.2, 0.9, 1.1] * 20 + [9.0, 9.5] + [1.0, 1.1] * 10
-    >>> flags = DynamicThreshold(window=200, step=200).flag_many(scores)
+    >>> flags = DynamicThreshold(window=200, step=200).detect_many(scores)
     >>> np.flatnonzero(flags).tolist()
     [80, 81]
     """
@@ -213,6 +215,10 @@ class DynamicThreshold:
         return bool(score > self.level)
 
     def flag_many(self, scores: ArrayLike) -> NDArray[np.bool_]:
+        return np.asarray(scores, dtype=np.float64) > self.level
+
+    def detect_many(self, scores: ArrayLike) -> NDArray[np.bool_]:
+        """Hundman's windowed procedure over a whole series (no fitting needed)."""
         values = np.asarray(scores, dtype=np.float64).reshape(-1)
         flags = np.zeros(len(values), dtype=bool)
         for end in range(self.step, len(values) + self.step, self.step):

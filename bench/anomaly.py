@@ -1,0 +1,135 @@
+"""Anomaly benchmark on SKAB: stateline's LSTM detector vs baselines and SKAB's published rows.
+
+SKAB's protocol (its notebooks): every experiment's first 400 steps are normal
+and are all a detector may learn from; flags over all steps of all 34
+experiments are pooled into F1, false-alarm rate (FAR) and missed-alarm rate
+(MAR). stateline's detector trains ONE LSTM forecaster on the 34 normal parts
+(each standardised by itself), then scores each experiment's one-step forecast
+errors (per-channel normalised on its normal part, mean of squares, EWMA 0.1)
+against a threshold of 1.5 x the 0.99 quantile of its normal part's scores.
+The baselines use the same scorer and threshold: moving average (mean of the
+previous 10 steps as the forecast) and windowed Gaussian (z-scores against the
+previous 100 steps, threshold calibrated on steps 100-400). The published rows
+are copied from SKAB's README.
+Changepoint NAB (standard profile, 60-step windows right of each changepoint,
+from the switches of the flags) is printed for the detectors run here.
+
+Run: .venv/bin/python bench/anomaly.py [--skab ../shared/data/skab] [--seeds 3]
+SKAB is GPL-3.0 and is read from the given checkout, never copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+from stateline.anomaly import (
+    DetectorConfig,
+    ForecastDetector,
+    QuantileThreshold,
+    WindowedGaussian,
+)
+from stateline.anomaly._scorers import ewma
+from stateline.anomaly._skab import SKAB_PUBLISHED, SkabReport, evaluate_skab, load_skab
+
+DEFAULT_SKAB = Path(__file__).resolve().parents[2] / "shared" / "data" / "skab"
+REFERENCE = 400
+WINDOW = 100
+
+
+def lstm_rows(experiments, seeds: int) -> list[tuple[str, SkabReport, float]]:
+    rows = []
+    for seed in range(seeds):
+        started = time.perf_counter()
+        detector = ForecastDetector(DetectorConfig(seed=seed)).fit(
+            [e.values[:REFERENCE] for e in experiments]
+        )
+        flags = {
+            e.name: detector.detect(e.values).flags
+            for e in track(experiments, description=f"LSTM seed {seed}", transient=True)
+        }
+        report = evaluate_skab(experiments, lambda e, f=flags: f[e.name])
+        rows.append(
+            (f"stateline LSTM detector (seed {seed})", report, time.perf_counter() - started)
+        )
+    return rows
+
+
+def windowed_gaussian_flags(values: np.ndarray) -> np.ndarray:
+    """Windowed-Gaussian scores (standardised by the normal part), EWMA 0.1, same threshold."""
+    reference = values[:REFERENCE]
+    spread = np.where(reference.std(0) > 0, reference.std(0), 1.0)
+    raw = WindowedGaussian(window=WINDOW).score_many((values - reference.mean(0)) / spread)
+    smoothed = ewma(raw, 0.1)
+    threshold = QuantileThreshold(quantile=0.99, margin=1.5).fit(smoothed[WINDOW:REFERENCE])
+    return threshold.flag_many(smoothed)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="SKAB anomaly benchmark")
+    parser.add_argument("--skab", type=Path, default=DEFAULT_SKAB, help="SKAB checkout")
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args()
+    experiments = load_skab(args.skab)
+    console = Console(width=160)
+
+    rows = lstm_rows(experiments, args.seeds)
+    started = time.perf_counter()
+    average = ForecastDetector(DetectorConfig(predictor="moving_average", window=10)).fit(
+        [e.values[:REFERENCE] for e in experiments]
+    )
+    report = evaluate_skab(experiments, lambda e: average.detect(e.values).flags)
+    rows.append(("moving-average baseline (window 10)", report, time.perf_counter() - started))
+    started = time.perf_counter()
+    report = evaluate_skab(experiments, lambda e: windowed_gaussian_flags(e.values))
+    rows.append(("windowed-Gaussian baseline (window 100)", report, time.perf_counter() - started))
+
+    table = Table(title=f"SKAB outlier detection, {len(experiments)} experiments, all steps pooled")
+    for column in (
+        "detector",
+        "F1",
+        "FAR, %",
+        "MAR, %",
+        "F1 after step 400",
+        "NAB (CP)",
+        "seconds",
+    ):
+        table.add_column(column, justify="left" if column == "detector" else "right")
+    for name, report, seconds in rows:
+        table.add_row(
+            name,
+            f"{report.binary.f1:.3f}",
+            f"{report.binary.false_alarm_rate:.2f}",
+            f"{report.binary.missed_alarm_rate:.2f}",
+            f"{report.after_reference.f1:.3f}",
+            f"{report.nab.normalised:.2f}",
+            f"{seconds:.1f}",
+        )
+    lstm = [r.binary.f1 for n, r, _ in rows if n.startswith("stateline")]
+    table.add_row(
+        f"stateline LSTM, mean +- sd of {len(lstm)} seeds",
+        f"{np.mean(lstm):.3f} +- {np.std(lstm):.3f}",
+        "",
+        "",
+        "",
+        "",
+        "",
+    )
+    for name, (f1, far, mar) in SKAB_PUBLISHED.items():
+        table.add_row(f"published: {name}", f"{f1:.2f}", f"{far:.2f}", f"{mar:.2f}", "", "", "")
+    console.print(table)
+    best = max(f1 for f1, _, _ in SKAB_PUBLISHED.values())
+    console.print(
+        f"Best published F1 {best:.2f}; stateline LSTM mean {np.mean(lstm):.3f} "
+        f"({np.mean(lstm) / best:.3f}x); moving-average baseline {rows[-2][1].binary.f1:.3f}."
+    )
+
+
+if __name__ == "__main__":
+    main()
