@@ -27,6 +27,8 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/data.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/stream.py --seconds 0.5
+	$(BIN)/python bench/anomaly.py
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

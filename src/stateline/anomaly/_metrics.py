@@ -175,9 +175,9 @@ def _pairs(
     pairs = []
     for position, (truth, flagged) in enumerate(zip(label_list, flag_list, strict=True)):
         name = f"labels[{position}]" if many else "labels"
-        truth_array = as_flags(truth, name)
+        truth_array = as_flags(np.asarray(truth), name)
         flag_name = f"flags[{position}]" if many else "flags"
-        pairs.append((truth_array, as_flags(flagged, flag_name, len(truth_array))))
+        pairs.append((truth_array, as_flags(np.asarray(flagged), flag_name, len(truth_array))))
     return pairs
 
 

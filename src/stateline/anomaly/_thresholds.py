@@ -246,8 +246,8 @@ class DynamicThreshold:
             runs = int(np.sum(np.diff(np.concatenate([[0], above.astype(np.int8)])) == 1))
             value = ((mean - below.mean()) / mean + (std - below.std()) / std) / (count + runs**2)
             if value > best:
-                best, best_eps = value, eps
-        return best_eps
+                best, best_eps = float(value), float(eps)
+        return float(best_eps)
 
     def _window_flags(self, window: NDArray[np.float64]) -> NDArray[np.bool_]:
         finite = np.where(np.isfinite(window), window, -np.inf)

@@ -15,6 +15,7 @@ EXIT_USAGE = 2
 _EPILOG = """examples:
   stateline demo --output demo-output
   stateline lanes data.csv --time timestamp --group sensor --lanes 32 --chunk 64
+  stateline detect pump.csv --sep ';' --time datetime --label anomaly --reference 400
 """
 
 
@@ -63,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     lanes.add_argument("--lanes", type=int, required=True, help="lanes (batch rows)")
     lanes.add_argument("--chunk", type=int, required=True, help="time steps per chunk")
     lanes.add_argument("--split", action="store_true", help="split long sequences over lanes")
+
+    from ._detect_args import add_detect_parser
+
+    add_detect_parser(commands)
     return parser
 
 
@@ -82,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ._lanes import run_lanes
 
             run_lanes(args)
+        elif args.command == "detect":
+            from ._detect import run_detect
+
+            run_detect(args)
     except StatelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
