@@ -34,6 +34,7 @@ from stateline.anomaly import (
     ForecastDetector,
     QuantileThreshold,
     WindowedGaussian,
+    standardise,
 )
 from stateline.anomaly._scorers import ewma
 from stateline.anomaly._skab import SKAB_PUBLISHED, SkabReport, evaluate_skab, load_skab
@@ -63,9 +64,7 @@ def lstm_rows(experiments, seeds: int) -> list[tuple[str, SkabReport, float]]:
 
 def windowed_gaussian_flags(values: np.ndarray) -> np.ndarray:
     """Windowed-Gaussian scores (standardised by the normal part), EWMA 0.1, same threshold."""
-    reference = values[:REFERENCE]
-    spread = np.where(reference.std(0) > 0, reference.std(0), 1.0)
-    raw = WindowedGaussian(window=WINDOW).score_many((values - reference.mean(0)) / spread)
+    raw = WindowedGaussian(window=WINDOW).score_many(standardise(values, values[:REFERENCE]))
     smoothed = ewma(raw, 0.1)
     threshold = QuantileThreshold(quantile=0.99, margin=1.5).fit(smoothed[WINDOW:REFERENCE])
     return threshold.flag_many(smoothed)

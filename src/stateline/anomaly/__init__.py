@@ -12,6 +12,7 @@ metrics (:func:`binary_scores`, :func:`nab_score`, :func:`point_adjusted_f1`,
 detector's flags against labels.
 """
 
+from ._arrays import standardise as standardise
 from ._baselines import MovingAverage as MovingAverage
 from ._baselines import WindowedGaussian as WindowedGaussian
 from ._detector import Detection as Detection
@@ -62,4 +63,5 @@ __all__ = [
     "point_adjusted_f1",
     "range_precision_recall",
     "ranges",
+    "standardise",
 ]

@@ -16,18 +16,9 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ShapeError, describe
 from .._validate import require_positive_int
+from ._arrays import as_row, as_steps
 
 __all__ = ["MovingAverage", "WindowedGaussian"]
-
-
-def _series(values: ArrayLike) -> NDArray[np.float64]:
-    array = np.asarray(values, dtype=np.float64)
-    array = array[:, None] if array.ndim == 1 else array
-    if array.ndim != 2:
-        raise ShapeError(
-            describe("series", "(steps, channels) or (steps,)", f"shape {array.shape}")
-        )
-    return array
 
 
 def _trailing_sums(
@@ -61,7 +52,7 @@ class MovingAverage:
 
     def predict_many(self, series: ArrayLike) -> NDArray[np.float64]:
         """Row t is the prediction of step t from steps t-window..t-1 (NaN for t = 0)."""
-        array = _series(series)
+        array = as_steps(series, "series")
         sums, counts = _trailing_sums(array, self.window)
         with np.errstate(invalid="ignore", divide="ignore"):
             result: NDArray[np.float64] = sums / counts[:, None]
@@ -69,13 +60,13 @@ class MovingAverage:
 
     def errors_many(self, series: ArrayLike) -> NDArray[np.float64]:
         """Observed minus predicted, ``(steps, channels)``; the first row is 0."""
-        array = _series(series)
+        array = as_steps(series, "series")
         errors = array - self.predict_many(array)
         errors[0] = 0.0
         return errors
 
     def learn_one(self, row: ArrayLike) -> None:
-        self._recent.append(np.atleast_1d(np.asarray(row, dtype=np.float64)))
+        self._recent.append(as_row(row, "row"))
 
     def predict_one(self) -> NDArray[np.float64]:
         if not self._recent:
@@ -101,7 +92,7 @@ class WindowedGaussian:
 
     def score_many(self, series: ArrayLike) -> NDArray[np.float64]:
         """Scores ``(steps,)``; 0 where fewer than two previous steps exist."""
-        array = _series(series)
+        array = as_steps(series, "series")
         sums, counts = _trailing_sums(array, self.window)
         squares, _ = _trailing_sums(array**2, self.window)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -115,7 +106,7 @@ class WindowedGaussian:
 
     def score_one(self, row: ArrayLike) -> float:
         """Score one step against the learned window (0 before two steps)."""
-        values = np.atleast_1d(np.asarray(row, dtype=np.float64))
+        values = as_row(row, "row")
         if len(self._recent) < 2:
             return 0.0
         recent = np.stack(self._recent)
@@ -123,4 +114,4 @@ class WindowedGaussian:
         return float((((values - recent.mean(axis=0)) / spread) ** 2).mean())
 
     def learn_one(self, row: ArrayLike) -> None:
-        self._recent.append(np.atleast_1d(np.asarray(row, dtype=np.float64)))
+        self._recent.append(as_row(row, "row"))

@@ -11,6 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, DataError, NotFittedError, ShapeError, describe
 from .._validate import require_positive_int
+from ._arrays import as_steps, standardise
 from ._baselines import MovingAverage
 from ._scorers import ErrorScorer
 from ._thresholds import DynamicThreshold, GaussianThreshold, QuantileThreshold, Threshold
@@ -149,7 +150,7 @@ class ForecastDetector:
                     progress=config.progress,
                 )
             )
-            self.forecaster_ = forecaster.fit([_standardise(part, part) for part in parts])
+            self.forecaster_ = forecaster.fit([standardise(part, part) for part in parts])
         else:
             self.forecaster_ = MovingAverage(window=self.config.window)
         return self
@@ -157,7 +158,7 @@ class ForecastDetector:
     def errors(self, series: ArrayLike) -> NDArray[np.float64]:
         """One-step prediction errors ``(steps, channels)`` of a standardised series (row 0: 0)."""
         array = self._checked(series)
-        return self._errors(_standardise(array, array[: self.config.reference]))
+        return self._errors(standardise(array, array[: self.config.reference]))
 
     def detect(self, series: ArrayLike) -> Detection:
         """Scores and flags for every step of ``series`` ``(steps, channels)``."""
@@ -173,7 +174,7 @@ class ForecastDetector:
             level = float("nan")
         else:
             flags = threshold.flag_many(scores)
-            level = threshold.level  # type: ignore[attr-defined]
+            level = threshold.level
         return Detection(scores=scores, flags=flags, level=level, errors=errors)
 
     # --------------------------------------------------------------- internals
@@ -254,9 +255,8 @@ def _as_list(data: ArrayLike | Sequence[ArrayLike]) -> list[NDArray[np.float64]]
     items = list(data) if isinstance(data, (list, tuple)) else [data]
     arrays = []
     for position, item in enumerate(items):
-        array = np.asarray(item, dtype=np.float64)
-        array = array[:, None] if array.ndim == 1 else array
-        if array.ndim != 2 or len(array) < 2:
+        array = as_steps(np.asarray(item, dtype=np.float64), f"series[{position}]")
+        if len(array) < 2:
             raise ShapeError(
                 describe(f"series[{position}]", "(steps >= 2, channels)", f"shape {array.shape}")
             )
@@ -273,13 +273,3 @@ def _as_list(data: ArrayLike | Sequence[ArrayLike]) -> list[NDArray[np.float64]]
     if not arrays:
         raise ShapeError(describe("series", "at least one series", "none"))
     return arrays
-
-
-def _standardise(
-    series: NDArray[np.float64], reference: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """Standardise by the reference part's mean and std (a constant channel keeps scale 1)."""
-    mean, std = reference.mean(axis=0), reference.std(axis=0)
-    std = np.where(std > 1e-6 * np.maximum(1.0, np.abs(mean)), std, 1.0)
-    result: NDArray[np.float64] = (series - mean) / std
-    return result

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, NotFittedError, ShapeError, describe
+from ._arrays import as_row, as_steps
 
 __all__ = ["ErrorScorer", "RunningMoments", "ewma"]
 
@@ -53,7 +52,7 @@ class RunningMoments:
         return result
 
     def learn_one(self, row: ArrayLike) -> None:
-        values = np.atleast_1d(np.asarray(row, dtype=np.float64))
+        values = as_row(row, "row")
         if self.count == 0:
             self.mean = np.zeros_like(values)
             self._m2 = np.zeros_like(values)
@@ -64,8 +63,7 @@ class RunningMoments:
 
     def learn_many(self, rows: ArrayLike) -> None:
         """Merge a block of rows ``(steps, channels)`` (Chan et al. parallel update)."""
-        block = np.asarray(rows, dtype=np.float64)
-        block = block[:, None] if block.ndim == 1 else block
+        block = as_steps(rows, "rows")
         if len(block) == 0:
             return
         count, mean = len(block), block.mean(axis=0)
@@ -117,16 +115,16 @@ class ErrorScorer:
     # ---------------------------------------------------------------- learning
     def learn_one(self, error: ArrayLike) -> None:
         """Learn the normal spread of one step's errors ``(channels,)``."""
-        self.moments.learn_one(self._row(error))
+        self.moments.learn_one(as_row(error, "error"))
 
     def learn_many(self, errors: ArrayLike) -> None:
         """Learn the normal spread of many steps' errors ``(steps, channels)``."""
-        self.moments.learn_many(self._block(errors))
+        self.moments.learn_many(as_steps(errors, "errors"))
 
     # ----------------------------------------------------------------- scoring
     def raw_many(self, errors: ArrayLike) -> NDArray[np.float64]:
         """Unsmoothed combined scores ``(steps,)``; does not touch the smoother."""
-        block = self._block(errors)
+        block = as_steps(errors, "errors")
         if self.moments.count < 2:
             raise NotFittedError(
                 "ErrorScorer has not learned the spread of normal errors yet.\n"
@@ -149,7 +147,7 @@ class ErrorScorer:
 
     def score_one(self, error: ArrayLike) -> float:
         """The smoothed score of the next step; advances the smoother."""
-        raw = float(self.raw_many(self._row(error)[None])[0])
+        raw = float(self.raw_many(as_row(error, "error")[None])[0])
         previous = raw if self._smoothed is None else self._smoothed
         self._smoothed = self.smoothing * raw + (1.0 - self.smoothing) * previous
         return self._smoothed
@@ -164,21 +162,3 @@ class ErrorScorer:
     def reset(self) -> None:
         """Forget the smoother's state (a new series starts); learned spreads stay."""
         self._smoothed = None
-
-    # --------------------------------------------------------------- internals
-    @staticmethod
-    def _row(error: ArrayLike) -> NDArray[np.float64]:
-        row = np.atleast_1d(np.asarray(error, dtype=np.float64))
-        if row.ndim != 1:
-            raise ShapeError(describe("error", "one value per channel (1-D)", f"shape {row.shape}"))
-        return row
-
-    @staticmethod
-    def _block(errors: ArrayLike) -> NDArray[Any]:
-        block = np.asarray(errors, dtype=np.float64)
-        block = block[:, None] if block.ndim == 1 else block
-        if block.ndim != 2:
-            raise ShapeError(
-                describe("errors", "(steps, channels) or (steps,)", f"shape {block.shape}")
-            )
-        return block

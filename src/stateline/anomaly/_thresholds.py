@@ -10,19 +10,23 @@ raise the bar for itself.
 from __future__ import annotations
 
 from collections import deque
-from typing import Protocol
+from typing import Protocol, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, NotFittedError, describe
 from .._validate import require_positive_int
+from ._scorers import RunningMoments
 
 __all__ = ["DynamicThreshold", "GaussianThreshold", "QuantileThreshold", "Threshold"]
 
 
 class Threshold(Protocol):
     """What every threshold offers."""
+
+    @property
+    def level(self) -> float: ...
 
     def fit(self, scores: ArrayLike) -> Threshold: ...
 
@@ -38,7 +42,56 @@ def _scores(scores: ArrayLike) -> NDArray[np.float64]:
     return array[np.isfinite(array)]
 
 
-class QuantileThreshold:
+class _LevelThreshold:
+    """Flags the scores above ``level``, which each subclass defines."""
+
+    @property
+    def level(self) -> float:
+        raise NotImplementedError
+
+    def flag_one(self, score: float) -> bool:
+        return bool(score > self.level)
+
+    def flag_many(self, scores: ArrayLike) -> NDArray[np.bool_]:
+        return np.asarray(scores, dtype=np.float64) > self.level
+
+
+class _WindowedThreshold(_LevelThreshold):
+    """Keeps the last ``window`` learned scores; the level is computed from them when asked."""
+
+    def __init__(self, window: int) -> None:
+        require_positive_int("window", window)
+        self.window = window
+        self._recent: deque[float] = deque(maxlen=window)
+        self._level: float | None = None
+
+    @property
+    def level(self) -> float:
+        if self._level is None:
+            if not self._recent:
+                raise NotFittedError(
+                    f"{type(self).__name__} has no scores yet.\n"
+                    "  Fix: call fit() or learn_one() first."
+                )
+            self._level = self._window_level(np.array(self._recent))
+        return self._level
+
+    def fit(self, scores: ArrayLike) -> Self:
+        self._recent.clear()
+        self._recent.extend(_scores(scores)[-self.window :].tolist())
+        self._level = None
+        return self
+
+    def learn_one(self, score: float) -> None:
+        if np.isfinite(score):
+            self._recent.append(float(score))
+            self._level = None
+
+    def _window_level(self, window: NDArray[np.float64]) -> float:
+        raise NotImplementedError
+
+
+class QuantileThreshold(_WindowedThreshold):
     """Static: flag scores above ``margin`` times the ``quantile`` of the learned scores.
 
     Online it keeps the last ``window`` learned scores (bounded memory).
@@ -59,40 +112,14 @@ class QuantileThreshold:
             raise ConfigError(
                 describe("margin", "a factor > 0", repr(margin), problem="is invalid.")
             )
-        require_positive_int("window", window)
-        self.quantile, self.margin, self.window = quantile, margin, window
-        self._recent: deque[float] = deque(maxlen=window)
-        self._level: float | None = None
+        super().__init__(window)
+        self.quantile, self.margin = quantile, margin
 
-    @property
-    def level(self) -> float:
-        if self._level is None:
-            if not self._recent:
-                raise NotFittedError(
-                    "QuantileThreshold has no scores yet.\n  Fix: call fit() or learn_one() first."
-                )
-            self._level = float(np.quantile(np.array(self._recent), self.quantile) * self.margin)
-        return self._level
-
-    def fit(self, scores: ArrayLike) -> QuantileThreshold:
-        self._recent.clear()
-        self._recent.extend(_scores(scores)[-self.window :].tolist())
-        self._level = None
-        return self
-
-    def learn_one(self, score: float) -> None:
-        if np.isfinite(score):
-            self._recent.append(float(score))
-            self._level = None
-
-    def flag_one(self, score: float) -> bool:
-        return bool(score > self.level)
-
-    def flag_many(self, scores: ArrayLike) -> NDArray[np.bool_]:
-        return np.asarray(scores, dtype=np.float64) > self.level
+    def _window_level(self, window: NDArray[np.float64]) -> float:
+        return float(np.quantile(window, self.quantile) * self.margin)
 
 
-class GaussianThreshold:
+class GaussianThreshold(_LevelThreshold):
     """Running Gaussian: flag scores above ``mean + k * std`` of the learned scores.
 
     >>> threshold = GaussianThreshold(k=2.0).fit([1.0, 3.0])
@@ -104,7 +131,12 @@ class GaussianThreshold:
         if k <= 0:
             raise ConfigError(describe("k", "a number of std > 0", repr(k), problem="is invalid."))
         self.k = k
-        self.count, self.mean, self._m2 = 0, 0.0, 0.0
+        self.moments = RunningMoments()
+
+    @property
+    def count(self) -> int:
+        """How many scores were learned."""
+        return self.moments.count
 
     @property
     def level(self) -> float:
@@ -112,31 +144,19 @@ class GaussianThreshold:
             raise NotFittedError(
                 "GaussianThreshold has no scores yet.\n  Fix: call fit() or learn_one() first."
             )
-        return self.mean + self.k * float(np.sqrt(self._m2 / self.count))
+        return float(self.moments.mean[0] + self.k * self.moments.std[0])
 
     def fit(self, scores: ArrayLike) -> GaussianThreshold:
-        values = _scores(scores)
-        self.count = len(values)
-        self.mean = float(values.mean()) if len(values) else 0.0
-        self._m2 = float(((values - self.mean) ** 2).sum()) if len(values) else 0.0
+        self.moments = RunningMoments()
+        self.moments.learn_many(_scores(scores))
         return self
 
     def learn_one(self, score: float) -> None:
-        if not np.isfinite(score):
-            return
-        self.count += 1
-        delta = score - self.mean
-        self.mean += delta / self.count
-        self._m2 += delta * (score - self.mean)
-
-    def flag_one(self, score: float) -> bool:
-        return bool(score > self.level)
-
-    def flag_many(self, scores: ArrayLike) -> NDArray[np.bool_]:
-        return np.asarray(scores, dtype=np.float64) > self.level
+        if np.isfinite(score):
+            self.moments.learn_one(score)
 
 
-class DynamicThreshold:
+class DynamicThreshold(_WindowedThreshold):
     """The nonparametric dynamic threshold with pruning of Hundman et al. (KDD 2018).
 
     Over a window of the latest ``window`` scores it picks ``eps = mean + z *
@@ -166,7 +186,7 @@ class DynamicThreshold:
         z_range: tuple[float, float] = (2.0, 10.0),
         min_decrease: float = 0.13,
     ) -> None:
-        require_positive_int("window", window)
+        super().__init__(window)
         require_positive_int("step", step)
         if not 0 < z_range[0] <= z_range[1]:
             raise ConfigError(
@@ -183,39 +203,9 @@ class DynamicThreshold:
                     "min_decrease", "a share in [0, 1)", repr(min_decrease), problem="is invalid."
                 )
             )
-        self.window, self.step = window, step
+        self.step = step
         self.z_values = np.arange(z_range[0], z_range[1] + 1e-9, 0.5)
         self.min_decrease = min_decrease
-        self._recent: deque[float] = deque(maxlen=window)
-        self._level: float | None = None
-
-    @property
-    def level(self) -> float:
-        """The threshold of the latest learned window (after pruning: the lowest kept maximum)."""
-        if self._level is None:
-            if not self._recent:
-                raise NotFittedError(
-                    "DynamicThreshold has no scores yet.\n  Fix: call fit() or learn_one() first."
-                )
-            self._level = self._window_level(np.array(self._recent))
-        return self._level
-
-    def fit(self, scores: ArrayLike) -> DynamicThreshold:
-        self._recent.clear()
-        self._recent.extend(_scores(scores)[-self.window :].tolist())
-        self._level = None
-        return self
-
-    def learn_one(self, score: float) -> None:
-        if np.isfinite(score):
-            self._recent.append(float(score))
-            self._level = None
-
-    def flag_one(self, score: float) -> bool:
-        return bool(score > self.level)
-
-    def flag_many(self, scores: ArrayLike) -> NDArray[np.bool_]:
-        return np.asarray(scores, dtype=np.float64) > self.level
 
     def detect_many(self, scores: ArrayLike) -> NDArray[np.bool_]:
         """Hundman's windowed procedure over a whole series (no fitting needed)."""

@@ -21,6 +21,7 @@ from ..anomaly import (
     point_adjusted_f1,
     range_precision_recall,
     ranges,
+    standardise,
 )
 from ..data import load_table
 
@@ -118,9 +119,7 @@ def _plot(table: Any, detections: list[Any], path: Path, reference: int) -> None
         values, detection = table.features[row], detections[row]
         steps = np.arange(len(values))
         top, bottom = axes[2 * row, 0], axes[2 * row + 1, 0]
-        reference_part = values[:reference]
-        spread = np.where(reference_part.std(0) > 0, reference_part.std(0), 1.0)
-        top.plot(steps, (values - reference_part.mean(0)) / spread, linewidth=0.7)
+        top.plot(steps, standardise(values, values[:reference]), linewidth=0.7)
         top.set_title(f"{table.groups[row]}: sensors (standardised by the normal part)")
         bottom.plot(steps, detection.scores, color="black", linewidth=0.8, label="score")
         if np.isfinite(detection.level):
