@@ -43,6 +43,7 @@ _LAZY = {
     "Seq2Seq": "stateline.nn",
     "MicroBatcher": "stateline.stream",
     "StateStore": "stateline.stream",
+    "StreamDetector": "stateline.stream",
     "StreamEngine": "stateline.stream",
 }
 
@@ -86,6 +87,7 @@ __all__ = [
     "ShapeError",
     "StateStore",
     "StatelineError",
+    "StreamDetector",
     "StreamEngine",
     "TrainConfig",
     "Windows",

@@ -178,3 +178,27 @@ def test_restored_in_a_new_process_continues_as_if_never_stopped(tmp_path: Path)
     )
     resumed = np.load(tmp_path / "out.npy")
     np.testing.assert_array_equal(resumed, np.stack(uninterrupted, axis=1))
+
+
+def test_columns_grow_reset_for_new_streams_and_travel_with_snapshots(tmp_path: Path) -> None:
+    model = make_model()
+    store = StateStore(model, initial_slots=1, capacity=3)
+    store.add_column("total", (2,), fill=-1.0)
+    first = store.slots(["a"], create=True)
+    store.column("total")[first] = [1.0, 2.0]
+    more = store.slots(["b", "c"], create=True)  # grows: the array is replaced
+    assert store.column("total").shape == (3, 2)
+    assert store.column("total")[first].tolist() == [[1.0, 2.0]]
+    assert (store.column("total")[more] == -1.0).all()
+    store.snapshot(tmp_path)
+    store.delete("a")
+    reused = store.slots(["d"], create=True)
+    assert (store.column("total")[reused] == -1.0).all()  # a new stream starts from fill
+    other = StateStore(model)
+    other.add_column("total", (2,), fill=-1.0)
+    other.restore(tmp_path)
+    assert other.column("total")[other.slot_of("a")].tolist() == [1.0, 2.0]
+    with pytest.raises(ConfigError, match="taken"):
+        other.add_column("total")
+    with pytest.raises(ConfigError, match="columns"):
+        other.column("missing")

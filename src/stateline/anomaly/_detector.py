@@ -162,8 +162,25 @@ class ForecastDetector:
 
     def detect(self, series: ArrayLike) -> Detection:
         """Scores and flags for every step of ``series`` ``(steps, channels)``."""
+        return self.score_errors(self.errors(series))
+
+    def score_errors(self, errors: ArrayLike) -> Detection:
+        """Scores and flags from one series' prediction errors ``(steps, channels)``.
+
+        The calibration and scoring of :meth:`detect`, for errors of any
+        predictor (the first step's error is 0 by convention).
+        """
         config = self.config
-        errors = self.errors(series)
+        errors = as_steps(np.asarray(errors, dtype=np.float64), "errors")
+        if len(errors) < config.reference:
+            raise DataError(
+                describe(
+                    "errors",
+                    f"at least reference={config.reference} steps",
+                    f"{len(errors)} steps",
+                    problem="is too short.",
+                )
+            )
         calibration = slice(config.warmup, config.reference)
         scorer = ErrorScorer(smoothing=config.smoothing, combine=config.combine)
         scorer.learn_many(errors[calibration])

@@ -36,30 +36,32 @@ class RunningMoments:
     ...     moments.learn_one(value)
     >>> moments.mean.tolist(), moments.std.round(4).tolist()
     ([2.5], [1.118])
+
+    ``m2`` is the sum of squared deviations from the mean, per channel.
     """
 
     def __init__(self) -> None:
         self.count = 0
         self.mean = np.zeros(0)
-        self._m2 = np.zeros(0)
+        self.m2 = np.zeros(0)
 
     @property
     def std(self) -> NDArray[np.float64]:
         """Population standard deviation per channel (0 before two rows)."""
         if self.count < 2:
             return np.zeros_like(self.mean)
-        result: NDArray[np.float64] = np.sqrt(self._m2 / self.count)
+        result: NDArray[np.float64] = np.sqrt(self.m2 / self.count)
         return result
 
     def learn_one(self, row: ArrayLike) -> None:
         values = as_row(row, "row")
         if self.count == 0:
             self.mean = np.zeros_like(values)
-            self._m2 = np.zeros_like(values)
+            self.m2 = np.zeros_like(values)
         self.count += 1
         delta = values - self.mean
         self.mean = self.mean + delta / self.count
-        self._m2 = self._m2 + delta * (values - self.mean)
+        self.m2 = self.m2 + delta * (values - self.mean)
 
     def learn_many(self, rows: ArrayLike) -> None:
         """Merge a block of rows ``(steps, channels)`` (Chan et al. parallel update)."""
@@ -69,12 +71,12 @@ class RunningMoments:
         count, mean = len(block), block.mean(axis=0)
         m2 = ((block - mean) ** 2).sum(axis=0)
         if self.count == 0:
-            self.count, self.mean, self._m2 = count, mean, m2
+            self.count, self.mean, self.m2 = count, mean, m2
             return
         total = self.count + count
         delta = mean - self.mean
         self.mean = self.mean + delta * count / total
-        self._m2 = self._m2 + m2 + delta**2 * self.count * count / total
+        self.m2 = self.m2 + m2 + delta**2 * self.count * count / total
         self.count = total
 
 

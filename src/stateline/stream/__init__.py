@@ -2,6 +2,7 @@
 
 from ._batcher import EventResult as EventResult
 from ._batcher import MicroBatcher as MicroBatcher
+from ._detector import StreamDetector as StreamDetector
 from ._engine import Status as Status
 from ._engine import StepResult as StepResult
 from ._engine import StreamEngine as StreamEngine
@@ -17,6 +18,7 @@ __all__ = [
     "StateStore",
     "Status",
     "StepResult",
+    "StreamDetector",
     "StreamEngine",
     "UnknownStreamError",
     "model_fingerprint",

@@ -48,12 +48,16 @@ class StepResult:
 
     ``predictions`` is ``(events, outputs)`` for single steps, ``(events, k,
     outputs)`` for k steps; NaN where nothing was applied (except a duplicate
-    of the last event, which gets its earlier prediction back).
+    of the last event, which gets its earlier prediction back). ``scores`` and
+    ``flags`` (``(events,)`` or ``(events, k)``) come from a
+    :class:`StreamDetector`; a bare engine leaves them None.
     """
 
     predictions: NDArray[np.float32]
     status: list[str]
     errors: dict[int, str] = field(default_factory=dict)
+    scores: NDArray[np.float64] | None = None
+    flags: NDArray[np.bool_] | None = None
 
     @property
     def applied(self) -> NDArray[np.bool_]:

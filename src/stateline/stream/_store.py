@@ -96,6 +96,7 @@ class StateStore:
         self.last_seq = np.zeros(0, dtype=np.int64)
         self.last_seen = np.zeros(0, dtype=np.float64)
         self.last_output = np.zeros((0, self.outputs), dtype=np.float32)
+        self._columns: dict[str, tuple[NDArray[Any], Any]] = {}
         self.evictions = 0
         self._grow(min(capacity, max(1, initial_slots)))
 
@@ -174,6 +175,47 @@ class StateStore:
             self._views = [part.numpy() for part in self._parts]
         return self._views
 
+    # ----------------------------------------------------------------- columns
+    def add_column(
+        self, name: str, shape: tuple[int, ...] = (), *, dtype: Any = np.float64, fill: Any = 0
+    ) -> None:
+        """Keep one more per-stream array: ``shape`` per slot, ``fill`` for a new stream.
+
+        Columns grow with the store, are reset to ``fill`` when a slot is given
+        to a new stream, and travel with :meth:`snapshot` / :meth:`restore`; a
+        component that keeps per-stream state (the anomaly detector's error
+        statistics, say) adds its columns so that state is never lost apart
+        from the carry. Fetch the array with :meth:`column` on every use: growth
+        replaces it.
+
+        >>> from stateline.nn import ModelConfig, SequenceModel
+        >>> store = StateStore(SequenceModel(ModelConfig(inputs=1, hidden=2)), initial_slots=4)
+        >>> store.add_column("count", dtype=np.int64)
+        >>> store.column("count")[store.slots(["a"], create=True)] += 1
+        >>> store.column("count").shape, int(store.column("count").sum())
+        ((4,), 1)
+        """
+        if name in self._columns:
+            raise ConfigError(
+                describe("name", "a column name not yet used", repr(name), problem="is taken.")
+            )
+        array = np.full((self._slots, *shape), fill, dtype=dtype)
+        self._columns[name] = (array, fill)
+
+    def column(self, name: str) -> NDArray[Any]:
+        """The per-slot array of a column added with :meth:`add_column`."""
+        try:
+            return self._columns[name][0]
+        except KeyError:
+            raise ConfigError(
+                describe("name", f"one of the store's columns {sorted(self._columns)}", repr(name))
+            ) from None
+
+    def fill_columns(self, slots: NDArray[np.int64]) -> None:
+        """Set every column of ``slots`` back to its fill value (a stream starts over)."""
+        for array, fill in self._columns.values():
+            array[slots] = fill
+
     def carry_of(self, stream_id: StreamId) -> Carry:
         """A copy of one stream's carry, ``(layers, 1, hidden)`` per part."""
         slot = torch.tensor([self.slot_of(stream_id)], device=self.device)
@@ -220,6 +262,10 @@ class StateStore:
             "last_seq": torch.from_numpy(self.last_seq[slots.cpu().numpy()].copy()),
             "last_seen": torch.from_numpy(self.last_seen[slots.cpu().numpy()].copy()),
             "last_output": torch.from_numpy(self.last_output[slots.cpu().numpy()].copy()),
+            "columns": {
+                name: torch.from_numpy(array[slots.cpu().numpy()].copy())
+                for name, (array, _) in self._columns.items()
+            },
         }
         target = folder / "state.pt"
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=".state.")
@@ -242,8 +288,10 @@ class StateStore:
     def restore(self, directory: str | Path) -> int:
         """Load a snapshot written by :meth:`snapshot`; returns the number of streams.
 
-        Refuses (SnapshotMismatchError) a snapshot taken with other weights.
-        Streams in the store that the snapshot does not hold are kept.
+        Refuses (SnapshotMismatchError) a snapshot taken with other weights, or
+        one holding columns this store does not keep (their state would be
+        lost). Columns the snapshot lacks keep their fill values. Streams in the
+        store that the snapshot does not hold are kept.
         """
         path = Path(directory) / "state.pt"
         if not path.is_file():
@@ -267,6 +315,18 @@ class StateStore:
                     fix="Restore it with the model it was taken with, or start without it.",
                 )
             )
+        saved_columns: dict[str, Tensor] = state.get("columns", {})
+        unknown = sorted(set(saved_columns) - set(self._columns))
+        if unknown:
+            raise SnapshotMismatchError(
+                describe(
+                    "snapshot",
+                    f"columns this store keeps ({sorted(self._columns)})",
+                    f"columns {unknown} as well",
+                    problem="holds per-stream state this store would drop.",
+                    fix="Add the same columns (e.g. attach the same detector) before restoring.",
+                )
+            )
         ids: list[StreamId] = [
             int(i) if is_int else i
             for i, is_int in zip(state["ids"], state["id_is_int"], strict=True)
@@ -279,6 +339,8 @@ class StateStore:
         self.last_seq[slots] = state["last_seq"].numpy()
         self.last_seen[slots] = state["last_seen"].numpy()
         self.last_output[slots] = state["last_output"].numpy()
+        for name, values in saved_columns.items():
+            self._columns[name][0][slots] = values.numpy()
         return len(ids)
 
     # ---------------------------------------------------------------- internals
@@ -299,6 +361,10 @@ class StateStore:
         self.last_output = np.concatenate(
             [self.last_output, np.full((slots - old, self.outputs), np.nan, dtype=np.float32)]
         )
+        for name, (array, fill) in self._columns.items():
+            grown = np.full((slots, *array.shape[1:]), fill, dtype=array.dtype)
+            grown[:old] = array
+            self._columns[name] = (grown, fill)
         self._id_of.extend([None] * (slots - old))
         self._free.extend(range(slots - 1, old - 1, -1))
         self._slots = slots
@@ -332,7 +398,9 @@ class StateStore:
             self.last_output[slot] = np.nan
             self.last_seen[slot] = now
             created[stream_id] = slot
-        self._zero(np.fromiter(created.values(), dtype=np.int64))
+        fresh = np.fromiter(created.values(), dtype=np.int64)
+        self._zero(fresh)
+        self.fill_columns(fresh)
         return created
 
     def _evict_least_recent(self, count: int, protected: set[int]) -> None:

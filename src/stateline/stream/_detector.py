@@ -1,0 +1,303 @@
+"""``StreamDetector``: anomaly scores and flags for live streams, next to their predictions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .._errors import ConfigError, ShapeError, describe
+from ..anomaly import DetectorConfig, ErrorScorer, GaussianThreshold
+from ._engine import Status, StepResult, StreamEngine, _flags, _per_event, _rounds
+from ._store import StreamId
+
+__all__ = ["StreamDetector"]
+
+_PREFIX = "detector."
+
+
+class StreamDetector:
+    """Score every step of every stream by how far it is from the model's forecast of it.
+
+    Wraps a :class:`StreamEngine` whose model forecasts the next step of its
+    first ``targets`` inputs (a :class:`~stateline.Forecaster`'s model, in
+    scaled units). For each stream, the error of a step is its observed
+    targets minus the prediction made after the previous step (0 for the first
+    step), the same errors :class:`~stateline.anomaly.ForecastDetector`
+    computes offline. Per stream, and with the offline detector's procedure:
+
+    - the first ``config.reference`` steps calibrate: their errors are kept;
+      after the last of them an :class:`~stateline.anomaly.ErrorScorer` learns
+      the errors of steps ``warmup .. reference - 1``, scores all reference
+      steps, and the configured threshold is fitted on the scores after
+      ``warmup``. Steps before that return a NaN score and no flag;
+    - every later step is scored (per-channel normalised squared error,
+      combined, EWMA-smoothed) and flagged above the threshold's level;
+    - with ``learn=True`` the error statistics, and a Gaussian threshold's
+      score statistics, keep learning from every step that was not flagged
+      (also from flagged ones with ``learn_flagged=True``). Quantile and
+      dynamic levels stay as calibrated: their online forms keep a window of
+      scores, which for very many streams would cost too much memory.
+
+    The state lives in the engine's :class:`StateStore` as per-stream columns,
+    so it is reset with ``start``, freed with ``end`` or eviction, and saved
+    and restored with the carries by ``snapshot`` / ``restore``. Calibration
+    keeps ``reference x targets`` float64 errors per stream.
+
+    >>> from stateline.nn import ModelConfig, SequenceModel
+    >>> from stateline.stream import StateStore
+    >>> model = SequenceModel(ModelConfig(inputs=2, hidden=4, outputs=2))
+    >>> engine = StreamEngine(model, StateStore(model))
+    >>> detector = StreamDetector(engine, DetectorConfig(reference=20, warmup=5))
+    >>> rng = np.random.default_rng(0)
+    >>> for t in range(30):
+    ...     result = detector.step(["pump"], rng.normal(size=(1, 2)))
+    >>> result.scores.shape, bool(np.isfinite(result.scores[0])), result.flags.dtype
+    ((1,), True, dtype('bool'))
+    """
+
+    def __init__(
+        self,
+        engine: StreamEngine,
+        config: DetectorConfig | None = None,
+        *,
+        targets: int | None = None,
+        learn: bool = True,
+        learn_flagged: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.config = config or DetectorConfig()
+        store = engine.store
+        inputs = engine.inputs or 0
+        width = targets if targets is not None else store.outputs
+        if not 0 < width <= min(store.outputs, inputs):
+            raise ConfigError(
+                describe(
+                    "targets",
+                    f"1 .. {min(store.outputs, inputs)}: the leading inputs the model forecasts "
+                    f"(it has {inputs} inputs, {store.outputs} outputs)",
+                    repr(width),
+                    problem="is invalid.",
+                )
+            )
+        self.targets = width
+        self.learn = learn
+        self.learn_flagged = learn_flagged
+        self.flagged = 0
+        reference = self.config.reference
+        self._columns: dict[str, tuple[tuple[int, ...], Any, Any]] = {
+            "seen": ((), np.int64, 0),
+            "errors": ((reference, width), np.float64, 0.0),
+            "count": ((), np.int64, 0),
+            "mean": ((width,), np.float64, 0.0),
+            "m2": ((width,), np.float64, 0.0),
+            "smoothed": ((), np.float64, np.nan),
+            "level": ((), np.float64, np.inf),
+            "score_count": ((), np.int64, 0),
+            "score_mean": ((), np.float64, 0.0),
+            "score_m2": ((), np.float64, 0.0),
+            "last_score": ((), np.float64, np.nan),
+            "last_flag": ((), np.bool_, False),
+        }
+        for name, (shape, dtype, fill) in self._columns.items():
+            store.add_column(_PREFIX + name, shape, dtype=dtype, fill=fill)
+
+    # ------------------------------------------------------------------ public
+    def step(
+        self,
+        stream_ids: Sequence[StreamId],
+        x: ArrayLike,
+        *,
+        seq: ArrayLike | None = None,
+        start: bool | ArrayLike | None = None,
+        end: bool | ArrayLike | None = None,
+        now: float | None = None,
+    ) -> StepResult:
+        """Like :meth:`StreamEngine.step`, plus ``scores`` and ``flags`` per event and step.
+
+        ``x`` is ``(events, inputs)`` or ``(events, k, inputs)`` in the model's
+        (scaled) units. A duplicate of a stream's last event gets its earlier
+        score and flag back.
+        """
+        ids = list(stream_ids)
+        count = len(ids)
+        values = np.asarray(x, dtype=np.float64)
+        if values.ndim not in (2, 3) or values.shape[0] != count:
+            raise ShapeError(
+                describe(
+                    "x",
+                    f"({count}, inputs) or ({count}, k, inputs)",
+                    f"shape {values.shape}",
+                    fix="Pass one row of features per stream id.",
+                )
+            )
+        single = values.ndim == 2
+        steps = values[:, None] if single else values
+        seqs = _per_event(seq, count, "seq", np.int64, None)
+        starts = _flags(start, count, "start")
+        ends = _flags(end, count, "end")
+        k = steps.shape[1]
+        predictions = np.full((count, k, max(self.engine.store.outputs, 1)), np.nan, np.float32)
+        scores = np.full((count, k), np.nan)
+        flags = np.zeros((count, k), dtype=bool)
+        status = [Status.OK] * count
+        errors: dict[int, str] = {}
+        for indices in _rounds(ids, list(range(count))):
+            rows = np.asarray(indices, dtype=np.int64)
+            result = self._round(
+                [ids[i] for i in indices],
+                values[rows],
+                steps[rows],
+                None if seqs is None else seqs[rows],
+                starts[rows],
+                ends[rows],
+                now,
+            )
+            predictions[rows] = result.predictions if not single else result.predictions[:, None]
+            assert result.scores is not None and result.flags is not None
+            scores[rows], flags[rows] = result.scores, result.flags
+            for position, index in enumerate(indices):
+                status[index] = result.status[position]
+                if position in result.errors:
+                    errors[index] = result.errors[position]
+        self.flagged += int(flags.sum())
+        if single:
+            return StepResult(predictions[:, 0], status, errors, scores[:, 0], flags[:, 0])
+        return StepResult(predictions, status, errors, scores, flags)
+
+    def column(self, name: str) -> NDArray[Any]:
+        """One of the detector's per-slot arrays in the store (``level``, ``seen``, ...)."""
+        return self.engine.store.column(_PREFIX + name)
+
+    # --------------------------------------------------------------- internals
+    def _round(
+        self,
+        ids: list[StreamId],
+        given: NDArray[np.float64],
+        steps: NDArray[np.float64],
+        seq: NDArray[np.int64] | None,
+        start: NDArray[np.bool_],
+        end: NDArray[np.bool_],
+        now: float | None,
+    ) -> StepResult:
+        """Distinct streams: step them, then score each applied step against the prediction
+        made before it (the stream's last one, then the engine's own for steps 2..k)."""
+        store = self.engine.store
+        width = self.targets
+        before = store.lookup(ids)
+        known = np.maximum(before, 0)
+        previous = store.last_output[known, :width].astype(np.float64)
+        last_score = self.column("last_score")[known]
+        last_flag = self.column("last_flag")[known]
+        result = self.engine.step(ids, given, seq=seq, start=start, now=now)
+        k = steps.shape[1]
+        predictions = result.predictions if given.ndim == 3 else result.predictions[:, None]
+        scores = np.full((len(ids), k), np.nan)
+        flags = np.zeros((len(ids), k), dtype=bool)
+        if k == 1:
+            duplicate = np.array([state == Status.DUPLICATE for state in result.status])
+            scores[duplicate, 0] = last_score[duplicate]
+            flags[duplicate, 0] = last_flag[duplicate]
+        applied = np.flatnonzero(result.applied)
+        if len(applied):
+            slots = store.lookup([ids[i] for i in applied.tolist()])
+            store.fill_columns(slots[(before[applied] < 0) | start[applied]])
+            seen_column = self.column("seen")
+            for j in range(k):
+                seen = seen_column[slots]
+                made = previous[applied] if j == 0 else predictions[applied, j - 1, :width]
+                error = np.where((seen > 0)[:, None], steps[applied, j, :width] - made, 0.0)
+                scores[applied, j], flags[applied, j] = self._score(slots, seen, error)
+                seen_column[slots] = seen + 1
+            self.column("last_score")[slots] = scores[applied, -1]
+            self.column("last_flag")[slots] = flags[applied, -1]
+            for index in applied[end[applied]].tolist():
+                store.delete(ids[index])
+        return StepResult(result.predictions, result.status, result.errors, scores, flags)
+
+    def _score(
+        self, slots: NDArray[np.int64], seen: NDArray[np.int64], error: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        reference = self.config.reference
+        scores = np.full(len(slots), np.nan)
+        flags = np.zeros(len(slots), dtype=bool)
+        calibrating = np.flatnonzero(seen < reference)
+        if len(calibrating):
+            where = slots[calibrating]
+            self.column("errors")[where, seen[calibrating]] = error[calibrating]
+            for position in calibrating[seen[calibrating] == reference - 1].tolist():
+                scores[position], flags[position] = self._calibrate(int(slots[position]))
+        live = np.flatnonzero(seen >= reference)
+        if len(live):
+            scores[live], flags[live] = self._score_live(slots[live], error[live])
+        return scores, flags
+
+    def _calibrate(self, slot: int) -> tuple[float, bool]:
+        """The offline procedure on the stream's reference errors; returns the last step's."""
+        config = self.config
+        errors = self.column("errors")[slot]
+        scorer = ErrorScorer(smoothing=config.smoothing, combine=config.combine)
+        scorer.learn_many(errors[config.warmup :])
+        scores = scorer.score_many(errors)
+        threshold = config.make_threshold().fit(scores[config.warmup :])
+        moments = scorer.moments
+        self.column("count")[slot] = moments.count
+        self.column("mean")[slot] = moments.mean
+        self.column("m2")[slot] = moments.m2
+        self.column("smoothed")[slot] = scores[-1]
+        self.column("level")[slot] = threshold.level
+        if isinstance(threshold, GaussianThreshold):
+            self.column("score_count")[slot] = threshold.moments.count
+            self.column("score_mean")[slot] = threshold.moments.mean[0]
+            self.column("score_m2")[slot] = threshold.moments.m2[0]
+        self.column("errors")[slot] = 0.0  # no longer needed; keeps snapshots small
+        score = float(scores[-1])
+        return score, bool(score > threshold.level)
+
+    def _score_live(
+        self, slots: NDArray[np.int64], error: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Score, flag and (optionally) learn, vectorised over streams: ErrorScorer's math."""
+        config = self.config
+        count = self.column("count")[slots]
+        mean = self.column("mean")[slots]
+        m2 = self.column("m2")[slots]
+        std = np.sqrt(m2 / np.maximum(count, 1)[:, None]) * (count >= 2)[:, None]
+        squared = ((error - mean) / np.maximum(std, ErrorScorer().floor)) ** 2
+        raw = squared.mean(axis=1) if config.combine == "mean" else squared.max(axis=1)
+        previous = self.column("smoothed")[slots]
+        previous = np.where(np.isnan(previous), raw, previous)
+        smoothed = config.smoothing * raw + (1.0 - config.smoothing) * previous
+        flags = smoothed > self.column("level")[slots]
+        self.column("smoothed")[slots] = smoothed
+        if self.learn:
+            learning = np.ones(len(slots), dtype=bool) if self.learn_flagged else ~flags
+            self._learn(slots[learning], error[learning], smoothed[learning])
+        return smoothed, flags
+
+    def _learn(
+        self, slots: NDArray[np.int64], error: NDArray[np.float64], score: NDArray[np.float64]
+    ) -> None:
+        """Welford updates, as ``RunningMoments.learn_one`` does them, one per stream."""
+        if not len(slots):
+            return
+        count = self.column("count")[slots] + 1
+        mean = self.column("mean")[slots]
+        delta = error - mean
+        mean = mean + delta / count[:, None]
+        self.column("m2")[slots] = self.column("m2")[slots] + delta * (error - mean)
+        self.column("mean")[slots] = mean
+        self.column("count")[slots] = count
+        if self.config.threshold != "gaussian":
+            return
+        count = self.column("score_count")[slots] + 1
+        mean = self.column("score_mean")[slots]
+        delta = score - mean
+        mean = mean + delta / count
+        m2 = self.column("score_m2")[slots] + delta * (score - mean)
+        self.column("score_count")[slots] = count
+        self.column("score_mean")[slots] = mean
+        self.column("score_m2")[slots] = m2
+        self.column("level")[slots] = mean + self.config.k * np.sqrt(m2 / count) * (count >= 2)

@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stateline import ConfigError
+from stateline.anomaly import (
+    DetectorConfig,
+    ErrorScorer,
+    ForecastDetector,
+    GaussianThreshold,
+    OnlineDetector,
+)
+from stateline.nn import ModelConfig, SequenceModel
+from stateline.stream import SnapshotMismatchError, StateStore, Status, StreamDetector, StreamEngine
+
+INPUTS, TARGETS = 3, 2
+CONFIG = dict(reference=40, warmup=5, smoothing=0.3)
+
+
+def make_model(seed: int = 0) -> SequenceModel:
+    torch.manual_seed(seed)
+    config = ModelConfig(inputs=INPUTS, hidden=6, outputs=TARGETS)
+    return SequenceModel(config).double().eval()
+
+
+def make_detector(model: SequenceModel, config: DetectorConfig, **kwargs: object) -> StreamDetector:
+    engine = StreamEngine(model, StateStore(model, initial_slots=2))
+    return StreamDetector(engine, config, **kwargs)  # type: ignore[arg-type]
+
+
+def make_series(rng: np.random.Generator, steps: int) -> np.ndarray:
+    series = rng.normal(size=(steps, INPUTS))
+    at = int(rng.integers(CONFIG["reference"] + 5, steps - 5))
+    series[at : at + 5, :TARGETS] += rng.uniform(3, 8)  # an anomaly to flag
+    return series
+
+
+def offline_errors(model: SequenceModel, series: np.ndarray) -> np.ndarray:
+    """Errors of the whole-sequence forecasts (as float32, like the engine's predictions)."""
+    with torch.no_grad():
+        out, _ = model(torch.as_tensor(series)[None])
+    predictions = out[0].numpy().astype(np.float32).astype(np.float64)
+    errors = np.zeros((len(series), TARGETS))
+    errors[1:] = series[1:, :TARGETS] - predictions[:-1]
+    return errors
+
+
+def stream_all(
+    detector: StreamDetector, series: dict[str, np.ndarray], rng: np.random.Generator
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every stream's steps, in random batches of streams and random k, in order per stream."""
+    scores = {name: np.full(len(s), np.nan) for name, s in series.items()}
+    flags = {name: np.zeros(len(s), dtype=bool) for name, s in series.items()}
+    done = dict.fromkeys(series, 0)
+    while any(done[name] < len(s) for name, s in series.items()):
+        pending = [name for name, s in series.items() if done[name] < len(s)]
+        chosen = list(
+            rng.choice(pending, size=int(rng.integers(1, len(pending) + 1)), replace=False)
+        )
+        k = int(rng.integers(1, 4))
+        k = min(k, *(len(series[name]) - done[name] for name in chosen))
+        x = np.stack([series[name][done[name] : done[name] + k] for name in chosen])
+        seq = [done[name] for name in chosen]
+        result = detector.step(chosen, x if k > 1 else x[:, 0], seq=seq)
+        assert result.status == [Status.OK] * len(chosen)
+        assert result.scores is not None and result.flags is not None
+        got_scores = result.scores if k > 1 else result.scores[:, None]
+        got_flags = result.flags if k > 1 else result.flags[:, None]
+        for row, name in enumerate(chosen):
+            scores[name][done[name] : done[name] + k] = got_scores[row]
+            flags[name][done[name] : done[name] + k] = got_flags[row]
+            done[name] += k
+    return scores, flags
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    threshold=st.sampled_from(["quantile", "gaussian", "dynamic"]),
+    combine=st.sampled_from(["mean", "max"]),
+    lengths=st.lists(st.integers(55, 90), min_size=1, max_size=4),
+    seed=st.integers(0, 10_000),
+)
+def test_streamed_scores_and_flags_equal_the_offline_detector(
+    threshold: str, combine: str, lengths: list[int], seed: int
+) -> None:
+    """Without learning, every stream gets ForecastDetector's offline scores and flags."""
+    config = DetectorConfig(threshold=threshold, combine=combine, **CONFIG)  # type: ignore[arg-type]
+    model = make_model(seed % 5)
+    rng = np.random.default_rng(seed)
+    series = {f"s{i}": make_series(rng, n) for i, n in enumerate(lengths)}
+    scores, flags = stream_all(make_detector(model, config, learn=False), series, rng)
+    offline = ForecastDetector(config)
+    ready = CONFIG["reference"] - 1
+    for name, values in series.items():
+        expected = offline.score_errors(offline_errors(model, values))
+        assert np.isnan(scores[name][:ready]).all()
+        assert not flags[name][:ready].any()
+        np.testing.assert_allclose(scores[name][ready:], expected.scores[ready:], rtol=1e-6)
+        if threshold == "dynamic":  # offline uses Hundman's windowed procedure instead
+            continue
+        near = np.isclose(expected.scores, expected.level, rtol=1e-6)[ready:]
+        np.testing.assert_array_equal(flags[name][ready:][~near], expected.flags[ready:][~near])
+        assert flags[name].any()
+
+
+@pytest.mark.parametrize("learn_flagged", [False, True])
+def test_learning_is_the_online_detector_per_stream(learn_flagged: bool) -> None:
+    """With learning, each stream follows OnlineDetector: flagged steps are not learned from."""
+    config = DetectorConfig(threshold="gaussian", k=2.0, **CONFIG)  # type: ignore[arg-type]
+    model = make_model(1)
+    rng = np.random.default_rng(3)
+    series = {f"s{i}": make_series(rng, 120) for i in range(3)}
+    detector = make_detector(model, config, learn=True, learn_flagged=learn_flagged)
+    scores, flags = stream_all(detector, series, rng)
+    reference, warmup = CONFIG["reference"], CONFIG["warmup"]
+    for name, values in series.items():
+        errors = offline_errors(model, values)
+        scorer = ErrorScorer(smoothing=config.smoothing)
+        scorer.learn_many(errors[warmup:reference])
+        calibration = scorer.score_many(errors[:reference])
+        threshold = GaussianThreshold(k=config.k).fit(calibration[warmup:])
+        online = OnlineDetector(scorer, threshold, learn=True, learn_flagged=learn_flagged)
+        expected = [online.process_one(error) for error in errors[reference:]]
+        np.testing.assert_allclose(scores[name][reference:], [s for s, _ in expected], rtol=1e-6)
+        np.testing.assert_array_equal(flags[name][reference:], [f for _, f in expected])
+        assert flags[name].any()
+        learned = int(detector.column("count")[detector.engine.store.slot_of(name)])
+        unflagged = int((~flags[name][reference:]).sum())
+        extra = len(values) - reference if learn_flagged else unflagged
+        assert learned == reference - warmup + extra
+
+
+def test_snapshot_carries_the_detector_state(tmp_path: Path) -> None:
+    config = DetectorConfig(threshold="gaussian", **CONFIG)  # type: ignore[arg-type]
+    model = make_model(2)
+    rng = np.random.default_rng(0)
+    values = make_series(rng, 100)
+    whole = make_detector(model, config)
+    first = make_detector(model, config)
+    expected = [whole.step(["a"], values[t : t + 1]).scores for t in range(100)]
+    for t in range(60):
+        first.step(["a"], values[t : t + 1])
+    first.engine.store.snapshot(tmp_path)
+    second = make_detector(model, config)
+    assert second.engine.store.restore(tmp_path) == 1
+    resumed = [second.step(["a"], values[t : t + 1]).scores for t in range(60, 100)]
+    np.testing.assert_allclose(np.concatenate(resumed), np.concatenate(expected[60:]))
+    bare = StateStore(model)
+    with pytest.raises(SnapshotMismatchError, match="detector"):
+        bare.restore(tmp_path)
+
+
+def test_duplicates_start_and_end() -> None:
+    config = DetectorConfig(**CONFIG)  # type: ignore[arg-type]
+    detector = make_detector(make_model(), config)
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(50, INPUTS))
+    for t in range(45):
+        last = detector.step(["a"], values[t : t + 1], seq=[t])
+    again = detector.step(["a"], values[44:45], seq=[44])
+    assert again.status == [Status.DUPLICATE]
+    assert again.scores is not None and last.scores is not None
+    assert again.scores[0] == last.scores[0] and np.isfinite(again.scores[0])
+    slot = detector.engine.store.slot_of("a")
+    assert detector.column("seen")[slot] == 45
+    restarted = detector.step(["a"], values[45:46], seq=[45], start=True)
+    assert restarted.scores is not None and np.isnan(restarted.scores[0])
+    assert detector.column("seen")[slot] == 1 and np.isinf(detector.column("level")[slot])
+    ended = detector.step(["a"], values[46:47], seq=[46], end=True)
+    assert ended.status == [Status.OK] and "a" not in detector.engine.store
+
+
+def test_rejects_targets_the_model_does_not_forecast() -> None:
+    model = make_model()
+    engine = StreamEngine(model, StateStore(model))
+    with pytest.raises(ConfigError, match="targets"):
+        StreamDetector(engine, targets=3)
