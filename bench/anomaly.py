@@ -12,7 +12,10 @@ previous 10 steps as the forecast) and windowed Gaussian (z-scores against the
 previous 100 steps, threshold calibrated on steps 100-400). The published rows
 are copied from SKAB's README.
 Changepoint NAB (standard profile, 60-step windows right of each changepoint,
-from the switches of the flags) is printed for the detectors run here.
+from the switches of the flags) is printed for the detectors run here. A second
+table scores the anomaly scores themselves with NAB as NAB does it: windows =
+the labelled anomaly ranges, one threshold for all experiments swept over the
+scores' quantiles and the best kept, for each of NAB's three profiles.
 
 Run: .venv/bin/python bench/anomaly.py [--skab ../shared/data/skab] [--seeds 3]
 SKAB is GPL-3.0 and is read from the given checkout, never copied.
@@ -30,10 +33,13 @@ from rich.progress import track
 from rich.table import Table
 
 from stateline.anomaly import (
+    NAB_PROFILES,
     DetectorConfig,
     ForecastDetector,
     QuantileThreshold,
     WindowedGaussian,
+    nab_optimise,
+    ranges,
     standardise,
 )
 from stateline.anomaly._scorers import ewma
@@ -44,17 +50,23 @@ REFERENCE = 400
 WINDOW = 100
 
 
-def lstm_rows(experiments, seeds: int) -> list[tuple[str, SkabReport, float]]:
+def lstm_rows(experiments, seeds: int, scores: dict) -> list[tuple[str, SkabReport, float]]:
+    """One row per seed; the first seed's anomaly scores go into ``scores``."""
     rows = []
     for seed in range(seeds):
         started = time.perf_counter()
         detector = ForecastDetector(DetectorConfig(seed=seed)).fit(
             [e.values[:REFERENCE] for e in experiments]
         )
-        flags = {
-            e.name: detector.detect(e.values).flags
+        detections = {
+            e.name: detector.detect(e.values)
             for e in track(experiments, description=f"LSTM seed {seed}", transient=True)
         }
+        flags = {name: detection.flags for name, detection in detections.items()}
+        if seed == 0:
+            scores["stateline LSTM detector (seed 0)"] = [
+                detections[e.name].scores for e in experiments
+            ]
         report = evaluate_skab(experiments, lambda e, f=flags: f[e.name])
         rows.append(
             (f"stateline LSTM detector (seed {seed})", report, time.perf_counter() - started)
@@ -62,12 +74,30 @@ def lstm_rows(experiments, seeds: int) -> list[tuple[str, SkabReport, float]]:
     return rows
 
 
-def windowed_gaussian_flags(values: np.ndarray) -> np.ndarray:
+def windowed_gaussian(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Windowed-Gaussian scores (standardised by the normal part), EWMA 0.1, same threshold."""
     raw = WindowedGaussian(window=WINDOW).score_many(standardise(values, values[:REFERENCE]))
     smoothed = ewma(raw, 0.1)
     threshold = QuantileThreshold(quantile=0.99, margin=1.5).fit(smoothed[WINDOW:REFERENCE])
-    return threshold.flag_many(smoothed)
+    return threshold.flag_many(smoothed), smoothed
+
+
+def nab_table(experiments, scores: dict[str, list[np.ndarray]]) -> Table:
+    """NAB with its threshold optimised per detector and profile, on the anomaly ranges."""
+    windows = [ranges(e.anomaly) for e in experiments]
+    table = Table(title="NAB on SKAB's anomaly ranges, threshold optimised as NAB does")
+    table.add_column("detector")
+    for profile in NAB_PROFILES:
+        table.add_column(profile, justify="right")
+    for name, series_scores in scores.items():
+        cells = []
+        for profile in NAB_PROFILES:
+            _, result = nab_optimise(
+                series_scores, windows, profile=profile, probation=0.0, candidates=60
+            )
+            cells.append(f"{result.normalised:.1f}")
+        table.add_row(name, *cells)
+    return table
 
 
 def main() -> None:
@@ -78,16 +108,23 @@ def main() -> None:
     experiments = load_skab(args.skab)
     console = Console(width=160)
 
-    rows = lstm_rows(experiments, args.seeds)
+    scores: dict[str, list[np.ndarray]] = {}
+    rows = lstm_rows(experiments, args.seeds, scores)
     started = time.perf_counter()
     average = ForecastDetector(DetectorConfig(predictor="moving_average", window=10)).fit(
         [e.values[:REFERENCE] for e in experiments]
     )
-    report = evaluate_skab(experiments, lambda e: average.detect(e.values).flags)
-    rows.append(("moving-average baseline (window 10)", report, time.perf_counter() - started))
+    averaged = {e.name: average.detect(e.values) for e in experiments}
+    report = evaluate_skab(experiments, lambda e: averaged[e.name].flags)
+    name = "moving-average baseline (window 10)"
+    rows.append((name, report, time.perf_counter() - started))
+    scores[name] = [averaged[e.name].scores for e in experiments]
     started = time.perf_counter()
-    report = evaluate_skab(experiments, lambda e: windowed_gaussian_flags(e.values))
-    rows.append(("windowed-Gaussian baseline (window 100)", report, time.perf_counter() - started))
+    gaussian = {e.name: windowed_gaussian(e.values) for e in experiments}
+    report = evaluate_skab(experiments, lambda e: gaussian[e.name][0])
+    name = "windowed-Gaussian baseline (window 100)"
+    rows.append((name, report, time.perf_counter() - started))
+    scores[name] = [gaussian[e.name][1] for e in experiments]
 
     table = Table(title=f"SKAB outlier detection, {len(experiments)} experiments, all steps pooled")
     for column in (
@@ -124,6 +161,7 @@ def main() -> None:
         table.add_row(f"published: {name}", f"{f1:.2f}", f"{far:.2f}", f"{mar:.2f}", "", "", "")
     console.print(table)
     best = max(f1 for f1, _, _ in SKAB_PUBLISHED.values())
+    console.print(nab_table(experiments, scores))
     console.print(
         f"Best published F1 {best:.2f}; stateline LSTM mean {np.mean(lstm):.3f} "
         f"({np.mean(lstm) / best:.3f}x); moving-average baseline {rows[-2][1].binary.f1:.3f}."
