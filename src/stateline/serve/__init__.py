@@ -1,5 +1,20 @@
-"""The HTTP streaming service and its live dashboard.
+"""The streaming service: a saved forecaster served over HTTP and WebSocket, with a dashboard.
 
-This layer is filled by its own issue; the folder exists so the layering is visible from the
-first commit (data -> nn -> train -> stream -> anomaly -> serve, with cli on top).
+``create_app(ServeConfig(model=...))`` builds the FastAPI app (model and state
+store owned by its lifespan); ``StreamService`` is the same service as plain
+Python. FastAPI and uvicorn are only imported here, never by ``import stateline``.
 """
+
+from ._service import Event as Event
+from ._service import ServeConfig as ServeConfig
+from ._service import StreamService as StreamService
+
+__all__ = ["Event", "ServeConfig", "StreamService", "create_app"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "create_app":
+        from ._app import create_app
+
+        return create_app
+    raise AttributeError(f"module 'stateline.serve' has no attribute {name!r}")

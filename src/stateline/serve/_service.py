@@ -1,0 +1,376 @@
+"""``StreamService``: a saved forecaster, its state store, engine and detector, behind one lock.
+
+Everything the HTTP app does goes through this class, which speaks plain
+Python: the app only parses requests and renders answers.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._errors import ConfigError, DataError, describe
+from .._validate import require_positive_int
+from ..anomaly import DetectorConfig
+from ..stream import StateStore, Status, StreamDetector, StreamEngine
+from ..train import Forecaster
+from ._metrics import Registry
+
+__all__ = ["Event", "ServeConfig", "StreamService"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeConfig:
+    """Settings of ``stateline serve``; every field is a command-line flag.
+
+    ``snapshot_dir`` defaults to ``<model>/state``; the state store is written
+    there every ``snapshot_interval`` seconds and on graceful shutdown, and read
+    back on start. ``token`` guards every write (``None``: the app refuses to
+    start without one; the CLI reads ``STATELINE_TOKEN`` or makes one up).
+    """
+
+    model: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: str | None = None
+    snapshot_dir: str | None = None
+    snapshot_interval: float = 10.0
+    capacity: int = 1_000_000
+    ttl: float | None = None
+    history: int = 600
+    history_streams: int = 1000
+    max_body_bytes: int = 1_048_576
+    max_events: int = 10_000
+    learn: bool = True
+    detector: DetectorConfig = field(default_factory=lambda: DetectorConfig(reference=200))
+
+    def __post_init__(self) -> None:
+        for name in ("port", "capacity", "history", "history_streams", "max_body_bytes"):
+            require_positive_int(name, getattr(self, name))
+        require_positive_int("max_events", self.max_events)
+        if not self.snapshot_interval > 0:
+            raise ConfigError(
+                describe(
+                    "snapshot_interval",
+                    "seconds > 0",
+                    repr(self.snapshot_interval),
+                    problem="is invalid.",
+                )
+            )
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.snapshot_dir) if self.snapshot_dir else Path(self.model) / "state"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One stream's step(s): ``values`` is ``(inputs,)`` or ``(k, inputs)`` in original units."""
+
+    stream: str
+    values: Any
+    seq: int | None = None
+    start: bool = False
+    end: bool = False
+
+
+class StreamService:
+    """Load a model directory written by :meth:`Forecaster.save` and serve its streams.
+
+    ``step(events)`` scales the values with the forecaster's scalers, steps
+    the streams through a :class:`StreamDetector`, and returns per event the
+    forecast of the next step(s) in original units, the anomaly score, the
+    flag and the threshold. The store is restored from ``state_dir`` if a
+    snapshot is there.
+    """
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.forecaster = Forecaster.load(config.model)
+        model = self.forecaster.model_
+        assert model is not None and self.forecaster.scaler_ is not None
+        self.model = model.eval()
+        self.metrics = Registry()
+        self.store = StateStore(
+            self.model,
+            capacity=config.capacity,
+            ttl=config.ttl,
+            on_evict=lambda stream, carry: self.metrics.evictions.inc(),
+        )
+        self.engine = StreamEngine(self.model, self.store)
+        self.targets = self.forecaster.targets_
+        self.horizon = self.forecaster.config.horizon
+        self.inputs = self.model.config.inputs
+        self.detector = StreamDetector(
+            self.engine, config.detector, targets=self.targets, learn=config.learn
+        )
+        self.lock = threading.RLock()
+        self.history: OrderedDict[str, deque[dict[str, Any]]] = OrderedDict()
+        self.started = time.time()
+        self.last_snapshot: float | None = None
+        self.restored = 0
+        if (config.state_dir / "state.pt").is_file():
+            self.restored = self.store.restore(config.state_dir)
+        self.metrics.gauge("stateline_active_streams", "Streams in the state store.", self.count)
+        self.metrics.gauge(
+            "stateline_last_snapshot_timestamp_seconds",
+            "When the last snapshot was written (0: never).",
+            lambda: self.last_snapshot or 0.0,
+        )
+
+    # ------------------------------------------------------------------ public
+    def count(self) -> float:
+        return float(len(self.store))
+
+    def step(self, events: Sequence[Event], *, now: float | None = None) -> list[dict[str, Any]]:
+        """Apply events in order; one answer per event (bad events answer with an error)."""
+        if len(events) > self.config.max_events:
+            raise DataError(
+                describe(
+                    "events",
+                    f"at most {self.config.max_events} per call",
+                    f"{len(events)}",
+                    problem="are too many.",
+                    fix="Split the batch.",
+                )
+            )
+        answers: list[dict[str, Any] | None] = [None] * len(events)
+        # Consecutive events with the same step count and seq use are stepped together;
+        # a change starts a new group, so each stream's events keep their order.
+        groups: list[list[tuple[int, NDArray[np.float64]]]] = []
+        keys: list[tuple[int, bool]] = []
+        for index, event in enumerate(events):
+            values, problem = self._values(event)
+            if problem is not None:
+                answers[index] = _answer(event, Status.ERROR, error=problem)
+                continue
+            assert values is not None
+            key = (len(values), event.seq is None)
+            if not keys or keys[-1] != key:
+                groups.append([])
+                keys.append(key)
+            groups[-1].append((index, values))
+        with self.lock:
+            for members in groups:
+                self._step_group(events, members, answers, now)
+            self.metrics.batch.observe(len(events))
+            for answer in answers:
+                assert answer is not None
+                self.metrics.steps.inc(answer["status"])
+        return [answer for answer in answers if answer is not None]
+
+    def stream(self, stream_id: str) -> dict[str, Any]:
+        """What the service holds for one stream (UnknownStreamError if none)."""
+        with self.lock:
+            slot = self.store.slot_of(stream_id)
+            prediction = self.store.last_output[slot]
+            return {
+                "stream": stream_id,
+                "seq": _seq(int(self.store.last_seq[slot])),
+                "last_seen": float(self.store.last_seen[slot]),
+                "forecast": _list(self._unscale(prediction[None])[0]),
+                "score": _number(float(self.detector.column("last_score")[slot])),
+                "flag": bool(self.detector.column("last_flag")[slot]),
+                "level": _number(float(self.detector.column("level")[slot])),
+                "calibrated": bool(
+                    self.detector.column("seen")[slot] >= self.config.detector.reference
+                ),
+                "history": list(self.history.get(stream_id, [])),
+            }
+
+    def streams(self) -> list[dict[str, Any]]:
+        """One row per stream: id, last seq, score, flag, level, last seen."""
+        with self.lock:
+            rows = []
+            for stream_id in self.store:
+                slot = self.store.slot_of(stream_id)
+                rows.append(
+                    {
+                        "stream": str(stream_id),
+                        "seq": _seq(int(self.store.last_seq[slot])),
+                        "score": _number(float(self.detector.column("last_score")[slot])),
+                        "flag": bool(self.detector.column("last_flag")[slot]),
+                        "level": _number(float(self.detector.column("level")[slot])),
+                        "last_seen": float(self.store.last_seen[slot]),
+                    }
+                )
+            return rows
+
+    def delete(self, stream_id: str) -> None:
+        with self.lock:
+            self.store.delete(stream_id)
+            self.history.pop(stream_id, None)
+
+    def snapshot(self) -> Path:
+        """Write the state store (carries, sequence numbers, detector state) atomically."""
+        with self.lock:
+            path = self.store.snapshot(self.config.state_dir)
+            self.last_snapshot = time.time()
+            self.metrics.snapshots.inc()
+            return path
+
+    def expire(self) -> int:
+        with self.lock:
+            return self.store.expire()
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "streams": len(self.store),
+            "model": str(self.config.model),
+            "inputs": self.inputs,
+            "targets": self.targets,
+            "horizon": self.horizon,
+            "reference": self.config.detector.reference,
+            "uptime_seconds": round(time.time() - self.started, 3),
+            "last_snapshot": self.last_snapshot,
+            "restored_streams": self.restored,
+        }
+
+    # --------------------------------------------------------------- internals
+    def _values(self, event: Event) -> tuple[NDArray[np.float64] | None, str | None]:
+        try:
+            values = np.asarray(event.values, dtype=np.float64)
+        except (TypeError, ValueError):
+            return None, describe("values", "numbers", repr(event.values)[:80])
+        if values.ndim == 1:
+            values = values[None]
+        if values.ndim != 2 or values.shape[1] != self.inputs or len(values) == 0:
+            return None, describe(
+                "values",
+                f"{self.inputs} numbers per step (or a list of such steps)",
+                f"shape {tuple(np.shape(event.values))}",
+            )
+        if not np.isfinite(values).all():
+            return None, describe("values", "finite numbers", "NaN or inf")
+        return values, None
+
+    def _scale(self, values: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Original units -> the model's inputs (targets, then covariates)."""
+        forecaster = self.forecaster
+        assert forecaster.scaler_ is not None
+        flat = values.reshape(-1, values.shape[-1])
+        parts = [forecaster.scaler_.transform(flat[:, : self.targets])]
+        if forecaster.covariate_scaler_ is not None:
+            parts.append(forecaster.covariate_scaler_.transform(flat[:, self.targets :]))
+        return np.concatenate(parts, axis=1).reshape(values.shape)
+
+    def _unscale(self, predictions: NDArray[Any]) -> NDArray[np.float64]:
+        """Model outputs ``(..., horizon * targets)`` -> ``(..., horizon, targets)`` units."""
+        assert self.forecaster.scaler_ is not None
+        shaped = np.asarray(predictions, dtype=np.float64).reshape(
+            *predictions.shape[:-1], self.horizon, self.targets
+        )
+        return self.forecaster.scaler_.inverse_transform(shaped)
+
+    def _step_group(
+        self,
+        events: Sequence[Event],
+        members: list[tuple[int, NDArray[np.float64]]],
+        answers: list[dict[str, Any] | None],
+        now: float | None,
+    ) -> None:
+        chosen = [events[index] for index, _ in members]
+        values = np.stack([v for _, v in members])
+        result = self.detector.step(
+            [event.stream for event in chosen],
+            self._scale(values),
+            seq=None if chosen[0].seq is None else [e.seq for e in chosen],
+            start=[event.start for event in chosen],
+            end=[event.end for event in chosen],
+            now=now,
+        )
+        assert result.scores is not None and result.flags is not None
+        forecasts = self._unscale(result.predictions)
+        level = self.detector.column("level")
+        for position, (index, raw) in enumerate(members):
+            event = chosen[position]
+            status = result.status[position]
+            answer = _answer(event, status, error=result.errors.get(position))
+            answer["forecast"] = [_list(row) for row in forecasts[position]]
+            answer["scores"] = [_number(float(s)) for s in result.scores[position]]
+            answer["flags"] = [bool(f) for f in result.flags[position]]
+            if event.stream in self.store:
+                slot = self.store.slot_of(event.stream)
+                answer["level"] = _number(float(level[slot]))
+                answer["seq"] = _seq(int(self.store.last_seq[slot]))
+            self.metrics.flags.inc(amount=float(result.flags[position].sum()))
+            if status in (Status.OK, Status.GAP):
+                self._remember(event, raw, forecasts[position], result, position, answer)
+            answers[index] = answer
+
+    def _remember(
+        self,
+        event: Event,
+        raw: NDArray[np.float64],
+        forecasts: NDArray[np.float64],
+        result: Any,
+        position: int,
+        answer: dict[str, Any],
+    ) -> None:
+        """Keep the last ``history`` points of the latest ``history_streams`` streams."""
+        if event.end:
+            self.history.pop(event.stream, None)
+            return
+        points = self.history.get(event.stream)
+        if points is None or event.start:
+            points = deque(maxlen=self.config.history)
+            self.history[event.stream] = points
+            if len(self.history) > self.config.history_streams:
+                self.history.popitem(last=False)
+        self.history.move_to_end(event.stream)
+        first = answer.get("seq")
+        first = None if first is None else first - len(raw) + 1
+        for j, row in enumerate(raw):
+            previous = points[-1]["next"] if points else None
+            points.append(
+                {
+                    "seq": None if first is None else first + j,
+                    "values": _list(row[: self.targets]),
+                    "forecast": previous,
+                    "next": _list(forecasts[j, 0]),
+                    "score": _number(float(result.scores[position][j])),
+                    "flag": bool(result.flags[position][j]),
+                    "level": answer.get("level"),
+                }
+            )
+
+
+def _answer(event: Event, status: str, *, error: str | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "stream": event.stream,
+        "status": status,
+        "seq": None,
+        "forecast": [],
+        "scores": [],
+        "flags": [],
+        "level": None,
+    }
+    if error is not None:
+        answer["error"] = error
+    return answer
+
+
+def _number(value: float) -> float | None:
+    return None if not math.isfinite(value) else value
+
+
+def _list(values: Any) -> list[Any]:
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim == 0:
+        return [_number(float(array))]
+    return [_list(row) if array.ndim > 1 else _number(float(row)) for row in array]
+
+
+def _seq(value: int) -> int | None:
+    return None if value < 0 else value
+
