@@ -14,9 +14,27 @@ EXIT_USAGE = 2
 
 _EPILOG = """examples:
   stateline demo --output demo-output
-  stateline lanes data.csv --time timestamp --group sensor --lanes 32 --chunk 64
+  stateline train temps.csv --time time --group city --target temp --output model
+  stateline predict temps.csv --model model --output predictions.csv
+  stateline serve --model model --token s3cret
+  stateline replay temps.csv --group city --token s3cret --rate 20
   stateline detect pump.csv --sep ';' --time datetime --label anomaly --reference 400
+  stateline lanes data.csv --time timestamp --group sensor --lanes 32 --chunk 64
+  stateline bench --streams 1 1024 16384
+
+Run 'stateline COMMAND --help' for a command's flags. Exit codes: 0 done, 1 error
+(the message says what and how to fix it), 2 bad usage.
 """
+
+# Commands whose full flags come from config dataclasses: their parsers are built only
+# when the command runs, so that `stateline --help` imports nothing heavy.
+_DELEGATED = {
+    "train": "train a stateful forecaster on a table, save a model directory",
+    "predict": "forecast every step of a table with a saved model",
+    "serve": "serve a model: HTTP/WebSocket API, live dashboard, metrics, snapshots",
+    "replay": "send a table into a running server as live streams",
+    "bench": "measure the streaming engine's throughput and latency here",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,13 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
     from ._detect_args import add_detect_parser
 
     add_detect_parser(commands)
+    for name, summary in _DELEGATED.items():
+        delegated = commands.add_parser(
+            name, help=summary, add_help=False, description=f"{summary} (see --help)"
+        )
+        delegated.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 error, 2 usage)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in _DELEGATED:
+        return _run_delegated(arguments[0], arguments[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
@@ -95,3 +121,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_OK
+
+
+def _run_delegated(command: str, rest: list[str]) -> int:
+    try:
+        _delegate(command, rest)
+    except StatelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _delegate(command: str, rest: list[str]) -> None:
+    if command == "train":
+        from ._train import run_train
+
+        run_train(rest)
+    elif command == "predict":
+        from ._train import run_predict
+
+        run_predict(rest)
+    elif command == "serve":
+        from ._serve import run_serve
+
+        run_serve(rest)
+    elif command == "replay":
+        from ._replay import run_replay
+
+        run_replay(rest)
+    elif command == "bench":
+        from ._bench import run_bench
+
+        run_bench(rest)

@@ -114,7 +114,7 @@ def create_app(config: ServeConfig) -> FastAPI:
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    Writer = Depends(authorised)
+    writer = Depends(authorised)
 
     @app.middleware("http")
     async def limits_and_metrics(
@@ -165,12 +165,12 @@ def create_app(config: ServeConfig) -> FastAPI:
             service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
 
-    @app.post("/v1/streams/{stream_id}/steps", response_model=StepOut, dependencies=[Writer])
+    @app.post("/v1/streams/{stream_id}/steps", response_model=StepOut, dependencies=[writer])
     def step_one(stream_id: str, body: StepIn, service: Service) -> dict[str, Any]:
         event = Event(stream_id, body.values, body.seq, body.start, body.end)
         return service.step([event])[0]
 
-    @app.post("/v1/steps", response_model=BatchOut, dependencies=[Writer])
+    @app.post("/v1/steps", response_model=BatchOut, dependencies=[writer])
     def step_many(body: BatchIn, service: Service) -> dict[str, Any]:
         events = [Event(e.stream, e.values, e.seq, e.start, e.end) for e in body.events]
         return {"results": service.step(events)}
@@ -183,7 +183,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     def get_stream(stream_id: str, service: Service) -> dict[str, Any]:
         return service.stream(stream_id)
 
-    @app.delete("/v1/streams/{stream_id}", status_code=204, dependencies=[Writer])
+    @app.delete("/v1/streams/{stream_id}", status_code=204, dependencies=[writer])
     def delete_stream(stream_id: str, service: Service) -> Response:
         service.delete(stream_id)
         return Response(status_code=204)

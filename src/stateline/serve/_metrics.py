@@ -6,7 +6,7 @@ import bisect
 import threading
 from collections.abc import Callable, Sequence
 
-__all__ = ["Counter", "Histogram", "Registry"]
+__all__ = ["Counter", "Gauge", "Histogram", "Registry"]
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
@@ -114,7 +114,9 @@ class Registry:
             "stateline_requests_total", "HTTP requests by route and status code.", ("route", "code")
         )
         self.steps = Counter(
-            "stateline_steps_total", "Events by outcome (ok, gap, duplicate, stale, error).", ("status",)
+            "stateline_steps_total",
+            "Events by outcome (ok, gap, duplicate, stale, error).",
+            ("status",),
         )
         self.flags = Counter("stateline_flags_total", "Steps flagged as anomalous.")
         self.evictions = Counter("stateline_evictions_total", "Streams evicted (capacity or ttl).")
@@ -130,7 +132,7 @@ class Registry:
 
     def render(self) -> str:
         lines: list[str] = []
-        for metric in (
+        metrics: tuple[Counter | Histogram | Gauge, ...] = (
             self.requests,
             self.steps,
             self.flags,
@@ -139,6 +141,7 @@ class Registry:
             self.latency,
             self.batch,
             *self.gauges,
-        ):
+        )
+        for metric in metrics:
             lines.extend(metric.render())
         return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ Python: the app only parses requests and renders answers.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -112,6 +113,11 @@ class StreamService:
         self.inputs = self.model.config.inputs
         self.detector = StreamDetector(
             self.engine, config.detector, targets=self.targets, learn=config.learn
+        )
+        names = Path(config.model) / "columns.json"
+        document = json.loads(names.read_text()) if names.is_file() else {}
+        self.columns: list[str] = list(document.get("target", [])) + list(
+            document.get("features", [])
         )
         self.lock = threading.RLock()
         self.history: OrderedDict[str, deque[dict[str, Any]]] = OrderedDict()
@@ -228,6 +234,7 @@ class StreamService:
             "streams": len(self.store),
             "model": str(self.config.model),
             "inputs": self.inputs,
+            "columns": self.columns,
             "targets": self.targets,
             "horizon": self.horizon,
             "reference": self.config.detector.reference,
@@ -284,7 +291,7 @@ class StreamService:
         result = self.detector.step(
             [event.stream for event in chosen],
             self._scale(values),
-            seq=None if chosen[0].seq is None else [e.seq for e in chosen],
+            seq=None if chosen[0].seq is None else [int(e.seq or 0) for e in chosen],
             start=[event.start for event in chosen],
             end=[event.end for event in chosen],
             now=now,
@@ -373,4 +380,3 @@ def _list(values: Any) -> list[Any]:
 
 def _seq(value: int) -> int | None:
     return None if value < 0 else value
-

@@ -1,0 +1,82 @@
+"""``stateline serve``: the streaming service over HTTP, from a model directory."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+
+from .._errors import StatelineError
+from ._config_flags import add_config_flags, config_from_args
+
+TOKEN_VARIABLE = "STATELINE_TOKEN"
+_DETECTOR_FIELDS = (
+    "smoothing",
+    "combine",
+    "threshold",
+    "quantile",
+    "margin",
+    "k",
+    "reference",
+    "warmup",
+)
+
+_EPILOG = f"""examples:
+  stateline serve --model model --token s3cret
+  {TOKEN_VARIABLE}=s3cret stateline serve --model model --port 8080 --snapshot-interval 5
+  stateline serve --model model --reference 100 --threshold gaussian
+
+The dashboard is at http://HOST:PORT/, the API schema at /docs and /openapi.json.
+Every write needs 'Authorization: Bearer TOKEN'. Without --token or {TOKEN_VARIABLE}
+a token is made up and printed.
+"""
+
+
+def serve_parser() -> argparse.ArgumentParser:
+    from ..anomaly import DetectorConfig
+    from ..serve import ServeConfig
+
+    parser = argparse.ArgumentParser(
+        prog="stateline serve",
+        description="Serve a saved forecaster: forecasts, anomaly scores and flags for live "
+        "streams over HTTP and WebSocket, with a live dashboard, Prometheus metrics and "
+        "snapshots of every stream's state.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_flags(parser, ServeConfig, skip=("detector",))
+    skip = tuple(f.name for f in _fields(DetectorConfig) if f.name not in _DETECTOR_FIELDS)
+    add_config_flags(parser, DetectorConfig, skip=skip, defaults={"reference": 200})
+    return parser
+
+
+def run_serve(argv: Sequence[str]) -> None:
+    try:
+        import uvicorn
+    except ImportError as error:  # pragma: no cover - the serve extra is part of dev
+        raise StatelineError(
+            "stateline serve needs FastAPI and uvicorn.\n  Fix: pip install 'stateline[serve]'"
+        ) from error
+    from ..anomaly import DetectorConfig
+    from ..serve import ServeConfig
+    from ..serve._app import create_app
+
+    args = serve_parser().parse_args(list(argv))
+    args.token = args.token or os.environ.get(TOKEN_VARIABLE)
+    if not args.token:
+        args.token = secrets.token_urlsafe(16)
+        print(f"no --token or {TOKEN_VARIABLE} given; this run's token: {args.token}")
+    detector = config_from_args(DetectorConfig, args)
+    config = config_from_args(ServeConfig, args, detector=detector)
+    app = create_app(config)
+    print(f"stateline serving {config.model} on http://{config.host}:{config.port}/", flush=True)
+    uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
+    sys.stdout.flush()
+
+
+def _fields(config_type: type) -> tuple:  # type: ignore[type-arg]
+    import dataclasses
+
+    return dataclasses.fields(config_type)

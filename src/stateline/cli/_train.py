@@ -1,0 +1,177 @@
+"""``stateline train`` and ``stateline predict``: a table in, a model directory out, and back."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._errors import DataError, describe
+from ._config_flags import add_config_flags, config_from_args
+
+COLUMNS_FILE = "columns.json"
+
+_TRAIN_EPILOG = """examples:
+  stateline train temps.csv --time time --group city --target temp --output model
+  stateline train pump.csv --sep ';' --target Pressure Current --features Voltage \\
+      --hidden 32 --epochs 20 --chunk 50 --output pump-model
+"""
+_PREDICT_EPILOG = """example:
+  stateline predict temps.csv --model model --output predictions.csv
+"""
+
+
+def _table_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="a .csv or .parquet file")
+    parser.add_argument("--time", help="time column (must increase within each stream)")
+    parser.add_argument("--group", help="stream column: one series per value")
+    parser.add_argument("--sep", default=",", help="CSV separator (default: ',')")
+
+
+def train_parser() -> argparse.ArgumentParser:
+    from ..train import ForecasterConfig
+
+    parser = argparse.ArgumentParser(
+        prog="stateline train",
+        description="Train a stateful LSTM/GRU forecaster on a table by truncated BPTT over "
+        "stateful lanes, and save it to a model directory (for predict, serve, detect).",
+        epilog=_TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _table_flags(parser)
+    parser.add_argument("--target", nargs="+", required=True, help="column(s) to forecast")
+    parser.add_argument("--features", nargs="+", default=[], help="covariate columns")
+    parser.add_argument("--output", default="model", help="model directory (default: model)")
+    add_config_flags(parser, ForecasterConfig)
+    return parser
+
+
+def predict_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stateline predict",
+        description="Forecast every step of every stream of a table with a saved model "
+        "(each stream from a zero state), and write them as CSV.",
+        epilog=_PREDICT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _table_flags(parser)
+    parser.add_argument("--model", required=True, help="model directory from stateline train")
+    parser.add_argument("--output", default="predictions.csv", help="CSV to write")
+    return parser
+
+
+def run_train(argv: Sequence[str]) -> Path:
+    from ..data import load_table
+    from ..train import Forecaster, ForecasterConfig
+
+    args = train_parser().parse_args(list(argv))
+    config = config_from_args(ForecasterConfig, args)
+    columns = list(args.target) + list(args.features)
+    table = load_table(
+        _source(args.path), time=args.time, features=columns, group=args.group, sep=args.sep
+    )
+    targets = len(args.target)
+    series = [values[:, :targets] for values in table.features]
+    covariates = [values[:, targets:] for values in table.features] if args.features else None
+    forecaster = Forecaster(config).fit(series, covariates=covariates)
+    output = forecaster.save(args.output)
+    document = {
+        "target": list(args.target),
+        "features": list(args.features),
+        "time": args.time,
+        "group": args.group,
+        "sep": args.sep,
+        "streams": [str(group) for group in table.groups],
+    }
+    (Path(args.output) / COLUMNS_FILE).write_text(json.dumps(document, indent=2))
+    history = forecaster.history_
+    assert history is not None
+    print(
+        f"saved {args.output}: {len(series)} stream(s), {sum(len(s) for s in series)} steps, "
+        f"{len(history.epochs)} epochs, best loss {history.best_loss:.4f} "
+        f"(epoch {history.best_epoch + 1})"
+    )
+    return output
+
+
+def run_predict(argv: Sequence[str]) -> Path:
+    import pandas as pd
+
+    from ..data import load_table
+    from ..train import Forecaster
+
+    args = predict_parser().parse_args(list(argv))
+    columns = model_columns(args.model)
+    forecaster = Forecaster.load(args.model)
+    target, features = columns["target"], columns["features"]
+    table = load_table(
+        _source(args.path),
+        time=args.time,
+        features=target + features,
+        group=args.group,
+        sep=args.sep,
+    )
+    frames = []
+    horizon = forecaster.config.horizon
+    all_times: list[Any] = list(table.times) if table.times else [None] * len(table.groups)
+    for key, values, times in zip(table.groups, table.features, all_times, strict=True):
+        forecast = forecaster.predict(
+            values[:, : len(target)],
+            covariates=values[:, len(target) :] if features else None,
+        ).values
+        frame: dict[str, Any] = {"step": np.arange(len(values))}
+        if args.group:
+            frame[args.group] = key
+        if times is not None:
+            frame[args.time] = times
+        for k in range(horizon):
+            for index, name in enumerate(target):
+                frame[f"{name}+{k + 1}"] = forecast[:, k, index]
+        frames.append(pd.DataFrame(frame))
+    result = pd.concat(frames, ignore_index=True)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    result.to_csv(output, index=False)
+    print(f"wrote {output}: {len(result)} rows, forecasts {horizon} step(s) ahead of {target}")
+    return output
+
+
+def model_columns(model: str | Path) -> dict[str, Any]:
+    """The column names a model directory was trained on (``columns.json``)."""
+    path = Path(model) / COLUMNS_FILE
+    if not Path(model).is_dir():
+        raise DataError(
+            describe(
+                "--model",
+                "a model directory written by stateline train",
+                str(model),
+                problem="does not exist.",
+            )
+        )
+    if not path.is_file():
+        raise DataError(
+            describe(
+                "--model",
+                f"a directory holding {COLUMNS_FILE} (written by stateline train)",
+                str(model),
+                problem="has no column names.",
+                fix="Train it with stateline train, or pass the columns explicitly.",
+            )
+        )
+    document: dict[str, Any] = json.loads(path.read_text())
+    return document
+
+
+def _source(path: str) -> Path:
+    source = Path(path)
+    if not source.is_file():
+        raise DataError(
+            describe(
+                "path", "an existing .csv or .parquet file", str(source), problem="does not exist."
+            )
+        )
+    return source
