@@ -1,0 +1,110 @@
+"""The HTTP API on a real server: writes need the token, bad input gets a clear 4xx."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import numpy as np
+import pytest
+from websockets.sync.client import connect
+
+from .conftest import AUTH, REFERENCE, TOKEN
+
+
+def post(url: str, path: str, body: object, **kwargs: object) -> httpx.Response:
+    return httpx.post(url + path, json=body, headers=kwargs.pop("headers", AUTH), timeout=30)
+
+
+def test_steps_answer_forecasts_scores_and_flags(server: str) -> None:
+    rng = np.random.default_rng(0)
+    values = 50 + 5 * np.sin(np.arange(REFERENCE + 20) / 4) + rng.normal(size=REFERENCE + 20)
+    for seq, value in enumerate(values):
+        answer = post(server, "/v1/streams/pump-1/steps", {"values": [value], "seq": seq})
+        assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["status"] == "ok" and body["seq"] == len(values) - 1
+    assert len(body["forecast"]) == 1 and 30 < body["forecast"][0][0][0] < 70
+    assert body["scores"][0] is not None and body["level"] is not None
+    again = post(server, "/v1/streams/pump-1/steps", {"values": [values[-1]], "seq": seq}).json()
+    assert again["status"] == "duplicate" and again["forecast"] == body["forecast"]
+    assert again["scores"] == body["scores"]
+    state = httpx.get(server + "/v1/streams/pump-1").json()
+    assert state["seq"] == seq and state["calibrated"] and len(state["history"]) == len(values)
+    assert httpx.delete(server + "/v1/streams/pump-1", headers=AUTH).status_code == 204
+    assert httpx.get(server + "/v1/streams/pump-1").status_code == 404
+
+
+def test_batch_of_many_streams_with_k_steps_and_one_bad_event(server: str) -> None:
+    events = [
+        {"stream": "a", "values": [[50.0], [51.0], [52.0]], "seq": 0},
+        {"stream": "b", "values": [50.0, 1.0]},  # the model has one input
+        {"stream": "c", "values": [49.0], "start": True},
+    ]
+    results = post(server, "/v1/steps", {"events": events}).json()["results"]
+    assert [r["status"] for r in results] == ["ok", "error", "ok"]
+    assert len(results[0]["forecast"]) == 3 and results[0]["seq"] == 2
+    assert "Expected: 1 numbers per step" in results[1]["error"]
+    rows = httpx.get(server + "/v1/streams").json()["streams"]
+    assert sorted(r["stream"] for r in rows) == ["a", "c"]
+
+
+def test_writes_need_the_token(server: str) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        answer = post(server, "/v1/streams/a/steps", {"values": [1.0]}, headers=headers)
+        assert answer.status_code == 401 and "bearer token" in answer.json()["detail"]
+    assert httpx.delete(server + "/v1/streams/a").status_code == 401
+    assert httpx.get(server + "/healthz").status_code == 200  # reads are open
+
+
+def test_bad_requests_get_clear_4xx_and_the_server_lives_on(server: str) -> None:
+    wrong_type = post(server, "/v1/streams/a/steps", {"values": "many"})
+    assert wrong_type.status_code == 422 and "values" in wrong_type.text
+    extra = post(server, "/v1/streams/a/steps", {"values": [1.0], "sequence": 3})
+    assert extra.status_code == 422 and "sequence" in extra.text
+    big = post(server, "/v1/steps", {"events": [{"stream": "a", "values": [1.0]}] * 2000})
+    assert big.status_code == 413 and "too large" in big.json()["detail"]
+    nan = httpx.post(
+        server + "/v1/streams/a/steps",
+        content=b'{"values": [NaN]}',
+        headers={**AUTH, "content-type": "application/json"},
+    )
+    assert nan.status_code in (200, 422)
+    if nan.status_code == 200:
+        assert nan.json()["status"] == "error" and "finite" in nan.json()["error"]
+    assert httpx.get(server + "/healthz").json()["status"] == "ok"
+
+
+def test_metrics_health_and_schema(server: str) -> None:
+    post(server, "/v1/steps", {"events": [{"stream": "m", "values": [1.0]}]})
+    text = httpx.get(server + "/metrics").text
+    for name in (
+        "stateline_requests_total",
+        "stateline_batch_events_bucket",
+        "stateline_request_latency_seconds_bucket",
+        "stateline_active_streams 1.0",
+        "stateline_evictions_total 0.0",
+        'stateline_steps_total{status="ok"} 1.0',
+    ):
+        assert name in text
+    health = httpx.get(server + "/healthz").json()
+    assert health["columns"] == ["temp"] and health["reference"] == REFERENCE
+    paths = httpx.get(server + "/openapi.json").json()["paths"]
+    assert {"/v1/steps", "/v1/streams/{stream_id}/steps", "/v1/streams/{stream_id}"} <= set(paths)
+    assert "<canvas" in httpx.get(server + "/").text
+
+
+def test_websocket_ingest(server: str) -> None:
+    url = server.replace("http", "ws") + "/v1/ws"
+    with pytest.raises(Exception, match="1008|token|rejected|closed"):
+        with connect(url) as socket:
+            socket.send(json.dumps({"events": [{"stream": "w", "values": [1.0]}]}))
+            socket.recv(timeout=10)
+    with connect(url + f"?token={TOKEN}") as socket:
+        for seq in range(5):
+            socket.send(json.dumps({"events": [{"stream": "w", "values": [50.0], "seq": seq}]}))
+            answer = json.loads(socket.recv(timeout=10))
+            assert answer["results"][0]["status"] == "ok"
+            assert answer["results"][0]["seq"] == seq
+        socket.send("not json")
+        assert "error" in json.loads(socket.recv(timeout=10))

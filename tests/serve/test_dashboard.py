@@ -1,0 +1,83 @@
+"""The dashboard in a real headless Chromium while `stateline replay` streams into the server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import SCRIPT, TOKEN, ServerProcess, free_port
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    (CHROMIUM is None or CHROMEDRIVER is None) and not os.environ.get("CI"),
+    reason="needs Debian's chromium and chromium-driver (CI installs them)",
+)
+
+
+def browser() -> object:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,900",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+
+
+def test_chart_updates_while_replay_runs(
+    model_dir: Path, temperatures_csv: Path, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    server = ServerProcess(model_dir, tmp_path / "state", free_port(), 5.0)
+    replay = subprocess.Popen(
+        [
+            str(SCRIPT), "replay", str(temperatures_csv), "--url", server.url,
+            "--group", "city", "--time", "time", "--rate", "25", "--limit", "200",
+        ],
+        env={**os.environ, "STATELINE_TOKEN": TOKEN},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    driver = browser()
+    try:
+        driver.get(server.url + "/?stream=Seattle")  # type: ignore[attr-defined]
+        chart = driver.find_element(By.ID, "values")  # type: ignore[attr-defined]
+        seen = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (len(set(seen)) < 3 or seen[-1] < 80):
+            seen.append(int(chart.get_attribute("data-points") or 0))
+            time.sleep(0.5)
+        assert len(set(seen)) >= 3, f"the chart did not update: {seen}"
+        assert seen == sorted(seen) and seen[-1] >= 80
+        assert chart.get_attribute("data-stream") == "Seattle"
+        rows = driver.find_elements(By.CSS_SELECTOR, "#streams tr")  # type: ignore[attr-defined]
+        assert sorted(row.get_attribute("data-stream") for row in rows) == [
+            "San Francisco",
+            "Seattle",
+        ]
+        shot = tmp_path / "dashboard.png"
+        driver.save_screenshot(str(shot))  # type: ignore[attr-defined]
+        assert shot.stat().st_size > 10_000
+    finally:
+        driver.quit()  # type: ignore[attr-defined]
+        output = replay.communicate(timeout=60)[0].decode()
+        server.stop()
+    assert replay.returncode == 0, output
