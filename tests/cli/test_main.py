@@ -76,11 +76,23 @@ def test_demo_refuses_bad_sizes(tmp_path: Path, flag: str) -> None:
     assert "integers >= 1" in result.stderr
 
 
-def test_demo_writes_report_and_plots(tmp_path: Path) -> None:
-    result = run("demo", "--output", str(tmp_path / "out"))
+def test_demo_trains_streams_and_writes_report_plots_and_model(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run("demo", "--output", str(out), "--epochs", "15")
     assert result.returncode == 0, result.stderr
-    report = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    report = (out / "report.md").read_text(encoding="utf-8")
     assert "seasonal naive" in report and "lane efficiency" in report
-    for name in ("series.png", "lanes.png"):
-        assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "step computations" in result.stdout
+    for name in ("series.png", "lanes.png", "forecast.png", "anomalies.png", "training.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "step computations" in result.stdout and "one-hour-ahead MAE" in result.stdout
+    # The LSTM beats persistence, and its detector beats the moving average on NAB.
+    rows = [line.strip("|").split("|") for line in report.splitlines() if line.startswith("| ")]
+    cells = {}
+    for row in rows:
+        cells.setdefault(row[0].strip(), []).append([c.strip() for c in row[1:]])
+    assert float(cells["stateline LSTM"][0][0]) < float(cells["persistence (last hour)"][0][0])
+    lstm, average = cells["stateline LSTM"][1], cells["moving average (6 h)"][0]
+    assert float(lstm[6]) > float(average[6]) + 10  # NAB, standard profile
+    assert "equal the offline ones" in report
+    assert (out / "model" / "weights.pt").is_file() and (out / "model" / "columns.json").is_file()
+    assert "fault" in (out / "held_back.csv").read_text().splitlines()[0]

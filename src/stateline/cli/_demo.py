@@ -1,15 +1,19 @@
-"""``stateline demo``: the data layer end to end on bundled real sensor data.
+"""``stateline demo``: stateline end to end on bundled real sensor data.
 
 Two real temperature sensors (hourly, Seattle and San Francisco, 2010) are
 split in time into a training part and a held-back part, scaled with
 statistics of the training part only, shaped both ways (the windows of common
-Keras tutorials and stateline's stateful lanes), and the held-back part is
-scored with the naive forecasts every model must beat. A markdown report and
-PNG plots go to the output folder.
+Keras tutorials and stateline's stateful lanes). A stateful LSTM forecaster is
+trained by truncated BPTT and scored on the held-back part next to the naive
+forecasts; then documented sensor faults are spliced into the held-back part,
+which is streamed through the engine one hour of both streams per call, and the
+LSTM detector's flags are scored next to the moving-average detector's. A
+markdown report, PNG plots and the saved model go to the output folder.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from rich.table import Table
 
 from .._errors import ConfigError, describe
 from ..data import LaneLayout, Scaler, hourly_temperatures, load_table, pack_lanes, windows
+from . import _demo_model, _demo_report
 
 TRAIN_SHARE = 0.8
 SEASON = 24  # hours
@@ -40,17 +45,17 @@ class LayoutComparison:
     efficiency: float
 
 
-def run_demo(*, output: str, steps: int, lanes: int) -> None:
-    """Run the demo and write ``report.md``, ``series.png`` and ``lanes.png``."""
+def run_demo(*, output: str, steps: int, lanes: int, epochs: int = 60, seed: int = 0) -> None:
+    """Run the demo; writes ``report.md``, PNG plots, ``model/`` and ``held_back.csv``."""
     if steps < 1 or lanes < 1:
         raise ConfigError(
             describe("--steps/--lanes", "integers >= 1", f"{steps}/{lanes}", problem="is invalid.")
         )
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     folder = Path(output)
     folder.mkdir(parents=True, exist_ok=True)
     with Progress(console=console, transient=False) as progress:
-        task = progress.add_task("demo", total=5)
+        task = progress.add_task("demo", total=9)
         progress.update(task, description="loading bundled hourly temperatures")
         table = load_table(hourly_temperatures(), time="time", features=["temp"], group="city")
         progress.advance(task)
@@ -75,12 +80,41 @@ def run_demo(*, output: str, steps: int, lanes: int) -> None:
         }
         progress.advance(task)
 
+        progress.update(task, description="training a stateful LSTM (truncated BPTT)")
+        names = [str(group) for group in table.groups]
+        started = time.perf_counter()
+        forecaster = _demo_model.train(
+            [series[:at] for series, at in zip(table.features, cut, strict=True)],
+            epochs=epochs,
+            seed=seed,
+        )
+        seconds = {"train": time.perf_counter() - started}
+        _demo_model.save_model(forecaster, folder / "model", names)
+        progress.advance(task)
+
+        progress.update(task, description="scoring forecasts on the held-back part")
+        forecasts, lstm = _demo_model.forecast_scores(forecaster, table.features, cut)
+        progress.advance(task)
+
+        progress.update(task, description="streaming the held-back part with faults")
+        run = _demo_model.stream_faults(forecaster, names, table.features, cut)
+        _write_held_back(folder / "held_back.csv", table, run, cut)
+        detectors = {"stateline LSTM": _demo_model.detector_scores(run.labels, run.flags)}
+        for name, flags in _demo_model.baseline_flags(run, table.features, cut).items():
+            detectors[name] = _demo_model.detector_scores(run.labels, flags)
+        progress.advance(task)
+
         progress.update(task, description="plotting")
         _plot_series(folder / "series.png", table.groups, table.times or [], table.features, cut)
         _plot_lanes(folder / "lanes.png", layout, table.groups)
+        _demo_report.plot_forecasts(folder / "forecast.png", names, table.features, cut, lstm)
+        _demo_report.plot_anomalies(folder / "anomalies.png", run)
+        _demo_report.plot_training(folder / "training.png", forecaster.history_)
         progress.advance(task)
 
     _print_tables(console, comparison, scores, steps=steps, lanes=lanes)
+    _demo_report.print_model_tables(console, forecasts, detectors)
+    history = forecaster.history_
     _write_report(
         folder / "report.md",
         comparison,
@@ -89,6 +123,14 @@ def run_demo(*, output: str, steps: int, lanes: int) -> None:
         lanes=lanes,
         lengths=table.lengths,
         cut=cut,
+        extra=_demo_report.model_report(
+            forecasts,
+            detectors,
+            run,
+            epochs=len(history.epochs),
+            best_loss=history.best_loss,
+            seconds=seconds,
+        ),
     )
     console.print(f"report written to [bold]{folder / 'report.md'}[/bold]")
 
@@ -251,6 +293,7 @@ def _write_report(
     lanes: int,
     lengths: list[int],
     cut: list[int],
+    extra: list[str] | None = None,
 ) -> None:
     lines = [
         "# stateline demo: hourly temperatures, Seattle and San Francisco (2010)",
@@ -292,4 +335,24 @@ def _write_report(
             f"{int(values['held-back hours']):,} |"
         )
     lines += ["", "![series](series.png)", ""]
+    lines += extra or []
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _write_held_back(path: Path, table: Any, run: Any, cut: list[int]) -> None:
+    """The faulty held-back part as a table, for ``stateline replay`` into the saved model."""
+    import pandas as pd
+
+    frames = []
+    for name, times, at in zip(run.values, table.times or [], cut, strict=True):
+        frames.append(
+            pd.DataFrame(
+                {
+                    "time": times[at:],
+                    "city": name,
+                    "temp": run.values[name],
+                    "fault": run.labels[name].astype(int),
+                }
+            )
+        )
+    pd.concat(frames, ignore_index=True).to_csv(path, index=False)

@@ -53,9 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         help="run the end-to-end demo on bundled real data",
-        description="Shape the bundled hourly temperatures of Seattle and San Francisco into "
-        "windows and stateful lanes, compare the two layouts, score the naive baselines on "
-        "the held-back part, and write a report with plots.",
+        description="On the bundled hourly temperatures of Seattle and San Francisco: shape "
+        "windows and stateful lanes, train a stateful LSTM forecaster and score it against "
+        "naive forecasts, splice documented sensor faults into the held-back part, stream it "
+        "through the engine with anomaly detection, score the flags against the "
+        "moving-average detector, and write a report with plots and the saved model.",
         epilog="example:\n  stateline demo --output demo-output",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -64,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--steps", type=int, default=48, help="window length in hours (default: 48)")
     demo.add_argument("--lanes", type=int, default=16, help="stateful lanes (default: 16)")
+    demo.add_argument("--epochs", type=int, default=60, help="most training epochs (default: 60)")
+    demo.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
 
     lanes = commands.add_parser(
         "lanes",
@@ -108,7 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from ._demo import run_demo
 
-            run_demo(output=args.output, steps=args.steps, lanes=args.lanes)
+            run_demo(
+                output=args.output,
+                steps=args.steps,
+                lanes=args.lanes,
+                epochs=args.epochs,
+                seed=args.seed,
+            )
         elif args.command == "lanes":
             from ._lanes import run_lanes
 

@@ -1,0 +1,206 @@
+"""The demo's model part: train a stateful forecaster, score its forecasts, stream faults.
+
+Everything here goes through the public API: a :class:`~stateline.Forecaster`
+trained by truncated BPTT over stateful lanes, a :class:`~stateline.StreamEngine`
+with a :class:`~stateline.StreamDetector` that gets one step of every stream per
+call, and the detectors and metrics of :mod:`stateline.anomaly`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..anomaly import (
+    DetectorConfig,
+    ForecastDetector,
+    binary_scores,
+    detection_delays,
+    nab_score,
+    point_adjusted_f1,
+    range_precision_recall,
+    ranges,
+)
+from ._demo_faults import inject_faults
+
+SEASON = 24
+REFERENCE = 336  # two weeks of the training part calibrate each stream's detector
+WARMUP = 48
+
+
+@dataclass
+class ForecastScores:
+    """One-hour-ahead MAE (deg F) on the clean held-back part, per forecaster."""
+
+    mae: dict[str, float]
+    hours: int
+
+
+@dataclass
+class DetectorScores:
+    """Anomaly metrics on the faulty held-back part, pooled over the streams."""
+
+    f1: float
+    false_alarm_rate: float
+    missed_alarm_rate: float
+    point_adjusted_f1: float
+    range_precision: float
+    range_recall: float
+    nab: float
+    delays: list[int | None]
+
+
+@dataclass
+class StreamRun:
+    """What streaming the held-back part produced, per stream."""
+
+    values: dict[str, NDArray[np.float64]] = field(default_factory=dict)
+    labels: dict[str, NDArray[np.bool_]] = field(default_factory=dict)
+    spans: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
+    scores: dict[str, NDArray[np.float64]] = field(default_factory=dict)
+    flags: dict[str, NDArray[np.bool_]] = field(default_factory=dict)
+    levels: dict[str, NDArray[np.float64]] = field(default_factory=dict)
+    call_seconds: list[float] = field(default_factory=list)
+    max_offline_difference: float = 0.0
+
+
+def train(series: list[NDArray[np.float64]], *, epochs: int, seed: int) -> Any:
+    from ..train import Forecaster, ForecasterConfig
+
+    config = ForecasterConfig(
+        hidden=64, chunk=96, epochs=epochs, learning_rate=5e-3, patience=8, seed=seed
+    )
+    return Forecaster(config).fit(series)
+
+
+def save_model(forecaster: Any, folder: Path, names: list[str]) -> None:
+    forecaster.save(folder)
+    document = {"target": ["temp"], "features": [], "time": "time", "group": "city"}
+    (folder / "columns.json").write_text(json.dumps({**document, "streams": names}, indent=2))
+
+
+def forecast_scores(
+    forecaster: Any, full: list[NDArray[np.float64]], cut: list[int]
+) -> tuple[ForecastScores, dict[str, NDArray[np.float64]]]:
+    """MAE of the LSTM (carry from the start of each stream) and the naive forecasts."""
+    errors: dict[str, list[NDArray[np.float64]]] = {
+        "stateline LSTM": [],
+        "persistence (last hour)": [],
+        "seasonal naive (same hour yesterday)": [],
+    }
+    lstm: dict[str, NDArray[np.float64]] = {}
+    for series, at in zip(full, cut, strict=True):
+        values = series[:, 0]
+        predicted = forecaster.predict(series).values[:, 0, 0]  # made after step t, for t + 1
+        truth = values[at:]
+        lstm_held = predicted[at - 1 : -1]
+        lstm[str(len(lstm))] = lstm_held
+        errors["stateline LSTM"].append(np.abs(truth - lstm_held))
+        errors["persistence (last hour)"].append(np.abs(truth - values[at - 1 : -1]))
+        errors["seasonal naive (same hour yesterday)"].append(
+            np.abs(truth - values[at - SEASON : -SEASON])
+        )
+    mae = {name: float(np.mean(np.concatenate(parts))) for name, parts in errors.items()}
+    hours = sum(len(s) - at for s, at in zip(full, cut, strict=True))
+    return ForecastScores(mae=mae, hours=hours), lstm
+
+
+def stream_faults(
+    forecaster: Any, names: list[str], full: list[NDArray[np.float64]], cut: list[int]
+) -> StreamRun:
+    """Calibrate on the last two training weeks, then stream the faulty held-back part."""
+    from ..stream import StateStore, StreamDetector, StreamEngine
+
+    model, scaler = forecaster.model_, forecaster.scaler_
+    engine = StreamEngine(model, StateStore(model))
+    detector = StreamDetector(engine, detector_config(), targets=1)
+    run = StreamRun()
+    feeds = []
+    for name, series, at in zip(names, full, cut, strict=True):
+        faulty, labels, spans = inject_faults(series[at:, 0])
+        run.values[name], run.labels[name], run.spans[name] = faulty, labels, spans
+        feeds.append(np.concatenate([series[at - REFERENCE : at, 0], faulty]))
+    feed = np.stack(feeds, axis=1)  # (steps, streams)
+    scaled = scaler.transform(feed.reshape(-1, 1)).reshape(feed.shape)
+    steps = len(feed)
+    scores = np.full((steps, len(names)), np.nan)
+    flags = np.zeros((steps, len(names)), dtype=bool)
+    levels = np.full((steps, len(names)), np.nan)
+    predictions = np.full((steps, len(names)), np.nan)
+    level_column = detector.column("level")
+    for t in range(steps):
+        started = time.perf_counter()
+        result = detector.step(names, scaled[t][:, None], seq=[t] * len(names))
+        run.call_seconds.append(time.perf_counter() - started)
+        assert result.scores is not None and result.flags is not None
+        scores[t], flags[t] = result.scores, result.flags
+        predictions[t] = result.predictions[:, 0]
+        levels[t] = level_column[engine.store.lookup(names)]
+    offline = [
+        forecaster.predict(feed[:, [column]]).values[:, 0, 0] for column in range(len(names))
+    ]
+    streamed = scaler.inverse_transform(predictions.reshape(-1, 1)).reshape(predictions.shape)
+    run.max_offline_difference = float(
+        max(np.max(np.abs(streamed[:, c] - offline[c])) for c in range(len(names)))
+    )
+    for column, name in enumerate(names):
+        run.scores[name] = scores[REFERENCE:, column]
+        run.flags[name] = flags[REFERENCE:, column]
+        run.levels[name] = levels[REFERENCE:, column]
+    return run
+
+
+def detector_config(predictor: str = "lstm") -> DetectorConfig:
+    return DetectorConfig(
+        predictor=predictor,  # type: ignore[arg-type]
+        window=6,
+        reference=REFERENCE,
+        warmup=WARMUP,
+        threshold="quantile",
+        quantile=0.99,
+        margin=1.5,
+        smoothing=0.3,
+    )
+
+
+def baseline_flags(
+    run: StreamRun, full: list[NDArray[np.float64]], cut: list[int]
+) -> dict[str, dict[str, NDArray[np.bool_]]]:
+    """The moving-average detector (same scorer and threshold) on the same feeds."""
+    detector = ForecastDetector(detector_config("moving_average"))
+    detector.fit([series[at - REFERENCE : at] for series, at in zip(full, cut, strict=True)])
+    flags = {}
+    for (name, faulty), series, at in zip(run.values.items(), full, cut, strict=True):
+        feed = np.concatenate([series[at - REFERENCE : at, 0], faulty])[:, None]
+        flags[name] = detector.detect(feed).flags[REFERENCE:]
+    return {"moving average (6 h)": flags}
+
+
+def detector_scores(labels: dict[str, NDArray[np.bool_]], flags: dict[str, Any]) -> DetectorScores:
+    names = list(labels)
+    binary = binary_scores([labels[n] for n in names], [flags[n] for n in names])
+    precision, recall = zip(
+        *(range_precision_recall(labels[n], flags[n]) for n in names), strict=True
+    )
+    nab = None
+    for name in names:
+        result = nab_score(flags[name], ranges(labels[name]), probation=0.0)
+        nab = result if nab is None else nab + result
+    assert nab is not None
+    delays = [d for n in names for d in detection_delays(labels[n], flags[n])]
+    return DetectorScores(
+        f1=binary.f1,
+        false_alarm_rate=binary.false_alarm_rate,
+        missed_alarm_rate=binary.missed_alarm_rate,
+        point_adjusted_f1=point_adjusted_f1([labels[n] for n in names], [flags[n] for n in names]),
+        range_precision=float(np.mean(precision)),
+        range_recall=float(np.mean(recall)),
+        nab=nab.normalised,
+        delays=delays,
+    )
