@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/stream.py --seconds 0.5
 	$(BIN)/python bench/anomaly.py
+	$(BIN)/python bench/serve.py
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

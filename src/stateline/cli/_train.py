@@ -93,7 +93,7 @@ def run_train(argv: Sequence[str]) -> Path:
     print(
         f"saved {args.output}: {len(series)} stream(s), {sum(len(s) for s in series)} steps, "
         f"{len(history.epochs)} epochs, best loss {history.best_loss:.4f} "
-        f"(epoch {history.best_epoch + 1})"
+        f"(epoch {history.best_epoch})"
     )
     return output
 
