@@ -1,0 +1,57 @@
+"""`stateline train` / `predict` / `bench` as users call them, on real bundled data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stateline.cli import main
+from stateline.data import hourly_temperatures
+
+
+@pytest.fixture(scope="module")
+def temps(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("train") / "temps.csv"
+    hourly_temperatures().groupby("city").head(300).to_csv(path, index=False)
+    return path
+
+
+def test_train_then_predict_every_step_of_every_stream(temps: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    args = ["train", str(temps), "--time", "time", "--group", "city", "--target", "temp"]
+    code = main([*args, "--hidden", "4", "--epochs", "2", "--horizon", "2", "--no-progress",
+                 "--output", str(model)])  # fmt: skip
+    assert code == 0
+    assert (model / "weights.pt").is_file() and (model / "columns.json").is_file()
+    output = tmp_path / "predictions.csv"
+    code = main(["predict", str(temps), "--time", "time", "--group", "city", "--model",
+                 str(model), "--output", str(output)])  # fmt: skip
+    assert code == 0
+    frame = pd.read_csv(output)
+    assert list(frame.columns) == ["step", "city", "time", "temp+1", "temp+2"]
+    assert len(frame) == 600 and frame["temp+1"].between(20, 90).all()
+
+
+def test_bad_columns_paths_and_flags_get_clear_errors(
+    temps: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", str(temps), "--target", "pressure", "--no-progress"]) == 1
+    assert "pressure" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "missing.csv"), "--target", "temp"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["predict", str(temps), "--model", str(tmp_path / "nowhere")]) == 1
+    assert "stateline train" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main(["train", str(temps), "--target", "temp", "--cell", "transformer"])
+    assert usage.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+    assert main(["train", str(temps), "--target", "temp", "--hidden", "0"]) == 1
+    assert "hidden" in capsys.readouterr().err
+
+
+def test_bench_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--streams", "1", "64", "--seconds", "0.05", "--hidden", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "steps/s" in out and "64" in out
