@@ -1,0 +1,46 @@
+"""StreamService in plain Python: streamed forecasts equal the offline forecaster's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stateline import Forecaster
+from stateline.serve import Event, StreamService
+
+from .conftest import serve_config
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_streamed_forecasts_equal_offline_whole_series(
+    seed: int, model_dir: Path, temperatures_csv: Path, tmp_path_factory: object
+) -> None:
+    """Both sensors, random batch compositions and k-step events, in original units."""
+    frame = pd.read_csv(temperatures_csv)
+    series = {c: frame.loc[frame.city == c, "temp"].to_numpy()[:150] for c in frame.city.unique()}
+    forecaster = Forecaster.load(model_dir)
+    expected = {c: forecaster.predict(v).values[:, 0, 0] for c, v in series.items()}
+    state = Path(str(tmp_path_factory.mktemp("state")))  # type: ignore[attr-defined]
+    service = StreamService(serve_config(model_dir, state))
+    rng = np.random.default_rng(seed)
+    done = dict.fromkeys(series, 0)
+    got = {c: np.full(len(v), np.nan) for c, v in series.items()}
+    while any(done[c] < len(v) for c, v in series.items()):
+        events, spans = [], []
+        for name, values in series.items():
+            if done[name] < len(values) and rng.random() < 0.7:
+                k = int(min(rng.integers(1, 5), len(values) - done[name]))
+                chunk = values[done[name] : done[name] + k]
+                events.append(Event(name, chunk[:, None].tolist(), done[name]))
+                spans.append((name, done[name], k))
+                done[name] += k
+        for answer, (name, first, k) in zip(service.step(events), spans, strict=True):
+            assert answer["status"] == "ok"
+            got[name][first : first + k] = [step[0][0] for step in answer["forecast"]]
+    for name in series:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-5)
