@@ -30,6 +30,10 @@ def test_steps_answer_forecasts_scores_and_flags(server: str) -> None:
     again = post(server, "/v1/streams/pump-1/steps", {"values": [values[-1]], "seq": seq}).json()
     assert again["status"] == "duplicate" and again["forecast"] == body["forecast"]
     assert again["scores"] == body["scores"]
+    stale = post(server, "/v1/steps", {"events": [{"stream": "pump-1", "values": [1.0], "seq": 3}]})
+    assert stale.status_code == 200, stale.text
+    assert stale.json()["results"][0]["status"] == "stale"
+    assert stale.json()["results"][0]["forecast"] == [[[None]]]
     state = httpx.get(server + "/v1/streams/pump-1").json()
     assert state["seq"] == seq and state["calibrated"] and len(state["history"]) == len(values)
     assert httpx.delete(server + "/v1/streams/pump-1", headers=AUTH).status_code == 204

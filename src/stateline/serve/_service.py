@@ -10,7 +10,7 @@ import json
 import math
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,9 +169,8 @@ class StreamService:
             for members in groups:
                 self._step_group(events, members, answers, now)
             self.metrics.batch.observe(len(events))
-            for answer in answers:
-                assert answer is not None
-                self.metrics.steps.inc(answer["status"])
+            for status, count in Counter(a["status"] for a in answers if a).items():
+                self.metrics.steps.inc(status, amount=count)
         return [answer for answer in answers if answer is not None]
 
     def stream(self, stream_id: str) -> dict[str, Any]:
@@ -183,7 +182,7 @@ class StreamService:
                 "stream": stream_id,
                 "seq": _seq(int(self.store.last_seq[slot])),
                 "last_seen": float(self.store.last_seen[slot]),
-                "forecast": _list(self._unscale(prediction[None])[0]),
+                "forecast": _nullable(self._unscale(prediction[None])[0]),
                 "score": _number(float(self.detector.column("last_score")[slot])),
                 "flag": bool(self.detector.column("last_flag")[slot]),
                 "level": _number(float(self.detector.column("level")[slot])),
@@ -273,11 +272,14 @@ class StreamService:
 
     def _unscale(self, predictions: NDArray[Any]) -> NDArray[np.float64]:
         """Model outputs ``(..., horizon * targets)`` -> ``(..., horizon, targets)`` units."""
-        assert self.forecaster.scaler_ is not None
+        scaler = self.forecaster.scaler_
+        assert scaler is not None and scaler.mean_ is not None and scaler.scale_ is not None
         shaped = np.asarray(predictions, dtype=np.float64).reshape(
             *predictions.shape[:-1], self.horizon, self.targets
         )
-        return self.forecaster.scaler_.inverse_transform(shaped)
+        # Not Scaler.inverse_transform: events that were not applied keep NaN (-> null).
+        result: NDArray[np.float64] = shaped * scaler.scale_ + scaler.mean_
+        return result
 
     def _step_group(
         self,
@@ -298,32 +300,30 @@ class StreamService:
         )
         assert result.scores is not None and result.flags is not None
         forecasts = self._unscale(result.predictions)
-        level = self.detector.column("level")
+        if forecasts.ndim == 3:  # one step per event: (events, horizon, targets)
+            forecasts = forecasts[:, None]
+        forecast_lists = _nullable(forecasts)
+        score_lists = _nullable(result.scores.reshape(len(chosen), -1))
+        flag_lists = result.flags.reshape(len(chosen), -1).tolist()
+        slots = self.store.lookup([event.stream for event in chosen])
+        held = slots >= 0
+        levels = _nullable(np.where(held, self.detector.column("level")[slots], np.nan))
+        seqs = np.where(held, self.store.last_seq[slots], -1).tolist()
+        self.metrics.flags.inc(amount=float(result.flags.sum()))
         for position, (index, raw) in enumerate(members):
             event = chosen[position]
             status = result.status[position]
             answer = _answer(event, status, error=result.errors.get(position))
-            answer["forecast"] = [_list(row) for row in forecasts[position]]
-            answer["scores"] = [_number(float(s)) for s in result.scores[position]]
-            answer["flags"] = [bool(f) for f in result.flags[position]]
-            if event.stream in self.store:
-                slot = self.store.slot_of(event.stream)
-                answer["level"] = _number(float(level[slot]))
-                answer["seq"] = _seq(int(self.store.last_seq[slot]))
-            self.metrics.flags.inc(amount=float(result.flags[position].sum()))
+            answer["forecast"] = forecast_lists[position]
+            answer["scores"] = score_lists[position]
+            answer["flags"] = flag_lists[position]
+            answer["level"] = levels[position]
+            answer["seq"] = _seq(seqs[position])
             if status in (Status.OK, Status.GAP):
-                self._remember(event, raw, forecasts[position], result, position, answer)
+                self._remember(event, raw, answer)
             answers[index] = answer
 
-    def _remember(
-        self,
-        event: Event,
-        raw: NDArray[np.float64],
-        forecasts: NDArray[np.float64],
-        result: Any,
-        position: int,
-        answer: dict[str, Any],
-    ) -> None:
+    def _remember(self, event: Event, raw: NDArray[np.float64], answer: dict[str, Any]) -> None:
         """Keep the last ``history`` points of the latest ``history_streams`` streams."""
         if event.end:
             self.history.pop(event.stream, None)
@@ -335,19 +335,20 @@ class StreamService:
             if len(self.history) > self.config.history_streams:
                 self.history.popitem(last=False)
         self.history.move_to_end(event.stream)
-        first = answer.get("seq")
+        first = answer["seq"]
         first = None if first is None else first - len(raw) + 1
-        for j, row in enumerate(raw):
+        values = raw[:, : self.targets].tolist()
+        for j, row in enumerate(values):
             previous = points[-1]["next"] if points else None
             points.append(
                 {
                     "seq": None if first is None else first + j,
-                    "values": _list(row[: self.targets]),
+                    "values": row,
                     "forecast": previous,
-                    "next": _list(forecasts[j, 0]),
-                    "score": _number(float(result.scores[position][j])),
-                    "flag": bool(result.flags[position][j]),
-                    "level": answer.get("level"),
+                    "next": answer["forecast"][j][0],
+                    "score": answer["scores"][j],
+                    "flag": answer["flags"][j],
+                    "level": answer["level"],
                 }
             )
 
@@ -371,11 +372,17 @@ def _number(value: float) -> float | None:
     return None if not math.isfinite(value) else value
 
 
-def _list(values: Any) -> list[Any]:
-    array = np.asarray(values, dtype=np.float64)
-    if array.ndim == 0:
-        return [_number(float(array))]
-    return [_list(row) if array.ndim > 1 else _number(float(row)) for row in array]
+def _nullable(array: NDArray[Any]) -> list[Any]:
+    """``array.tolist()`` with NaN and inf as None (JSON null), for a whole group at once."""
+    values = np.asarray(array, dtype=np.float64)
+    finite = np.isfinite(values)
+    if finite.all():
+        result: list[Any] = values.tolist()
+        return result
+    boxed = values.astype(object)
+    boxed[~finite] = None
+    listed: list[Any] = boxed.tolist()
+    return listed
 
 
 def _seq(value: int) -> int | None:
