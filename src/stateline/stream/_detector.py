@@ -43,8 +43,10 @@ class StreamDetector:
 
     The state lives in the engine's :class:`StateStore` as per-stream columns,
     so it is reset with ``start``, freed with ``end`` or eviction, and saved
-    and restored with the carries by ``snapshot`` / ``restore``. Calibration
-    keeps ``reference x targets`` float64 errors per stream.
+    and restored with the carries by ``snapshot`` / ``restore``. Memory: the
+    calibration buffer is a column of ``reference x targets`` float64 per slot
+    of the store (8 * 400 * 8 bytes = 25.6 kB per stream at the defaults with 8
+    channels); lower ``reference`` for very many streams.
 
     >>> from stateline.nn import ModelConfig, SequenceModel
     >>> from stateline.stream import StateStore
