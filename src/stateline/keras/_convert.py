@@ -1,0 +1,227 @@
+"""``from_keras`` / ``to_keras``: Keras 3 recurrent models to stateline models and back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._errors import ConfigError, StatelineError, describe
+from ..nn import SequenceModel
+from ._model import ACTIVATIONS, KerasModelConfig, KerasSequenceModel, LayerSpec
+
+__all__ = ["SUPPORTED_LAYERS", "from_keras", "to_keras"]
+
+SUPPORTED_LAYERS = (
+    "InputLayer",
+    "Masking",
+    "LSTM",
+    "GRU",
+    "Dense",
+    "TimeDistributed(Dense)",
+    "Dropout",
+    "Activation",
+)
+
+
+def _keras() -> Any:
+    try:
+        import keras
+    except ImportError as error:
+        raise StatelineError(
+            "Converting Keras models needs Keras 3.\n  Fix: pip install 'stateline[keras]'"
+        ) from error
+    return keras
+
+
+def from_keras(model_or_path: Any) -> KerasSequenceModel:
+    """A stateline model computing what the Keras model computes, with an explicit carry.
+
+    Accepts a Keras 3 model (Sequential, or Functional as a chain of layers)
+    or the path of a ``.keras`` file, built from :data:`SUPPORTED_LAYERS`,
+    stateful or not. The result streams through :class:`~stateline.StreamEngine`
+    and serves with ``stateline serve --model model.keras``.
+    """
+    keras = _keras()
+    model = model_or_path
+    if isinstance(model_or_path, (str, Path)):
+        model = keras.saving.load_model(str(model_or_path), compile=False)
+    inputs = model.input_shape
+    if isinstance(inputs, list) or len(inputs) != 3:
+        raise ConfigError(
+            describe(
+                "model",
+                "one input of shape (batch, time, features)",
+                f"input shape {inputs}",
+                problem="is not a sequence model stateline can convert.",
+            )
+        )
+    specs: list[LayerSpec] = []
+    weights: list[np.ndarray] = []
+    mask_value = None
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "TimeDistributed" and type(layer.layer).__name__ == "Dense":
+            layer, kind = layer.layer, "Dense"
+        config = layer.get_config()
+        if kind in ("InputLayer", "Dropout"):
+            continue
+        if kind == "Masking":
+            if specs:
+                raise ConfigError(
+                    describe("Masking", "the first layer", f"after {len(specs)} layer(s)")
+                )
+            mask_value = float(config["mask_value"])
+            continue
+        if kind in ("LSTM", "GRU"):
+            _check_recurrent(layer, config)
+            spec = LayerSpec(
+                kind=kind.lower(),
+                units=int(config["units"]),
+                activation=_activation(config["activation"], layer.name),
+                recurrent_activation=_activation(config["recurrent_activation"], layer.name),
+                return_sequences=bool(config["return_sequences"]),
+                reset_after=bool(config.get("reset_after", True)),
+                use_bias=bool(config["use_bias"]),
+            )
+        elif kind == "Dense":
+            spec = LayerSpec(
+                kind="dense",
+                units=int(config["units"]),
+                activation=_activation(config["activation"], layer.name),
+                use_bias=bool(config["use_bias"]),
+            )
+        elif kind == "Activation":
+            spec = LayerSpec(
+                kind="activation", activation=_activation(config["activation"], layer.name)
+            )
+        else:
+            raise ConfigError(
+                describe(
+                    f"layer {layer.name!r}",
+                    f"one of {', '.join(SUPPORTED_LAYERS)}",
+                    kind,
+                    problem="is not supported.",
+                )
+            )
+        specs.append(spec)
+        weights += [np.asarray(w) for w in layer.get_weights()]
+    converted = KerasSequenceModel(
+        KerasModelConfig(inputs=int(inputs[-1]), layers=tuple(specs), mask_value=mask_value)
+    )
+    with torch.no_grad():
+        for parameter, value in zip(converted.weights_, weights, strict=True):
+            parameter.copy_(torch.as_tensor(value, dtype=parameter.dtype))
+    return converted.eval()
+
+
+def to_keras(model: nn.Module, path: str | Path | None = None, *, stateful: bool = False) -> Any:
+    """A Keras 3 model with the same outputs (saved to ``path`` if given, a ``.keras`` file).
+
+    Takes a converted :class:`KerasSequenceModel` or a stateline
+    :class:`~stateline.nn.SequenceModel` (LSTM/GRU stack and linear head).
+    Keras keeps no carry you can hand over: pass ``stateful=True`` to get
+    layers that carry it between calls themselves (batch size fixed at 1).
+    """
+    keras = _keras()
+    converted = model if isinstance(model, KerasSequenceModel) else _from_sequence_model(model)
+    config = converted.config
+    batch = 1 if stateful else None
+    layers: list[Any] = [keras.layers.Input(shape=(None, config.inputs), batch_size=batch)]
+    if config.mask_value is not None:
+        layers.append(keras.layers.Masking(mask_value=config.mask_value))
+    for spec in config.layers:
+        if spec.kind in ("lstm", "gru"):
+            options = dict(
+                units=spec.units,
+                activation=spec.activation,
+                recurrent_activation=spec.recurrent_activation,
+                return_sequences=spec.return_sequences,
+                use_bias=spec.use_bias,
+                stateful=stateful,
+            )
+            if spec.kind == "gru":
+                options["reset_after"] = spec.reset_after
+            layers.append(
+                (keras.layers.LSTM if spec.kind == "lstm" else keras.layers.GRU)(**options)
+            )
+        elif spec.kind == "dense":
+            layers.append(
+                keras.layers.Dense(spec.units, activation=spec.activation, use_bias=spec.use_bias)
+            )
+        else:
+            layers.append(keras.layers.Activation(spec.activation))
+    result = keras.Sequential(layers)
+    values = [p.detach().cpu().double().numpy() for p in converted.weights_]
+    result.set_weights(values)
+    if path is not None:
+        result.save(str(path))
+    return result
+
+
+def _from_sequence_model(model: nn.Module) -> KerasSequenceModel:
+    if not isinstance(model, SequenceModel):
+        raise ConfigError(
+            describe(
+                "model",
+                "a KerasSequenceModel or a stateline SequenceModel",
+                type(model).__name__,
+                problem="cannot be exported to Keras.",
+            )
+        )
+    config = model.config
+    kind = config.cell
+    specs = [
+        LayerSpec(kind=kind, units=config.hidden, activation="tanh") for _ in range(config.layers)
+    ]
+    specs.append(LayerSpec(kind="dense", units=config.outputs))
+    converted = KerasSequenceModel(KerasModelConfig(inputs=config.inputs, layers=tuple(specs)))
+    values: list[torch.Tensor] = []
+    rnn = model.stack.rnn
+    hidden = config.hidden
+    for index in range(config.layers):
+        w_ih = getattr(rnn, f"weight_ih_l{index}").detach()
+        w_hh = getattr(rnn, f"weight_hh_l{index}").detach()
+        b_ih = getattr(rnn, f"bias_ih_l{index}").detach()
+        b_hh = getattr(rnn, f"bias_hh_l{index}").detach()
+        if kind == "lstm":  # PyTorch and Keras both order the gates i, f, g(c), o
+            values += [w_ih.T, w_hh.T, b_ih + b_hh]
+        else:  # PyTorch r, z, n; Keras z, r, h (reset after, two biases)
+            order = torch.cat(
+                [
+                    torch.arange(hidden, 2 * hidden),
+                    torch.arange(hidden),
+                    torch.arange(2 * hidden, 3 * hidden),
+                ]
+            )
+            values += [w_ih[order].T, w_hh[order].T, torch.stack([b_ih[order], b_hh[order]])]
+    values += [model.head.weight.detach().T, model.head.bias.detach()]
+    with torch.no_grad():
+        for parameter, value in zip(converted.weights_, values, strict=True):
+            parameter.copy_(value.to(parameter.dtype))
+    return converted.eval()
+
+
+def _activation(value: Any, layer: str) -> str:
+    name = value if isinstance(value, str) else str(getattr(value, "__name__", value))
+    if name not in ACTIVATIONS:
+        raise ConfigError(
+            describe(
+                f"activation of layer {layer!r}",
+                f"one of {sorted(ACTIVATIONS)}",
+                repr(name),
+                problem="is not supported.",
+            )
+        )
+    return name
+
+
+def _check_recurrent(layer: Any, config: dict[str, Any]) -> None:
+    for option in ("go_backwards", "unroll"):
+        if config.get(option):
+            raise ConfigError(
+                describe(f"layer {layer.name!r}", f"{option}=False", f"{option}=True")
+            )
