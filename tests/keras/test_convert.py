@@ -168,3 +168,28 @@ def test_unsupported_layers_are_named() -> None:
     with pytest.raises(ConfigError, match="BatchNormalization") as error:
         from_keras(model)
     assert "TimeDistributed(Dense)" in str(error.value)
+
+
+def test_serve_takes_a_keras_file(tmp_path: Path) -> None:
+    """`stateline serve --model model.keras`: the service runs the converted model directly."""
+    from stateline.anomaly import DetectorConfig
+    from stateline.serve import Event, ServeConfig, StreamService
+
+    model = keras.Sequential(
+        [keras.layers.Input((None, 2)), keras.layers.LSTM(4, return_sequences=True),
+         keras.layers.Dense(2)]
+    )  # fmt: skip
+    path = tmp_path / "model.keras"
+    model.save(path)
+    config = ServeConfig(
+        model=str(path), token="t", detector=DetectorConfig(reference=10, warmup=2)
+    )
+    assert config.state_dir == tmp_path / "model.state"
+    service = StreamService(config)
+    x = np.random.default_rng(0).normal(size=(1, 15, 2)).astype(np.float32)
+    answers = [service.step([Event("a", x[0, t].tolist(), t)])[0] for t in range(15)]
+    forecasts = np.array([a["forecast"][0][0] for a in answers])
+    np.testing.assert_allclose(forecasts, keras_call(model, x)[0], atol=1e-5)
+    assert answers[-1]["scores"][0] is not None and answers[0]["scores"] == [None]
+    service.snapshot()
+    assert (tmp_path / "model.state" / "state.pt").is_file()

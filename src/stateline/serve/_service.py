@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from .._errors import ConfigError, DataError, describe
 from .._validate import require_positive_int
 from ..anomaly import DetectorConfig
+from ..data import Scaler
 from ..stream import StateStore, Status, StreamDetector, StreamEngine
 from ..train import Forecaster
 from ._metrics import Registry
@@ -35,8 +36,12 @@ class ServeConfig:
 
     ``snapshot_dir`` defaults to ``<model>/state``; the state store is written
     there every ``snapshot_interval`` seconds and on graceful shutdown, and read
-    back on start. ``token`` guards every write (``None``: the app refuses to
-    start without one; the CLI reads ``STATELINE_TOKEN`` or makes one up).
+    back on start (for a ``.keras`` file: ``<model>.state``). ``model`` is a
+    directory from ``stateline train`` or a Keras 3 ``.keras`` file (converted
+    with :func:`stateline.keras.from_keras`; values then go in unscaled, and
+    scores come only when its outputs forecast its leading inputs). ``token``
+    guards every write (``None``: the app refuses to start without one; the
+    CLI reads ``STATELINE_TOKEN`` or makes one up).
     """
 
     model: str
@@ -70,7 +75,10 @@ class ServeConfig:
 
     @property
     def state_dir(self) -> Path:
-        return Path(self.snapshot_dir) if self.snapshot_dir else Path(self.model) / "state"
+        if self.snapshot_dir:
+            return Path(self.snapshot_dir)
+        model = Path(self.model)
+        return model.with_suffix(".state") if model.suffix == ".keras" else model / "state"
 
 
 @dataclass(frozen=True)
@@ -96,9 +104,7 @@ class StreamService:
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self.forecaster = Forecaster.load(config.model)
-        model = self.forecaster.model_
-        assert model is not None and self.forecaster.scaler_ is not None
+        model, detect = self._load(Path(config.model))
         self.model = model.eval()
         self.metrics = Registry()
         self.store = StateStore(
@@ -108,11 +114,11 @@ class StreamService:
             on_evict=lambda stream, carry: self.metrics.evictions.inc(),
         )
         self.engine = StreamEngine(self.model, self.store)
-        self.targets = self.forecaster.targets_
-        self.horizon = self.forecaster.config.horizon
         self.inputs = self.model.config.inputs
-        self.detector = StreamDetector(
-            self.engine, config.detector, targets=self.targets, learn=config.learn
+        self.detector = (
+            StreamDetector(self.engine, config.detector, targets=self.targets, learn=config.learn)
+            if detect
+            else None
         )
         names = Path(config.model) / "columns.json"
         document = json.loads(names.read_text()) if names.is_file() else {}
@@ -183,11 +189,11 @@ class StreamService:
                 "seq": _seq(int(self.store.last_seq[slot])),
                 "last_seen": float(self.store.last_seen[slot]),
                 "forecast": _nullable(self._unscale(prediction[None])[0]),
-                "score": _number(float(self.detector.column("last_score")[slot])),
-                "flag": bool(self.detector.column("last_flag")[slot]),
-                "level": _number(float(self.detector.column("level")[slot])),
+                "score": _number(float(self._detector_column("last_score", slot, np.nan))),
+                "flag": bool(self._detector_column("last_flag", slot, False)),
+                "level": _number(float(self._detector_column("level", slot, np.nan))),
                 "calibrated": bool(
-                    self.detector.column("seen")[slot] >= self.config.detector.reference
+                    self._detector_column("seen", slot, 0) >= self.config.detector.reference
                 ),
                 "history": list(self.history.get(stream_id, [])),
             }
@@ -202,9 +208,9 @@ class StreamService:
                     {
                         "stream": str(stream_id),
                         "seq": _seq(int(self.store.last_seq[slot])),
-                        "score": _number(float(self.detector.column("last_score")[slot])),
-                        "flag": bool(self.detector.column("last_flag")[slot]),
-                        "level": _number(float(self.detector.column("level")[slot])),
+                        "score": _number(float(self._detector_column("last_score", slot, np.nan))),
+                        "flag": bool(self._detector_column("last_flag", slot, False)),
+                        "level": _number(float(self._detector_column("level", slot, np.nan))),
                         "last_seen": float(self.store.last_seen[slot]),
                     }
                 )
@@ -243,6 +249,27 @@ class StreamService:
         }
 
     # --------------------------------------------------------------- internals
+    def _load(self, path: Path) -> tuple[Any, bool]:
+        """The model, its scalers and sizes; whether its outputs forecast its inputs."""
+        self.scaler: Scaler | None = None
+        self.covariate_scaler: Scaler | None = None
+        if path.suffix == ".keras":
+            from ..keras import from_keras
+
+            model = from_keras(path)
+            self.targets, self.horizon = model.config.outputs, 1
+            return model, model.config.outputs <= model.config.inputs
+        forecaster = Forecaster.load(path)
+        assert forecaster.model_ is not None
+        self.scaler, self.covariate_scaler = forecaster.scaler_, forecaster.covariate_scaler_
+        self.targets, self.horizon = forecaster.targets_, forecaster.config.horizon
+        return forecaster.model_, True
+
+    def _detector_column(self, name: str, slots: Any, default: Any) -> Any:
+        if self.detector is None:
+            return np.full(np.shape(slots), default)
+        return self.detector.column(name)[slots]
+
     def _values(self, event: Event) -> tuple[NDArray[np.float64] | None, str | None]:
         try:
             values = np.asarray(event.values, dtype=np.float64)
@@ -262,21 +289,23 @@ class StreamService:
 
     def _scale(self, values: NDArray[np.float64]) -> NDArray[np.float64]:
         """Original units -> the model's inputs (targets, then covariates)."""
-        forecaster = self.forecaster
-        assert forecaster.scaler_ is not None
+        if self.scaler is None:
+            return values
         flat = values.reshape(-1, values.shape[-1])
-        parts = [forecaster.scaler_.transform(flat[:, : self.targets])]
-        if forecaster.covariate_scaler_ is not None:
-            parts.append(forecaster.covariate_scaler_.transform(flat[:, self.targets :]))
+        parts = [self.scaler.transform(flat[:, : self.targets])]
+        if self.covariate_scaler is not None:
+            parts.append(self.covariate_scaler.transform(flat[:, self.targets :]))
         return np.concatenate(parts, axis=1).reshape(values.shape)
 
     def _unscale(self, predictions: NDArray[Any]) -> NDArray[np.float64]:
         """Model outputs ``(..., horizon * targets)`` -> ``(..., horizon, targets)`` units."""
-        scaler = self.forecaster.scaler_
-        assert scaler is not None and scaler.mean_ is not None and scaler.scale_ is not None
+        scaler = self.scaler
         shaped = np.asarray(predictions, dtype=np.float64).reshape(
             *predictions.shape[:-1], self.horizon, self.targets
         )
+        if scaler is None:
+            return shaped
+        assert scaler.mean_ is not None and scaler.scale_ is not None
         # Not Scaler.inverse_transform: events that were not applied keep NaN (-> null).
         result: NDArray[np.float64] = shaped * scaler.scale_ + scaler.mean_
         return result
@@ -290,7 +319,8 @@ class StreamService:
     ) -> None:
         chosen = [events[index] for index, _ in members]
         values = np.stack([v for _, v in members])
-        result = self.detector.step(
+        stepper: Any = self.detector if self.detector is not None else self.engine
+        result = stepper.step(
             [event.stream for event in chosen],
             self._scale(values),
             seq=None if chosen[0].seq is None else [int(e.seq or 0) for e in chosen],
@@ -298,18 +328,20 @@ class StreamService:
             end=[event.end for event in chosen],
             now=now,
         )
-        assert result.scores is not None and result.flags is not None
+        shape = (len(chosen), len(members[0][1]))
+        scores = np.full(shape, np.nan) if result.scores is None else result.scores
+        flags = np.zeros(shape, dtype=bool) if result.flags is None else result.flags
         forecasts = self._unscale(result.predictions)
         if forecasts.ndim == 3:  # one step per event: (events, horizon, targets)
             forecasts = forecasts[:, None]
         forecast_lists = _nullable(forecasts)
-        score_lists = _nullable(result.scores.reshape(len(chosen), -1))
-        flag_lists = result.flags.reshape(len(chosen), -1).tolist()
+        score_lists = _nullable(scores.reshape(len(chosen), -1))
+        flag_lists = flags.reshape(len(chosen), -1).tolist()
         slots = self.store.lookup([event.stream for event in chosen])
         held = slots >= 0
-        levels = _nullable(np.where(held, self.detector.column("level")[slots], np.nan))
+        levels = _nullable(np.where(held, self._detector_column("level", slots, np.nan), np.nan))
         seqs = np.where(held, self.store.last_seq[slots], -1).tolist()
-        self.metrics.flags.inc(amount=float(result.flags.sum()))
+        self.metrics.flags.inc(amount=float(flags.sum()))
         for position, (index, raw) in enumerate(members):
             event = chosen[position]
             status = result.status[position]
