@@ -102,3 +102,17 @@ def test_nab_optimise_finds_the_separating_threshold() -> None:
     assert 0.0 < level <= 3.0
     assert result.normalised == pytest.approx(100.0)
     assert math.isclose(result.perfect, 2.0)
+
+
+def test_flag_report_pools_series_and_counts_onsets_once() -> None:
+    from stateline.anomaly import flag_report
+
+    labels = [[0, 1, 1, 0, 0, 0], [0, 0, 0, 0, 1, 1]]
+    flags = [[0, 1, 1, 1, 1, 0], [0, 0, 0, 0, 0, 0]]
+    report = flag_report(labels, flags)
+    assert report.binary.true_positives == 2 and report.binary.false_positives == 2
+    assert report.delays == [0, None] and report.found == 1
+    assert report.nab.false_positives == 2  # every flagged step outside a window
+    assert flag_report(labels, flags, nab_on="onsets").nab.false_positives == 0
+    with pytest.raises(ShapeError, match="one array per labelled series"):
+        flag_report(labels, flags[:1])

@@ -31,6 +31,8 @@ from ._nab import nab_optimise as nab_optimise
 from ._nab import nab_score as nab_score
 from ._nab import nab_windows as nab_windows
 from ._ranges import ranges as ranges
+from ._report import FlagReport as FlagReport
+from ._report import flag_report as flag_report
 from ._scorers import ErrorScorer as ErrorScorer
 from ._scorers import RunningMoments as RunningMoments
 from ._thresholds import DynamicThreshold as DynamicThreshold
@@ -45,6 +47,7 @@ __all__ = [
     "DetectorConfig",
     "DynamicThreshold",
     "ErrorScorer",
+    "FlagReport",
     "ForecastDetector",
     "GaussianThreshold",
     "MovingAverage",
@@ -57,6 +60,7 @@ __all__ = [
     "WindowedGaussian",
     "binary_scores",
     "detection_delays",
+    "flag_report",
     "nab_optimise",
     "nab_score",
     "nab_windows",

@@ -2,15 +2,60 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, NotFittedError, ShapeError, describe
 from ._arrays import as_row, as_steps
 
-__all__ = ["ErrorScorer", "RunningMoments", "ewma"]
+__all__ = [
+    "ErrorScorer",
+    "RunningMoments",
+    "combined_squared_z",
+    "ewma",
+    "moments_std",
+    "welford_step",
+]
 
 _COMBINE = ("max", "mean")
+DEFAULT_FLOOR = 1e-6
+"""The smallest error spread a channel is normalised by (a constant channel would divide by 0)."""
+
+
+def welford_step(count: Any, mean: Any, m2: Any, value: Any) -> tuple[Any, Any]:
+    """One Welford update of ``(mean, m2)`` by ``value``, ``count`` already including it.
+
+    Broadcasts, so one call updates the moments of many streams at once.
+
+    >>> welford_step(2, 1.0, 0.0, 3.0)
+    (2.0, 2.0)
+    """
+    delta = value - mean
+    mean = mean + delta / count
+    return mean, m2 + delta * (value - mean)
+
+
+def moments_std(count: Any, m2: Any) -> Any:
+    """Population standard deviation from ``count`` and ``m2`` (0 before two values)."""
+    return np.sqrt(m2 / np.maximum(count, 1)) * (np.asarray(count) >= 2)
+
+
+def combined_squared_z(
+    errors: NDArray[np.float64],
+    mean: NDArray[np.float64],
+    std: NDArray[np.float64],
+    *,
+    combine: str,
+    floor: float = DEFAULT_FLOOR,
+) -> NDArray[np.float64]:
+    """``(steps, channels)`` errors to the mean (or max) of their squared z-scores ``(steps,)``."""
+    squared = ((errors - mean) / np.maximum(std, floor)) ** 2
+    combined: NDArray[np.float64] = (
+        squared.mean(axis=1) if combine == "mean" else squared.max(axis=1)
+    )
+    return combined
 
 
 def ewma(values: ArrayLike, smoothing: float, start: float | None = None) -> NDArray[np.float64]:
@@ -48,9 +93,7 @@ class RunningMoments:
     @property
     def std(self) -> NDArray[np.float64]:
         """Population standard deviation per channel (0 before two rows)."""
-        if self.count < 2:
-            return np.zeros_like(self.mean)
-        result: NDArray[np.float64] = np.sqrt(self.m2 / self.count)
+        result: NDArray[np.float64] = moments_std(self.count, self.m2)
         return result
 
     def learn_one(self, row: ArrayLike) -> None:
@@ -59,9 +102,7 @@ class RunningMoments:
             self.mean = np.zeros_like(values)
             self.m2 = np.zeros_like(values)
         self.count += 1
-        delta = values - self.mean
-        self.mean = self.mean + delta / self.count
-        self.m2 = self.m2 + delta * (values - self.mean)
+        self.mean, self.m2 = welford_step(self.count, self.mean, self.m2, values)
 
     def learn_many(self, rows: ArrayLike) -> None:
         """Merge a block of rows ``(steps, channels)`` (Chan et al. parallel update)."""
@@ -98,7 +139,7 @@ class ErrorScorer:
     """
 
     def __init__(
-        self, *, smoothing: float = 0.1, combine: str = "mean", floor: float = 1e-6
+        self, *, smoothing: float = 0.1, combine: str = "mean", floor: float = DEFAULT_FLOOR
     ) -> None:
         if not 0.0 < smoothing <= 1.0:
             raise ConfigError(
@@ -140,12 +181,9 @@ class ErrorScorer:
                     f"{block.shape[1]} channels",
                 )
             )
-        spread = np.maximum(self.moments.std, self.floor)
-        squared = ((block - self.moments.mean) / spread) ** 2
-        combined: NDArray[np.float64] = (
-            squared.mean(axis=1) if self.combine == "mean" else squared.max(axis=1)
+        return combined_squared_z(
+            block, self.moments.mean, self.moments.std, combine=self.combine, floor=self.floor
         )
-        return combined
 
     def score_one(self, error: ArrayLike) -> float:
         """The smoothed score of the next step; advances the smoother."""

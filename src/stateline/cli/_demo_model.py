@@ -17,16 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..anomaly import (
-    DetectorConfig,
-    ForecastDetector,
-    binary_scores,
-    detection_delays,
-    nab_score,
-    point_adjusted_f1,
-    range_precision_recall,
-    ranges,
-)
+from ..anomaly import DetectorConfig, FlagReport, ForecastDetector, flag_report
 from ._demo_faults import inject_faults
 
 SEASON = 24
@@ -40,20 +31,6 @@ class ForecastScores:
 
     mae: dict[str, float]
     hours: int
-
-
-@dataclass
-class DetectorScores:
-    """Anomaly metrics on the faulty held-back part, pooled over the streams."""
-
-    f1: float
-    false_alarm_rate: float
-    missed_alarm_rate: float
-    point_adjusted_f1: float
-    range_precision: float
-    range_recall: float
-    nab: float
-    delays: list[int | None]
 
 
 @dataclass
@@ -87,20 +64,20 @@ def save_model(forecaster: Any, folder: Path, names: list[str]) -> None:
 
 def forecast_scores(
     forecaster: Any, full: list[NDArray[np.float64]], cut: list[int]
-) -> tuple[ForecastScores, dict[str, NDArray[np.float64]]]:
+) -> tuple[ForecastScores, list[NDArray[np.float64]]]:
     """MAE of the LSTM (carry from the start of each stream) and the naive forecasts."""
     errors: dict[str, list[NDArray[np.float64]]] = {
         "stateline LSTM": [],
         "persistence (last hour)": [],
         "seasonal naive (same hour yesterday)": [],
     }
-    lstm: dict[str, NDArray[np.float64]] = {}
+    lstm: list[NDArray[np.float64]] = []
     for series, at in zip(full, cut, strict=True):
         values = series[:, 0]
         predicted = forecaster.predict(series).values[:, 0, 0]  # made after step t, for t + 1
         truth = values[at:]
         lstm_held = predicted[at - 1 : -1]
-        lstm[str(len(lstm))] = lstm_held
+        lstm.append(lstm_held)
         errors["stateline LSTM"].append(np.abs(truth - lstm_held))
         errors["persistence (last hour)"].append(np.abs(truth - values[at - 1 : -1]))
         errors["seasonal naive (same hour yesterday)"].append(
@@ -182,25 +159,6 @@ def baseline_flags(
     return {"moving average (6 h)": flags}
 
 
-def detector_scores(labels: dict[str, NDArray[np.bool_]], flags: dict[str, Any]) -> DetectorScores:
-    names = list(labels)
-    binary = binary_scores([labels[n] for n in names], [flags[n] for n in names])
-    precision, recall = zip(
-        *(range_precision_recall(labels[n], flags[n]) for n in names), strict=True
-    )
-    nab = None
-    for name in names:
-        result = nab_score(flags[name], ranges(labels[name]), probation=0.0)
-        nab = result if nab is None else nab + result
-    assert nab is not None
-    delays = [d for n in names for d in detection_delays(labels[n], flags[n])]
-    return DetectorScores(
-        f1=binary.f1,
-        false_alarm_rate=binary.false_alarm_rate,
-        missed_alarm_rate=binary.missed_alarm_rate,
-        point_adjusted_f1=point_adjusted_f1([labels[n] for n in names], [flags[n] for n in names]),
-        range_precision=float(np.mean(precision)),
-        range_recall=float(np.mean(recall)),
-        nab=nab.normalised,
-        delays=delays,
-    )
+def detector_scores(labels: dict[str, NDArray[np.bool_]], flags: dict[str, Any]) -> FlagReport:
+    """The anomaly metrics of ``flags`` against ``labels``, both keyed by stream, pooled."""
+    return flag_report([labels[n] for n in labels], [flags[n] for n in labels])

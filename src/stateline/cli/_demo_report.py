@@ -10,11 +10,12 @@ from numpy.typing import NDArray
 from rich.console import Console
 from rich.table import Table
 
-from ._demo_model import DetectorScores, ForecastScores, StreamRun
+from ..anomaly import FlagReport
+from ._demo_model import ForecastScores, StreamRun
 
 
 def print_model_tables(
-    console: Console, forecasts: ForecastScores, detectors: dict[str, DetectorScores]
+    console: Console, forecasts: ForecastScores, detectors: dict[str, FlagReport]
 ) -> None:
     table = Table(title=f"Held-back part, {forecasts.hours:,} hours: one-hour-ahead MAE (deg F)")
     table.add_column("forecaster")
@@ -36,24 +37,23 @@ def print_model_tables(
     ):
         table.add_column(column, justify="left" if column == "detector" else "right")
     for name, scores in detectors.items():
-        found = sum(d is not None for d in scores.delays)
         table.add_row(
             name,
-            f"{scores.f1:.3f}",
-            f"{scores.false_alarm_rate:.2f}",
-            f"{scores.missed_alarm_rate:.2f}",
+            f"{scores.binary.f1:.3f}",
+            f"{scores.binary.false_alarm_rate:.2f}",
+            f"{scores.binary.missed_alarm_rate:.2f}",
             f"{scores.point_adjusted_f1:.3f}",
             f"{scores.range_precision:.3f}",
             f"{scores.range_recall:.3f}",
-            f"{scores.nab:.1f}",
-            f"{found}/{len(scores.delays)}",
+            f"{scores.nab.normalised:.1f}",
+            f"{scores.found}/{len(scores.delays)}",
         )
     console.print(table)
 
 
 def model_report(
     forecasts: ForecastScores,
-    detectors: dict[str, DetectorScores],
+    detectors: dict[str, FlagReport],
     run: StreamRun,
     *,
     epochs: int,
@@ -94,12 +94,12 @@ def model_report(
     ]
     for name, scores in detectors.items():
         delays = ", ".join("missed" if d is None else str(d) for d in scores.delays)
-        found = sum(d is not None for d in scores.delays)
+        binary = scores.binary
         lines.append(
-            f"| {name} | {scores.f1:.3f} | {scores.false_alarm_rate:.2f} | "
-            f"{scores.missed_alarm_rate:.2f} | {scores.point_adjusted_f1:.3f} | "
-            f"{scores.range_precision:.3f} | {scores.range_recall:.3f} | {scores.nab:.1f} | "
-            f"{found}/{len(scores.delays)} | {delays} |"
+            f"| {name} | {binary.f1:.3f} | {binary.false_alarm_rate:.2f} | "
+            f"{binary.missed_alarm_rate:.2f} | {scores.point_adjusted_f1:.3f} | "
+            f"{scores.range_precision:.3f} | {scores.range_recall:.3f} | "
+            f"{scores.nab.normalised:.1f} | {scores.found}/{len(scores.delays)} | {delays} |"
         )
     lines += [
         "",
@@ -118,7 +118,7 @@ def plot_forecasts(
     names: list[str],
     full: list[NDArray[np.float64]],
     cut: list[int],
-    lstm: dict[str, NDArray[np.float64]],
+    lstm: list[NDArray[np.float64]],
 ) -> None:
     plt = _pyplot()
     week = 24 * 7
@@ -129,7 +129,7 @@ def plot_forecasts(
         hours = np.arange(week)
         truth = series[at : at + week, 0]
         axis.plot(hours, truth, color="black", lw=1.2, label="observed")
-        axis.plot(hours, lstm[str(index)][:week], color="tab:orange", lw=1, label="LSTM")
+        axis.plot(hours, lstm[index][:week], color="tab:orange", lw=1, label="LSTM")
         axis.plot(
             hours, series[at - 1 : at - 1 + week, 0], color="tab:gray", lw=0.8, ls="--",
             label="persistence",

@@ -15,11 +15,7 @@ from .._errors import DataError, describe
 from ..anomaly import (
     DetectorConfig,
     ForecastDetector,
-    binary_scores,
-    detection_delays,
-    nab_score,
-    point_adjusted_f1,
-    range_precision_recall,
+    flag_report,
     ranges,
     standardise,
 )
@@ -157,34 +153,23 @@ def _summary(args: argparse.Namespace, table: Any, detections: list[Any]) -> str
         )
     if table.targets is not None:
         labels: list[NDArray[np.bool_]] = [t > 0.5 for t in table.targets]
-        flags = [d.flags for d in detections]
-        scores = binary_scores(labels, flags)
-        nab = None
-        delays: list[int | None] = []
-        precision = recall = 0.0
-        for truth, flagged in zip(labels, flags, strict=True):
-            onsets = np.diff(np.concatenate([[0], flagged.astype(np.int8)])) == 1
-            result = nab_score(onsets, ranges(truth), probation=0.0)
-            nab = result if nab is None else nab + result
-            delays += detection_delays(truth, flagged)
-            p, r = range_precision_recall(truth, flagged)
-            precision += p / len(labels)
-            recall += r / len(labels)
-        found = [d for d in delays if d is not None]
-        assert nab is not None
+        report = flag_report(labels, [d.flags for d in detections], nab_on="onsets")
+        found = [d for d in report.delays if d is not None]
         lines += [
             "",
             f"## Against the labels in `{args.label}`",
             "",
             "| metric | value |",
             "|---|---|",
-            f"| F1 (point-wise) | {scores.f1:.3f} |",
-            f"| false-alarm rate | {scores.false_alarm_rate:.2f} % |",
-            f"| missed-alarm rate | {scores.missed_alarm_rate:.2f} % |",
-            f"| point-adjusted F1 | {point_adjusted_f1(labels, flags):.3f} |",
-            f"| range precision / recall | {precision:.3f} / {recall:.3f} |",
-            f"| NAB (standard; flagged-range onsets vs labelled ranges) | {nab.normalised:.2f} |",
-            f"| labelled ranges found | {len(found)} of {len(delays)} |",
+            f"| F1 (point-wise) | {report.binary.f1:.3f} |",
+            f"| false-alarm rate | {report.binary.false_alarm_rate:.2f} % |",
+            f"| missed-alarm rate | {report.binary.missed_alarm_rate:.2f} % |",
+            f"| point-adjusted F1 | {report.point_adjusted_f1:.3f} |",
+            f"| range precision / recall | {report.range_precision:.3f} / "
+            f"{report.range_recall:.3f} |",
+            f"| NAB (standard; flagged-range onsets vs labelled ranges) | "
+            f"{report.nab.normalised:.2f} |",
+            f"| labelled ranges found | {len(found)} of {len(report.delays)} |",
             f"| mean detection delay | {np.mean(found) if found else float('nan'):.1f} steps |",
         ]
     return "\n".join(lines) + "\n"

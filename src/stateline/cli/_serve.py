@@ -7,6 +7,7 @@ import os
 import secrets
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 
 from .._errors import StatelineError
 from ._config_flags import add_config_flags, config_from_args
@@ -47,7 +48,7 @@ def serve_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_flags(parser, ServeConfig, skip=("detector",))
-    skip = tuple(f.name for f in _fields(DetectorConfig) if f.name not in _DETECTOR_FIELDS)
+    skip = tuple(f.name for f in fields(DetectorConfig) if f.name not in _DETECTOR_FIELDS)
     add_config_flags(parser, DetectorConfig, skip=skip, defaults={"reference": 200})
     return parser
 
@@ -74,9 +75,3 @@ def run_serve(argv: Sequence[str]) -> None:
     print(f"stateline serving {config.model} on http://{config.host}:{config.port}/", flush=True)
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
     sys.stdout.flush()
-
-
-def _fields(config_type: type) -> tuple:  # type: ignore[type-arg]
-    import dataclasses
-
-    return dataclasses.fields(config_type)

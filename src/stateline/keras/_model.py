@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from .._errors import ConfigError, describe
-from ..nn import Carry
+from ..nn import Carry, keep_where, reset_carry
 
 __all__ = ["ACTIVATIONS", "KerasModelConfig", "KerasSequenceModel", "LayerSpec"]
 
@@ -213,18 +213,11 @@ class KerasSequenceModel(nn.Module):
         """``(batch, time, inputs)`` to ``((batch, time, outputs), carry)``."""
         if carry is None:
             carry = self.initial_carry(xs.shape[0], device=xs.device, dtype=xs.dtype)
-        if reset is not None:
-            keep = (~reset.to(torch.bool)).to(xs.dtype)[None, :, None]
-            carry = tuple(part * keep for part in carry)
+        carry = reset_carry(carry, reset)
         outputs = []
         for t in range(xs.shape[1]):
             new, y = self.step(carry, xs[:, t])
-            if mask is not None:
-                row = mask[:, t].to(torch.bool)
-                new = tuple(
-                    torch.where(row[None, :, None], n, o) for n, o in zip(new, carry, strict=True)
-                )
-            carry = new
+            carry = new if mask is None else keep_where(mask[:, t], new, carry)
             outputs.append(y)
         return torch.stack(outputs, dim=1), carry
 

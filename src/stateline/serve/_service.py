@@ -184,37 +184,18 @@ class StreamService:
         with self.lock:
             slot = self.store.slot_of(stream_id)
             prediction = self.store.last_output[slot]
+            seen = self._detector_column("seen", slot, 0)
             return {
-                "stream": stream_id,
-                "seq": _seq(int(self.store.last_seq[slot])),
-                "last_seen": float(self.store.last_seen[slot]),
+                **self._row(stream_id, slot),
                 "forecast": _nullable(self._unscale(prediction[None])[0]),
-                "score": _number(float(self._detector_column("last_score", slot, np.nan))),
-                "flag": bool(self._detector_column("last_flag", slot, False)),
-                "level": _number(float(self._detector_column("level", slot, np.nan))),
-                "calibrated": bool(
-                    self._detector_column("seen", slot, 0) >= self.config.detector.reference
-                ),
+                "calibrated": bool(seen >= self.config.detector.reference),
                 "history": list(self.history.get(stream_id, [])),
             }
 
     def streams(self) -> list[dict[str, Any]]:
         """One row per stream: id, last seq, score, flag, level, last seen."""
         with self.lock:
-            rows = []
-            for stream_id in self.store:
-                slot = self.store.slot_of(stream_id)
-                rows.append(
-                    {
-                        "stream": str(stream_id),
-                        "seq": _seq(int(self.store.last_seq[slot])),
-                        "score": _number(float(self._detector_column("last_score", slot, np.nan))),
-                        "flag": bool(self._detector_column("last_flag", slot, False)),
-                        "level": _number(float(self._detector_column("level", slot, np.nan))),
-                        "last_seen": float(self.store.last_seen[slot]),
-                    }
-                )
-            return rows
+            return [self._row(str(i), self.store.slot_of(i)) for i in self.store]
 
     def delete(self, stream_id: str) -> None:
         with self.lock:
@@ -264,6 +245,16 @@ class StreamService:
         self.scaler, self.covariate_scaler = forecaster.scaler_, forecaster.covariate_scaler_
         self.targets, self.horizon = forecaster.targets_, forecaster.config.horizon
         return forecaster.model_, True
+
+    def _row(self, stream_id: str, slot: int) -> dict[str, Any]:
+        return {
+            "stream": stream_id,
+            "seq": _seq(int(self.store.last_seq[slot])),
+            "score": _number(float(self._detector_column("last_score", slot, np.nan))),
+            "flag": bool(self._detector_column("last_flag", slot, False)),
+            "level": _number(float(self._detector_column("level", slot, np.nan))),
+            "last_seen": float(self.store.last_seen[slot]),
+        }
 
     def _detector_column(self, name: str, slots: Any, default: Any) -> Any:
         if self.detector is None:

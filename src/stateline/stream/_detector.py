@@ -10,6 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, ShapeError, describe
 from ..anomaly import DetectorConfig, ErrorScorer, GaussianThreshold
+from ..anomaly._scorers import combined_squared_z, moments_std, welford_step
 from ._engine import Status, StepResult, StreamEngine, _flags, _per_event, _rounds
 from ._store import StreamId
 
@@ -204,8 +205,8 @@ class StreamDetector:
             flags[duplicate, 0] = last_flag[duplicate]
         applied = np.flatnonzero(result.applied)
         if len(applied):
+            # New and started streams hold fresh columns: the store and engine reset them.
             slots = store.lookup([ids[i] for i in applied.tolist()])
-            store.fill_columns(slots[(before[applied] < 0) | start[applied]])
             seen_column = self.column("seen")
             for j in range(k):
                 seen = seen_column[slots]
@@ -264,11 +265,8 @@ class StreamDetector:
         """Score, flag and (optionally) learn, vectorised over streams: ErrorScorer's math."""
         config = self.config
         count = self.column("count")[slots]
-        mean = self.column("mean")[slots]
-        m2 = self.column("m2")[slots]
-        std = np.sqrt(m2 / np.maximum(count, 1)[:, None]) * (count >= 2)[:, None]
-        squared = ((error - mean) / np.maximum(std, ErrorScorer().floor)) ** 2
-        raw = squared.mean(axis=1) if config.combine == "mean" else squared.max(axis=1)
+        std = moments_std(count[:, None], self.column("m2")[slots])
+        raw = combined_squared_z(error, self.column("mean")[slots], std, combine=config.combine)
         previous = self.column("smoothed")[slots]
         previous = np.where(np.isnan(previous), raw, previous)
         smoothed = config.smoothing * raw + (1.0 - config.smoothing) * previous
@@ -286,20 +284,17 @@ class StreamDetector:
         if not len(slots):
             return
         count = self.column("count")[slots] + 1
-        mean = self.column("mean")[slots]
-        delta = error - mean
-        mean = mean + delta / count[:, None]
-        self.column("m2")[slots] = self.column("m2")[slots] + delta * (error - mean)
-        self.column("mean")[slots] = mean
+        mean, m2 = welford_step(
+            count[:, None], self.column("mean")[slots], self.column("m2")[slots], error
+        )
+        self.column("mean")[slots], self.column("m2")[slots] = mean, m2
         self.column("count")[slots] = count
         if self.config.threshold != "gaussian":
             return
         count = self.column("score_count")[slots] + 1
-        mean = self.column("score_mean")[slots]
-        delta = score - mean
-        mean = mean + delta / count
-        m2 = self.column("score_m2")[slots] + delta * (score - mean)
+        mean, m2 = welford_step(
+            count, self.column("score_mean")[slots], self.column("score_m2")[slots], score
+        )
         self.column("score_count")[slots] = count
-        self.column("score_mean")[slots] = mean
-        self.column("score_m2")[slots] = m2
-        self.column("level")[slots] = mean + self.config.k * np.sqrt(m2 / count) * (count >= 2)
+        self.column("score_mean")[slots], self.column("score_m2")[slots] = mean, m2
+        self.column("level")[slots] = mean + self.config.k * moments_std(count, m2)

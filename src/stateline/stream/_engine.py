@@ -338,8 +338,9 @@ class StreamEngine:
         looked_up = known_slots if all_kept else known_slots[keep]
         slots = store.slots(accepted_ids, create=True, looked_up=looked_up)
         restart = slots[starts[accepted]]
-        if len(restart):
+        if len(restart):  # the stream starts over: zero carry, per-stream columns from fill
             store._zero(restart)
+            store.fill_columns(restart)
         for begin in range(0, len(accepted), self.max_batch):
             part = accepted[begin : begin + self.max_batch]
             part_slots = slots[begin : begin + self.max_batch]

@@ -182,11 +182,11 @@ class StateStore:
         """Keep one more per-stream array: ``shape`` per slot, ``fill`` for a new stream.
 
         Columns grow with the store, are reset to ``fill`` when a slot is given
-        to a new stream, and travel with :meth:`snapshot` / :meth:`restore`; a
-        component that keeps per-stream state (the anomaly detector's error
-        statistics, say) adds its columns so that state is never lost apart
-        from the carry. Fetch the array with :meth:`column` on every use: growth
-        replaces it.
+        to a new stream (and when the engine restarts one, ``start=True``), and
+        travel with :meth:`snapshot` / :meth:`restore`; a component that keeps
+        per-stream state (the anomaly detector's error statistics, say) adds
+        its columns so that state is never lost apart from the carry. Fetch
+        the array with :meth:`column` on every use: growth replaces it.
 
         >>> from stateline.nn import ModelConfig, SequenceModel
         >>> store = StateStore(SequenceModel(ModelConfig(inputs=1, hidden=2)), initial_slots=4)
