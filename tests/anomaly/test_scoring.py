@@ -9,8 +9,10 @@ from hypothesis import strategies as st
 
 from stateline import ConfigError, NotFittedError, ShapeError
 from stateline.anomaly import (
+    DetectorConfig,
     DynamicThreshold,
     ErrorScorer,
+    ForecastDetector,
     GaussianThreshold,
     MovingAverage,
     QuantileThreshold,
@@ -59,6 +61,43 @@ def test_error_scorer_online_equals_batch_and_normalises_channels(rng: np.random
     spike = np.zeros((1, 3))
     spike[0, 2] = 0.1  # 10 std in the tiny channel
     assert big.raw_many(spike)[0] > 50
+
+
+def test_channels_are_smoothed_one_by_one_then_combined() -> None:
+    """Each channel's squared z is smoothed on its own; trimmed drops the largest channel."""
+    normal = np.array([[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]] * 50)  # mean 0, std 1 per channel
+    errors = np.array([[4.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 0.0]])
+    squared = errors**2
+    by_hand = np.empty_like(squared)
+    by_hand[0] = squared[0]
+    for step in (1, 2):
+        by_hand[step] = 0.5 * squared[step] + 0.5 * by_hand[step - 1]
+    expected = {
+        "mean": by_hand.mean(axis=1),
+        "max": by_hand.max(axis=1),
+        "trimmed": (by_hand.sum(axis=1) - by_hand.max(axis=1)) / 2,
+    }
+    for combine, scores in expected.items():
+        scorer = ErrorScorer(smoothing=0.5, combine=combine)
+        scorer.learn_many(normal)
+        np.testing.assert_allclose(scorer.score_many(errors), scores)
+        scorer.reset()
+        np.testing.assert_allclose([scorer.score_one(row) for row in errors], scores)
+    # one channel far off raises no trimmed score; two channels do
+    trimmed = ErrorScorer(smoothing=1.0, combine="trimmed")
+    trimmed.learn_many(normal)
+    assert trimmed.raw_many([[10.0, 0.0, 0.0]])[0] == 0.0
+    assert trimmed.raw_many([[10.0, 10.0, 0.0]])[0] == 50.0
+
+
+def test_trimmed_needs_two_channels() -> None:
+    scorer = ErrorScorer(combine="trimmed")
+    scorer.learn_many([[1.0], [-1.0]])
+    with pytest.raises(ShapeError, match="combine='mean'"):
+        scorer.score_one([3.0])
+    config = DetectorConfig(predictor="moving_average", combine="trimmed", reference=20, warmup=2)
+    with pytest.raises(ShapeError, match="at least 2 channels"):
+        ForecastDetector(config).fit(np.ones((30, 1)))
 
 
 def test_error_scorer_errors() -> None:

@@ -68,8 +68,12 @@ def test_chart_updates_while_replay_runs(
         assert len(set(seen)) >= 3, f"the chart did not update: {seen}"
         assert seen == sorted(seen) and seen[-1] >= 80
         assert chart.get_attribute("data-stream") == "Seattle"
-        rows = driver.find_elements(By.CSS_SELECTOR, "#streams tr")  # type: ignore[attr-defined]
-        assert sorted(row.get_attribute("data-stream") for row in rows) == [
+        # read in one script: the table is rebuilt on every refresh, so elements found
+        # one call earlier can be stale by the next
+        rows = driver.execute_script(  # type: ignore[attr-defined]
+            "return [...document.querySelectorAll('#streams tr')].map(r => r.dataset.stream)"
+        )
+        assert sorted(rows) == [
             "San Francisco",
             "Seattle",
         ]

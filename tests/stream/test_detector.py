@@ -82,7 +82,7 @@ def stream_all(
 @settings(max_examples=15, deadline=None)
 @given(
     threshold=st.sampled_from(["quantile", "gaussian", "dynamic"]),
-    combine=st.sampled_from(["mean", "max"]),
+    combine=st.sampled_from(["mean", "max", "trimmed"]),
     lengths=st.lists(st.integers(55, 90), min_size=1, max_size=4),
     seed=st.integers(0, 10_000),
 )
@@ -181,3 +181,5 @@ def test_rejects_targets_the_model_does_not_forecast() -> None:
     engine = StreamEngine(model, StateStore(model))
     with pytest.raises(ConfigError, match="targets"):
         StreamDetector(engine, targets=3)
+    with pytest.raises(ConfigError, match="combine='trimmed'"):
+        StreamDetector(engine, DetectorConfig(combine="trimmed"), targets=1)

@@ -9,7 +9,9 @@ LSTM forecaster (or the :class:`MovingAverage` baseline) in front of them;
 :class:`OnlineDetector` runs scorer and threshold on a live stream. The
 metrics (:func:`binary_scores`, :func:`nab_score`, :func:`point_adjusted_f1`,
 :func:`range_precision_recall`, :func:`detection_delays`) evaluate any
-detector's flags against labels.
+detector's flags against labels; :func:`leave_one_group_out` chooses a
+setting (such as a threshold margin) by labels without scoring any series by
+its own.
 """
 
 from ._arrays import standardise as standardise
@@ -35,6 +37,8 @@ from ._report import FlagReport as FlagReport
 from ._report import flag_report as flag_report
 from ._scorers import ErrorScorer as ErrorScorer
 from ._scorers import RunningMoments as RunningMoments
+from ._selection import GroupSelection as GroupSelection
+from ._selection import leave_one_group_out as leave_one_group_out
 from ._thresholds import DynamicThreshold as DynamicThreshold
 from ._thresholds import GaussianThreshold as GaussianThreshold
 from ._thresholds import QuantileThreshold as QuantileThreshold
@@ -50,6 +54,7 @@ __all__ = [
     "FlagReport",
     "ForecastDetector",
     "GaussianThreshold",
+    "GroupSelection",
     "MovingAverage",
     "NabProfile",
     "NabResult",
@@ -61,6 +66,7 @@ __all__ = [
     "binary_scores",
     "detection_delays",
     "flag_report",
+    "leave_one_group_out",
     "nab_optimise",
     "nab_score",
     "nab_windows",

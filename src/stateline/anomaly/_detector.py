@@ -29,6 +29,10 @@ class DetectorConfig:
     is standardised by its own ``reference`` part (its leading normal steps),
     on which the scorer's error spread and the threshold are also calibrated,
     skipping the first ``warmup`` steps while the predictor's state settles.
+    ``smoothing`` and ``combine`` are the :class:`ErrorScorer`'s (``"trimmed"``
+    drops the largest channel, so one channel alone raises no alarm); the
+    threshold is ``quantile`` x ``margin`` of the reference scores, or a
+    Gaussian ``k`` standard deviations above their mean, or ``"dynamic"``.
     """
 
     predictor: Literal["lstm", "moving_average"] = "lstm"
@@ -39,7 +43,7 @@ class DetectorConfig:
     seed: int = 0
     window: int = 10
     smoothing: float = 0.1
-    combine: Literal["mean", "max"] = "mean"
+    combine: Literal["mean", "max", "trimmed"] = "mean"
     threshold: Literal["quantile", "gaussian", "dynamic"] = "quantile"
     quantile: float = 0.99
     margin: float = 1.5
@@ -129,6 +133,15 @@ class ForecastDetector:
         """Train the predictor on normal data: one array ``(steps, channels)`` or a list."""
         parts = _as_list(normal)
         self.channels_ = parts[0].shape[1]
+        if self.config.combine == "trimmed" and self.channels_ < 2:
+            raise ShapeError(
+                describe(
+                    "normal",
+                    "at least 2 channels for combine='trimmed' (it drops the largest)",
+                    f"{self.channels_} channel",
+                )
+                + "\n  Fix: use combine='mean' for a single channel."
+            )
         for position, part in enumerate(parts):
             if part.shape[1] != self.channels_:
                 raise ShapeError(

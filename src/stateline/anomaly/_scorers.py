@@ -13,13 +13,14 @@ from ._arrays import as_row, as_steps
 __all__ = [
     "ErrorScorer",
     "RunningMoments",
-    "combined_squared_z",
+    "combine_channels",
     "ewma",
     "moments_std",
+    "squared_z",
     "welford_step",
 ]
 
-_COMBINE = ("max", "mean")
+COMBINES = ("mean", "max", "trimmed")
 DEFAULT_FLOOR = 1e-6
 """The smallest error spread a channel is normalised by (a constant channel would divide by 0)."""
 
@@ -42,33 +43,75 @@ def moments_std(count: Any, m2: Any) -> Any:
     return np.sqrt(m2 / np.maximum(count, 1)) * (np.asarray(count) >= 2)
 
 
-def combined_squared_z(
+def squared_z(
     errors: NDArray[np.float64],
     mean: NDArray[np.float64],
     std: NDArray[np.float64],
-    *,
-    combine: str,
     floor: float = DEFAULT_FLOOR,
 ) -> NDArray[np.float64]:
-    """``(steps, channels)`` errors to the mean (or max) of their squared z-scores ``(steps,)``."""
-    squared = ((errors - mean) / np.maximum(std, floor)) ** 2
-    combined: NDArray[np.float64] = (
-        squared.mean(axis=1) if combine == "mean" else squared.max(axis=1)
+    """Per-channel squared z-scores of ``errors`` ``(..., channels)`` (spread floored)."""
+    squared: NDArray[np.float64] = ((errors - mean) / np.maximum(std, floor)) ** 2
+    return squared
+
+
+def combine_channels(values: NDArray[np.float64], combine: str) -> NDArray[np.float64]:
+    """Combine per-channel scores ``(..., channels)`` into one per step ``(...)``.
+
+    ``mean`` and ``max`` are what they say; ``trimmed`` is the mean without
+    the largest channel, so that one channel alone cannot raise an alarm
+    (it needs at least two channels).
+
+    >>> combine_channels(np.array([[1.0, 2.0, 9.0]]), "trimmed").tolist()
+    [1.5]
+    """
+    combined: NDArray[np.float64]
+    if combine == "mean":
+        combined = values.mean(axis=-1)
+        return combined
+    if combine == "max":
+        combined = values.max(axis=-1)
+        return combined
+    if values.shape[-1] < 2:
+        raise ShapeError(
+            describe(
+                "errors",
+                "at least 2 channels for combine='trimmed' (it drops the largest)",
+                f"{values.shape[-1]} channel",
+                problem="has too few channels.",
+            )
+            + "\n  Fix: use combine='mean' for a single channel."
+        )
+    trimmed: NDArray[np.float64] = (values.sum(axis=-1) - values.max(axis=-1)) / (
+        values.shape[-1] - 1
     )
-    return combined
+    return trimmed
 
 
-def ewma(values: ArrayLike, smoothing: float, start: float | None = None) -> NDArray[np.float64]:
-    """``s_t = smoothing * v_t + (1 - smoothing) * s_{t-1}``, from ``start`` (else ``v_0``).
+def ewma(
+    values: ArrayLike, smoothing: float, start: ArrayLike | None = None
+) -> NDArray[np.float64]:
+    """``s_t = smoothing * v_t + (1 - smoothing) * s_{t-1}`` along axis 0.
+
+    ``values`` is ``(steps,)`` or ``(steps, channels)`` (each channel smoothed
+    on its own); the smoother starts from ``start``, else from ``v_0``.
 
     >>> ewma([0.0, 10.0, 10.0], 0.5).tolist()
     [0.0, 5.0, 7.5]
     """
-    raw = np.asarray(values, dtype=np.float64).reshape(-1)
-    out = np.empty_like(raw)
-    smoothed = start
-    for index, value in enumerate(raw.tolist()):
-        smoothed = value if smoothed is None else smoothing * value + (1.0 - smoothing) * smoothed
+    array = np.asarray(values, dtype=np.float64)
+    out = np.empty_like(array)
+    if len(array) == 0:
+        return out
+    keep = 1.0 - smoothing
+    smoothed = array[0] if start is None else np.asarray(start, dtype=np.float64)
+    if array.ndim == 1:  # a Python loop over floats is several times faster than over 0-d arrays
+        current = float(smoothed)
+        for index, value in enumerate(array.tolist()):
+            current = smoothing * value + keep * current
+            out[index] = current
+        return out
+    for index in range(len(array)):
+        smoothed = smoothing * array[index] + keep * smoothed
         out[index] = smoothed
     return out
 
@@ -122,15 +165,19 @@ class RunningMoments:
 
 
 class ErrorScorer:
-    """Score = combined per-channel normalised squared error, smoothed by an EWMA.
+    """Score = per-channel normalised squared errors, smoothed by an EWMA, combined.
 
     Each channel's error is normalised by the mean and standard deviation of
     the errors it has learned (``learn_one`` / ``learn_many``, normally the
     errors on normal data), so that channels in different units weigh alike;
-    the squared z-scores are combined by their ``mean`` (or ``max``) and
-    smoothed: ``s_t = smoothing * raw_t + (1 - smoothing) * s_{t-1}``
-    (``smoothing=1`` keeps raw scores). ``score_one`` advances the smoother,
-    so call it once per step, in order; ``reset()`` starts a new series.
+    each channel's squared z-score is smoothed,
+    ``s_t = smoothing * z2_t + (1 - smoothing) * s_{t-1}`` (``smoothing=1``
+    keeps raw scores), and the channels are combined by their ``mean``, their
+    ``max``, or ``trimmed`` (the mean without the largest channel: an alarm
+    then needs evidence in two channels, so one slow channel that stays off
+    after a fault cannot keep raising it). ``score_one`` advances the
+    smoother, so call it once per step, in order; ``reset()`` starts a new
+    series.
 
     >>> scorer = ErrorScorer(smoothing=1.0)
     >>> scorer.learn_many([[0.0, 1.0], [0.0, -1.0], [0.0, 1.0], [0.0, -1.0]])
@@ -145,15 +192,15 @@ class ErrorScorer:
             raise ConfigError(
                 describe("smoothing", "a weight in (0, 1]", repr(smoothing), problem="is invalid.")
             )
-        if combine not in _COMBINE:
+        if combine not in COMBINES:
             raise ConfigError(
-                describe("combine", f"one of {_COMBINE}", repr(combine), problem="is unknown.")
+                describe("combine", f"one of {COMBINES}", repr(combine), problem="is unknown.")
             )
         self.smoothing = smoothing
         self.combine = combine
         self.floor = floor
         self.moments = RunningMoments()
-        self._smoothed: float | None = None
+        self._smoothed: NDArray[np.float64] | None = None
 
     # ---------------------------------------------------------------- learning
     def learn_one(self, error: ArrayLike) -> None:
@@ -165,8 +212,8 @@ class ErrorScorer:
         self.moments.learn_many(as_steps(errors, "errors"))
 
     # ----------------------------------------------------------------- scoring
-    def raw_many(self, errors: ArrayLike) -> NDArray[np.float64]:
-        """Unsmoothed combined scores ``(steps,)``; does not touch the smoother."""
+    def squared_many(self, errors: ArrayLike) -> NDArray[np.float64]:
+        """Unsmoothed per-channel squared z-scores ``(steps, channels)``; no state touched."""
         block = as_steps(errors, "errors")
         if self.moments.count < 2:
             raise NotFittedError(
@@ -181,23 +228,27 @@ class ErrorScorer:
                     f"{block.shape[1]} channels",
                 )
             )
-        return combined_squared_z(
-            block, self.moments.mean, self.moments.std, combine=self.combine, floor=self.floor
-        )
+        return squared_z(block, self.moments.mean, self.moments.std, self.floor)
+
+    def raw_many(self, errors: ArrayLike) -> NDArray[np.float64]:
+        """Unsmoothed combined scores ``(steps,)``; does not touch the smoother."""
+        return combine_channels(self.squared_many(errors), self.combine)
 
     def score_one(self, error: ArrayLike) -> float:
         """The smoothed score of the next step; advances the smoother."""
-        raw = float(self.raw_many(as_row(error, "error")[None])[0])
-        previous = raw if self._smoothed is None else self._smoothed
-        self._smoothed = self.smoothing * raw + (1.0 - self.smoothing) * previous
-        return self._smoothed
+        return float(self.score_many(as_row(error, "error")[None])[0])
 
     def score_many(self, errors: ArrayLike) -> NDArray[np.float64]:
         """Smoothed scores of consecutive steps ``(steps,)``; advances the smoother."""
-        out = ewma(self.raw_many(errors), self.smoothing, self._smoothed)
-        if len(out):
-            self._smoothed = float(out[-1])
-        return out
+        smoothed = ewma(self.squared_many(errors), self.smoothing, self._smoothed)
+        if len(smoothed):
+            self._smoothed = smoothed[-1].copy()
+        return combine_channels(smoothed, self.combine)
+
+    @property
+    def smoothed(self) -> NDArray[np.float64] | None:
+        """Each channel's smoothed squared z-score after the last step (None before one)."""
+        return self._smoothed
 
     def reset(self) -> None:
         """Forget the smoother's state (a new series starts); learned spreads stay."""

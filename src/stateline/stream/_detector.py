@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, ShapeError, describe
 from ..anomaly import DetectorConfig, ErrorScorer, GaussianThreshold
-from ..anomaly._scorers import combined_squared_z, moments_std, welford_step
+from ..anomaly._scorers import combine_channels, moments_std, squared_z, welford_step
 from ._engine import Status, StepResult, StreamEngine, _flags, _per_event, _rounds
 from ._store import StreamId
 
@@ -35,7 +35,7 @@ class StreamDetector:
       steps, and the configured threshold is fitted on the scores after
       ``warmup``. Steps before that return a NaN score and no flag;
     - every later step is scored (per-channel normalised squared error,
-      combined, EWMA-smoothed) and flagged above the threshold's level;
+      EWMA-smoothed, combined) and flagged above the threshold's level;
     - with ``learn=True`` the error statistics, and a Gaussian threshold's
       score statistics, keep learning from every step that was not flagged
       (also from flagged ones with ``learn_flagged=True``). Quantile and
@@ -85,6 +85,16 @@ class StreamDetector:
                     problem="is invalid.",
                 )
             )
+        if self.config.combine == "trimmed" and width < 2:
+            raise ConfigError(
+                describe(
+                    "targets",
+                    "at least 2 channels for combine='trimmed' (it drops the largest)",
+                    repr(width),
+                    problem="is too few.",
+                )
+                + "\n  Fix: forecast two or more targets, or use combine='mean'."
+            )
         self.targets = width
         self.learn = learn
         self.learn_flagged = learn_flagged
@@ -96,7 +106,7 @@ class StreamDetector:
             "count": ((), np.int64, 0),
             "mean": ((width,), np.float64, 0.0),
             "m2": ((width,), np.float64, 0.0),
-            "smoothed": ((), np.float64, np.nan),
+            "smoothed": ((width,), np.float64, np.nan),
             "level": ((), np.float64, np.inf),
             "score_count": ((), np.int64, 0),
             "score_mean": ((), np.float64, 0.0),
@@ -249,7 +259,7 @@ class StreamDetector:
         self.column("count")[slot] = moments.count
         self.column("mean")[slot] = moments.mean
         self.column("m2")[slot] = moments.m2
-        self.column("smoothed")[slot] = scores[-1]
+        self.column("smoothed")[slot] = scorer.smoothed
         self.column("level")[slot] = threshold.level
         if isinstance(threshold, GaussianThreshold):
             self.column("score_count")[slot] = threshold.moments.count
@@ -266,16 +276,17 @@ class StreamDetector:
         config = self.config
         count = self.column("count")[slots]
         std = moments_std(count[:, None], self.column("m2")[slots])
-        raw = combined_squared_z(error, self.column("mean")[slots], std, combine=config.combine)
-        previous = self.column("smoothed")[slots]
-        previous = np.where(np.isnan(previous), raw, previous)
-        smoothed = config.smoothing * raw + (1.0 - config.smoothing) * previous
-        flags = smoothed > self.column("level")[slots]
+        squared = squared_z(error, self.column("mean")[slots], std)
+        smoothed = (
+            config.smoothing * squared + (1.0 - config.smoothing) * self.column("smoothed")[slots]
+        )
         self.column("smoothed")[slots] = smoothed
+        scores = combine_channels(smoothed, config.combine)
+        flags = scores > self.column("level")[slots]
         if self.learn:
             learning = np.ones(len(slots), dtype=bool) if self.learn_flagged else ~flags
-            self._learn(slots[learning], error[learning], smoothed[learning])
-        return smoothed, flags
+            self._learn(slots[learning], error[learning], scores[learning])
+        return scores, flags
 
     def _learn(
         self, slots: NDArray[np.int64], error: NDArray[np.float64], score: NDArray[np.float64]
