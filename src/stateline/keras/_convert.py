@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,13 @@ SUPPORTED_LAYERS = (
 
 
 def _keras() -> Any:
+    """Import Keras, on its torch backend unless ``KERAS_BACKEND`` names another.
+
+    (Keras's own default, TensorFlow, is also what it writes into a new
+    ``~/.keras/keras.json``, so that file says nothing about a choice.)
+    """
+    if "keras" not in sys.modules:
+        os.environ.setdefault("KERAS_BACKEND", "torch")
     try:
         import keras
     except ImportError as error:
