@@ -28,6 +28,7 @@ _EPILOG = f"""examples:
   stateline serve --model model --token s3cret
   {TOKEN_VARIABLE}=s3cret stateline serve --model model --port 8080 --snapshot-interval 5
   stateline serve --model model --reference 100 --threshold gaussian
+  stateline serve --model model --online --online-update-every 500 --online-cpu-share 0.2
 
 The dashboard is at http://HOST:PORT/, the API schema at /docs and /openapi.json.
 Every write needs 'Authorization: Bearer TOKEN'. Without --token or {TOKEN_VARIABLE}
@@ -37,6 +38,7 @@ a token is made up and printed.
 
 def serve_parser() -> argparse.ArgumentParser:
     from ..anomaly import DetectorConfig
+    from ..online import OnlineConfig
     from ..serve import ServeConfig
 
     parser = argparse.ArgumentParser(
@@ -47,9 +49,15 @@ def serve_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_config_flags(parser, ServeConfig, skip=("detector",))
+    add_config_flags(parser, ServeConfig, skip=("detector", "online"))
     skip = tuple(f.name for f in fields(DetectorConfig) if f.name not in _DETECTOR_FIELDS)
     add_config_flags(parser, DetectorConfig, skip=skip, defaults={"reference": 200})
+    parser.add_argument(
+        "--online",
+        action="store_true",
+        help="keep the model learning from its streams (the --online-* flags tune it)",
+    )
+    add_config_flags(parser, OnlineConfig, prefix="online-")
     return parser
 
 
@@ -61,6 +69,7 @@ def run_serve(argv: Sequence[str]) -> None:
             "stateline serve needs FastAPI and uvicorn.\n  Fix: pip install 'stateline[serve]'"
         ) from error
     from ..anomaly import DetectorConfig
+    from ..online import OnlineConfig
     from ..serve import ServeConfig
     from ..serve._app import create_app
 
@@ -70,7 +79,8 @@ def run_serve(argv: Sequence[str]) -> None:
         args.token = secrets.token_urlsafe(16)
         print(f"no --token or {TOKEN_VARIABLE} given; this run's token: {args.token}")
     detector = config_from_args(DetectorConfig, args)
-    config = config_from_args(ServeConfig, args, detector=detector)
+    online = config_from_args(OnlineConfig, args, prefix="online_") if args.online else None
+    config = config_from_args(ServeConfig, args, detector=detector, online=online)
     app = create_app(config)
     print(f"stateline serving {config.model} on http://{config.host}:{config.port}/", flush=True)
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning")

@@ -225,6 +225,12 @@ class OnlineLearner:
             if report is not None:
                 stop.wait(report.seconds * (1.0 / self.config.cpu_share - 1.0))
 
+    def adopt(self, version: int, updated_at: float | None = None) -> None:
+        """Take the live model's current weights as this learner's (after loading saved ones)."""
+        with self.lock:
+            self._shadow.load_state_dict(self.engine.model.state_dict())
+            self.version, self.updated_at = int(version), updated_at
+
     def buffered(self, stream_id: StreamId) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
         """A stream's buffered steps, oldest first, and their learnable flags."""
         with self.lock:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.resources import files
@@ -89,12 +90,22 @@ def create_app(config: ServeConfig) -> FastAPI:
         service = await asyncio.to_thread(StreamService, config)
         app.state.service = service
         task = asyncio.create_task(_snapshots(service, config.snapshot_interval))
+        stop = threading.Event()
+        learning = None
+        if service.learner is not None:  # updates train outside the lock, swap inside it
+            learning = threading.Thread(
+                target=service.learner.run, args=(stop,), name="stateline-online", daemon=True
+            )
+            learning.start()
         try:
             yield
         finally:
+            stop.set()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if learning is not None:
+                await asyncio.to_thread(learning.join)
             await asyncio.to_thread(service.snapshot)
 
     app = FastAPI(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
 from collections import Counter, OrderedDict, deque
@@ -17,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from numpy.typing import NDArray
 
 from .._errors import ConfigError, DataError, describe
 from .._validate import require_positive_int
 from ..anomaly import DetectorConfig
 from ..data import Scaler
+from ..online import OnlineConfig, OnlineLearner
 from ..stream import StateStore, Status, StreamDetector, StreamEngine
 from ..train import Forecaster
 from ._metrics import Registry
@@ -41,7 +44,10 @@ class ServeConfig:
     with :func:`stateline.keras.from_keras`; values then go in unscaled, and
     scores come only when its outputs forecast its leading inputs). ``token``
     guards every write (``None``: the app refuses to start without one; the
-    CLI reads ``STATELINE_TOKEN`` or makes one up).
+    CLI reads ``STATELINE_TOKEN`` or makes one up). ``online`` (``serve
+    --online``) keeps the model learning from its streams
+    (:class:`~stateline.online.OnlineLearner`); its weights are written next
+    to every snapshot (``online.pt``) and loaded on start, before the store.
     """
 
     model: str
@@ -58,6 +64,7 @@ class ServeConfig:
     max_events: int = 10_000
     learn: bool = True
     detector: DetectorConfig = field(default_factory=lambda: DetectorConfig(reference=200))
+    online: OnlineConfig | None = None
 
     def __post_init__(self) -> None:
         for name in ("port", "capacity", "history", "history_streams", "max_body_bytes"):
@@ -130,9 +137,17 @@ class StreamService:
         self.started = time.time()
         self.last_snapshot: float | None = None
         self.restored = 0
+        self.learner: OnlineLearner | None = None
+        if config.online is not None:
+            self.learner = OnlineLearner(
+                self.engine, config.online, targets=self.targets, lock=self.lock
+            )
+            self._load_online_weights()
         if (config.state_dir / "state.pt").is_file():
             self.restored = self.store.restore(config.state_dir)
         self.metrics.gauge("stateline_active_streams", "Streams in the state store.", self.count)
+        if self.learner is not None:
+            self._online_metrics(self.learner)
         self.metrics.gauge(
             "stateline_last_snapshot_timestamp_seconds",
             "When the last snapshot was written (0: never).",
@@ -203,8 +218,14 @@ class StreamService:
             self.history.pop(stream_id, None)
 
     def snapshot(self) -> Path:
-        """Write the state store (carries, sequence numbers, detector state) atomically."""
+        """Write the state store (carries, sequence numbers, detector state) atomically.
+
+        With online learning the current weights go first, into ``online.pt``
+        (the store's snapshot names the weights it was made with).
+        """
         with self.lock:
+            if self.learner is not None:
+                self._save_online_weights()
             path = self.store.snapshot(self.config.state_dir)
             self.last_snapshot = time.time()
             self.metrics.snapshots.inc()
@@ -227,9 +248,72 @@ class StreamService:
             "uptime_seconds": round(time.time() - self.started, 3),
             "last_snapshot": self.last_snapshot,
             "restored_streams": self.restored,
+            "online": self._online_health(),
         }
 
     # --------------------------------------------------------------- internals
+    def _online_health(self) -> dict[str, Any] | None:
+        learner = self.learner
+        if learner is None:
+            return None
+        last = learner.history[-1] if learner.history else None
+        return {
+            "version": learner.version,
+            "updated_at": learner.updated_at,
+            "pending_steps": learner.pending,
+            "learning_share": round(learner.learning_share, 4),
+            "last_loss_before": None if last is None else last.loss_before,
+            "last_loss_after": None if last is None else last.loss_after,
+        }
+
+    def _online_metrics(self, learner: OnlineLearner) -> None:
+        def last(name: str) -> Any:
+            return lambda: getattr(learner.history[-1], name) if learner.history else float("nan")
+
+        for name, help_text, read in (
+            ("stateline_online_updates", "Model updates swapped in (the model version).",
+             lambda: float(learner.version)),
+            ("stateline_online_last_update_timestamp_seconds",
+             "When the model was last updated (0: never).", lambda: learner.updated_at or 0.0),
+            ("stateline_online_pending_steps", "Learnable steps since the last update.",
+             lambda: float(learner.pending)),
+            ("stateline_online_learning_share", "Share of wall time spent learning.",
+             lambda: learner.learning_share),
+            ("stateline_online_last_loss_before", "Last update's batch loss before training.",
+             last("loss_before")),
+            ("stateline_online_last_loss_after", "Last update's batch loss after training.",
+             last("loss_after")),
+            ("stateline_online_last_update_seconds", "How long the last update took.",
+             last("seconds")),
+        ):  # fmt: skip
+            self.metrics.gauge(name, help_text, read)
+
+    def _save_online_weights(self) -> None:
+        assert self.learner is not None
+        directory = self.config.state_dir
+        directory.mkdir(parents=True, exist_ok=True)
+        partial = directory / "online.pt.partial"
+        torch.save(
+            {
+                "weights": self.model.state_dict(),
+                "version": self.learner.version,
+                "updated_at": self.learner.updated_at,
+            },
+            partial,
+        )
+        os.replace(partial, directory / "online.pt")
+
+    def _load_online_weights(self) -> None:
+        """Weights learned online in an earlier run, if the state directory holds them."""
+        assert self.learner is not None
+        path = self.config.state_dir / "online.pt"
+        if not path.is_file():
+            return
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(saved["weights"])
+        self.engine.refresh()
+        self.learner.adopt(saved["version"], saved["updated_at"])
+
     def _load(self, path: Path) -> tuple[Any, bool]:
         """The model, its scalers and sizes; whether its outputs forecast its inputs."""
         self.scaler: Scaler | None = None
@@ -311,14 +395,22 @@ class StreamService:
         chosen = [events[index] for index, _ in members]
         values = np.stack([v for _, v in members])
         stepper: Any = self.detector if self.detector is not None else self.engine
+        scaled = self._scale(values)
         result = stepper.step(
             [event.stream for event in chosen],
-            self._scale(values),
+            scaled,
             seq=None if chosen[0].seq is None else [int(e.seq or 0) for e in chosen],
             start=[event.start for event in chosen],
             end=[event.end for event in chosen],
             now=now,
         )
+        if self.learner is not None:
+            self.learner.observe(
+                [event.stream for event in chosen],
+                scaled,
+                applied=result.applied,
+                flags=result.flags,
+            )
         shape = (len(chosen), len(members[0][1]))
         scores = np.full(shape, np.nan) if result.scores is None else result.scores
         flags = np.zeros(shape, dtype=bool) if result.flags is None else result.flags

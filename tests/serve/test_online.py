@@ -1,0 +1,108 @@
+"""`stateline serve --online`: the service keeps learning, persists what it learned, reports it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from stateline.online import OnlineConfig
+from stateline.serve import Event, StreamService
+
+from .conftest import AUTH, free_port, serve_config
+
+ONLINE = OnlineConfig(update_every=40, min_steps=8, chunk=16, buffer=48, cpu_share=0.5)
+
+
+def temperatures(csv: Path) -> dict[str, np.ndarray]:
+    frame = pd.read_csv(csv)
+    return {city: group["temp"].to_numpy() for city, group in frame.groupby("city")}
+
+
+def test_service_learns_saves_and_restores_its_weights(
+    model_dir: Path, temperatures_csv: Path, tmp_path: Path
+) -> None:
+    config = serve_config(model_dir, tmp_path / "state", online=ONLINE)
+    service = StreamService(config)
+    assert service.learner is not None and service.health()["online"]["version"] == 0
+    series = temperatures(temperatures_csv)
+    for t in range(60):
+        service.step([Event(city, [float(v[t])], t) for city, v in series.items()])
+    assert service.learner.pending == 2 * 60 - 0  # no flags before calibration
+    report = service.learner.update()
+    assert report is not None and report.streams == 2
+    health = service.health()["online"]
+    assert health["version"] == 1 and health["updated_at"] is not None
+    text = service.metrics.render()
+    assert "stateline_online_updates 1" in text and "stateline_online_last_loss_after" in text
+    service.snapshot()
+    assert (tmp_path / "state" / "online.pt").is_file()
+    learned = {k: v.clone() for k, v in service.model.state_dict().items()}
+
+    again = StreamService(config)  # a restart: learned weights first, then the store
+    assert again.restored == 2 and again.learner is not None and again.learner.version == 1
+    for name, tensor in again.model.state_dict().items():
+        torch.testing.assert_close(tensor, learned[name])
+    answers = [service.step([Event(c, [float(v[60])], 60)])[0] for c, v in series.items()]
+    resumed = [again.step([Event(c, [float(v[60])], 60)])[0] for c, v in series.items()]
+    for mine, theirs in zip(answers, resumed, strict=True):
+        assert theirs["status"] == "ok"
+        np.testing.assert_allclose(theirs["forecast"], mine["forecast"], rtol=1e-6)
+
+
+def test_horizon_or_width_mismatch_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    from stateline import ConfigError
+
+    config = serve_config(model_dir, tmp_path / "state", online=ONLINE)
+    service = StreamService(config)  # this model forecasts its one input: fine
+    assert service.learner is not None
+    with pytest.raises(ConfigError, match="targets"):
+        from stateline.online import OnlineLearner
+
+        OnlineLearner(service.engine, ONLINE, targets=2)
+
+
+def test_running_server_updates_the_model_in_the_background(
+    model_dir: Path, temperatures_csv: Path, tmp_path: Path
+) -> None:
+    import uvicorn
+
+    from stateline.serve._app import create_app
+
+    port = free_port()
+    app = create_app(serve_config(model_dir, tmp_path / "state", online=ONLINE))
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        series = temperatures(temperatures_csv)
+        for t in range(150):
+            body = {
+                "events": [
+                    {"stream": c, "values": [float(v[t])], "seq": t} for c, v in series.items()
+                ]
+            }
+            answer = httpx.post(url + "/v1/steps", json=body, headers=AUTH, timeout=30)
+            assert answer.status_code == 200, answer.text
+            assert [r["status"] for r in answer.json()["results"]] == ["ok", "ok"]
+        deadline = time.monotonic() + 30
+        while httpx.get(url + "/healthz").json()["online"]["version"] < 2:
+            assert time.monotonic() < deadline, "the model was not updated in the background"
+            time.sleep(0.1)
+        metrics = httpx.get(url + "/metrics").text
+        assert "stateline_online_last_update_timestamp_seconds" in metrics
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    assert (tmp_path / "state" / "online.pt").is_file()  # written with the final snapshot
