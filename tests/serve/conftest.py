@@ -91,7 +91,9 @@ def server(model_dir: Path, tmp_path: Path) -> Iterator[str]:
 class ServerProcess:
     """``stateline serve`` as a child process, as users run it."""
 
-    def __init__(self, model_dir: Path, state: Path, port: int, interval: float) -> None:
+    def __init__(
+        self, model_dir: Path, state: Path, port: int, interval: float, extra: tuple[str, ...] = ()
+    ) -> None:
         assert SCRIPT is not None, "the stateline console script is not installed"
         self.url = f"http://127.0.0.1:{port}"
         self.log = state.parent / f"serve-{port}-{time.monotonic_ns()}.log"
@@ -100,7 +102,7 @@ class ServerProcess:
                 [
                     SCRIPT, "serve", "--model", str(model_dir), "--port", str(port),
                     "--snapshot-dir", str(state), "--snapshot-interval", str(interval),
-                    "--reference", str(REFERENCE), "--warmup", str(WARMUP),
+                    "--reference", str(REFERENCE), "--warmup", str(WARMUP), *extra,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

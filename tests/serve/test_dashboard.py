@@ -85,3 +85,47 @@ def test_chart_updates_while_replay_runs(
         output = replay.communicate(timeout=60)[0].decode()
         server.stop()
     assert replay.returncode == 0, output
+
+
+def test_dashboard_shows_when_the_model_was_last_updated(
+    model_dir: Path, temperatures_csv: Path, tmp_path: Path
+) -> None:
+    """`stateline serve --online` as a process: the dashboard reports the model's updates."""
+    import httpx
+    import pandas as pd
+
+    online = ("--online", "--online-update-every", "40", "--online-min-steps", "8",
+              "--online-chunk", "16", "--online-buffer", "48")  # fmt: skip
+    server = ServerProcess(model_dir, tmp_path / "state", free_port(), 5.0, online)
+    frame = pd.read_csv(temperatures_csv)
+    driver = browser()
+    try:
+        for t in range(120):
+            events = [
+                {"stream": city, "values": [float(group["temp"].iloc[t])], "seq": t}
+                for city, group in frame.groupby("city")
+            ]
+            answer = httpx.post(
+                server.url + "/v1/steps",
+                json={"events": events},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                timeout=30,
+            )
+            assert answer.status_code == 200, answer.text
+        driver.get(server.url + "/")  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 60
+        shown = ""
+        while time.monotonic() < deadline:
+            shown = driver.execute_script(  # type: ignore[attr-defined]
+                "const e = document.getElementById('model-updated');"
+                "return [e.dataset.version, e.textContent].join('|')"
+            )
+            version, _, text = shown.partition("|")
+            if version and int(version) >= 1 and "last updated" in text:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"the dashboard did not show a model update: {shown!r}")
+    finally:
+        driver.quit()  # type: ignore[attr-defined]
+        server.stop()
