@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 import time
 from collections import Counter, OrderedDict, deque
@@ -22,6 +21,7 @@ import torch
 from numpy.typing import NDArray
 
 from .._errors import ConfigError, DataError, describe
+from .._files import write_atomically
 from .._validate import require_positive_int
 from ..anomaly import DetectorConfig
 from ..data import Scaler
@@ -292,16 +292,12 @@ class StreamService:
         assert self.learner is not None
         directory = self.config.state_dir
         directory.mkdir(parents=True, exist_ok=True)
-        partial = directory / "online.pt.partial"
-        torch.save(
-            {
-                "weights": self.model.state_dict(),
-                "version": self.learner.version,
-                "updated_at": self.learner.updated_at,
-            },
-            partial,
-        )
-        os.replace(partial, directory / "online.pt")
+        saved = {
+            "weights": self.model.state_dict(),
+            "version": self.learner.version,
+            "updated_at": self.learner.updated_at,
+        }
+        write_atomically(directory / "online.pt", lambda file: torch.save(saved, file))
 
     def _load_online_weights(self) -> None:
         """Weights learned online in an earlier run, if the state directory holds them."""

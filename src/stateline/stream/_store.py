@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from itertools import repeat
@@ -16,6 +14,7 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 
 from .._errors import ConfigError, DataError, StatelineError, describe
+from .._files import write_atomically
 from .._validate import require_positive_int
 from ..nn import Carry, CarryModel
 from ._fingerprint import model_fingerprint
@@ -268,21 +267,7 @@ class StateStore:
             },
         }
         target = folder / "state.pt"
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".state.")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                torch.save(state, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        directory_handle = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(directory_handle)
-        finally:
-            os.close(directory_handle)
+        write_atomically(target, lambda file: torch.save(state, file))
         return target
 
     def restore(self, directory: str | Path) -> int:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +10,7 @@ import torch
 from torch import nn
 
 from .._errors import DataError, describe
+from .._files import write_atomically
 from ..nn import Carry, ModelConfig, Seq2Seq, Seq2SeqConfig, SequenceModel
 
 __all__ = ["load_checkpoint", "save_checkpoint"]
@@ -50,14 +49,14 @@ def save_checkpoint(
         "dtype": dtype,
         "metadata": metadata or {},
     }
-    _atomic(
+    write_atomically(
         folder / "config.json", lambda f: f.write(json.dumps(document, indent=2).encode("utf-8"))
     )
     state = {name: value.detach().cpu() for name, value in model.state_dict().items()}
-    _atomic(folder / "weights.pt", lambda f: torch.save(state, f))
+    write_atomically(folder / "weights.pt", lambda f: torch.save(state, f))
     if carry is not None:
         parts = [part.detach().cpu() for part in carry]
-        _atomic(folder / "carry.pt", lambda f: torch.save(parts, f))
+        write_atomically(folder / "carry.pt", lambda f: torch.save(parts, f))
     return folder
 
 
@@ -90,15 +89,3 @@ def load_checkpoint(
         carry = tuple(torch.load(carry_path, map_location=device, weights_only=True))
     return model, carry, dict(document.get("metadata", {}))
 
-
-def _atomic(path: Path, write: Any) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
