@@ -260,14 +260,14 @@ class OnlineLearner:
         x = np.where(valid[..., None], x, 0.0).astype(np.float32)
         return x, ok & valid, lengths
 
+    def _buffered_slots(self, at_least: int) -> NDArray[np.int64]:
+        """Slots of the held streams with at least ``at_least`` steps recorded."""
+        held = self.store.held_slots()
+        return held[self.store.column(_PREFIX + "count")[held] >= at_least]
+
     def _sample(self) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]] | None:
         """Copy the training batch out of the store (under the lock)."""
-        store = self.store
-        held = np.array(sorted(store._slot_of.values()), dtype=np.int64)
-        if not len(held):
-            return None
-        count = store.column(_PREFIX + "count")[held]
-        ready = held[count >= self.config.min_steps]
+        ready = self._buffered_slots(self.config.min_steps)
         if not len(ready):
             return None
         if len(ready) > self.config.lanes:
@@ -312,10 +312,7 @@ class OnlineLearner:
     def _recompute(self) -> int:
         """The new model's carry and last output for every buffered stream (under the lock)."""
         store, model = self.store, self.engine.model
-        held = np.array(sorted(store._slot_of.values()), dtype=np.int64)
-        if not len(held):
-            return 0
-        held = held[store.column(_PREFIX + "count")[held] > 0]
+        held = self._buffered_slots(1)
         steps = self.config.recompute_steps or self.config.buffer
         done = 0
         for first in range(0, len(held), 4096):

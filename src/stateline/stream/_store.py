@@ -124,6 +124,10 @@ class StateStore:
                 )
             ) from None
 
+    def held_slots(self) -> NDArray[np.int64]:
+        """The slots of every stream the store holds, in ascending order."""
+        return np.sort(np.fromiter(self._slot_of.values(), dtype=np.int64, count=len(self)))
+
     def lookup(self, stream_ids: Sequence[StreamId]) -> NDArray[np.int64]:
         """Slots of the given streams, -1 for streams the store does not hold."""
         found = map(self._slot_of.get, stream_ids, repeat(-1))
@@ -235,7 +239,7 @@ class StateStore:
         if self.ttl is None or not self._slot_of:
             return 0
         now = self.clock() if now is None else now
-        used = np.fromiter(self._slot_of.values(), dtype=np.int64)
+        used = self.held_slots()
         idle = used[now - self.last_seen[used] > self.ttl]
         self._evict(idle)
         return len(idle)
