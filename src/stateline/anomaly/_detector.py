@@ -13,7 +13,7 @@ from .._errors import ConfigError, DataError, NotFittedError, ShapeError, descri
 from .._validate import require_positive_int
 from ._arrays import as_steps, standardise
 from ._baselines import MovingAverage
-from ._scorers import ErrorScorer
+from ._scorers import ErrorScorer, require_combinable
 from ._thresholds import DynamicThreshold, GaussianThreshold, QuantileThreshold, Threshold
 
 __all__ = ["Detection", "DetectorConfig", "ForecastDetector", "OnlineDetector"]
@@ -133,15 +133,7 @@ class ForecastDetector:
         """Train the predictor on normal data: one array ``(steps, channels)`` or a list."""
         parts = _as_list(normal)
         self.channels_ = parts[0].shape[1]
-        if self.config.combine == "trimmed" and self.channels_ < 2:
-            raise ShapeError(
-                describe(
-                    "normal",
-                    "at least 2 channels for combine='trimmed' (it drops the largest)",
-                    f"{self.channels_} channel",
-                )
-                + "\n  Fix: use combine='mean' for a single channel."
-            )
+        require_combinable(self.config.combine, self.channels_, "normal")
         for position, part in enumerate(parts):
             if part.shape[1] != self.channels_:
                 raise ShapeError(

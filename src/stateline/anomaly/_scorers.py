@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._errors import ConfigError, NotFittedError, ShapeError, describe
+from .._errors import ConfigError, NotFittedError, ShapeError, StatelineError, describe
 from ._arrays import as_row, as_steps
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "combine_channels",
     "ewma",
     "moments_std",
+    "require_combinable",
     "squared_z",
     "welford_step",
 ]
@@ -54,6 +55,33 @@ def squared_z(
     return squared
 
 
+def require_combinable(
+    combine: str,
+    channels: int,
+    argument: str,
+    *,
+    error: type[StatelineError] = ShapeError,
+    fix: str = "use combine='mean' for a single channel.",
+) -> None:
+    """Refuse ``combine='trimmed'`` (it drops the largest channel) with fewer than 2 channels.
+
+    >>> require_combinable("trimmed", 1, "errors")
+    Traceback (most recent call last):
+    ...
+    stateline._errors.ShapeError: ...
+    """
+    if combine == "trimmed" and channels < 2:
+        raise error(
+            describe(
+                argument,
+                "at least 2 channels for combine='trimmed' (it drops the largest)",
+                f"{channels} channel",
+                problem="has too few channels.",
+            )
+            + f"\n  Fix: {fix}"
+        )
+
+
 def combine_channels(values: NDArray[np.float64], combine: str) -> NDArray[np.float64]:
     """Combine per-channel scores ``(..., channels)`` into one per step ``(...)``.
 
@@ -71,16 +99,7 @@ def combine_channels(values: NDArray[np.float64], combine: str) -> NDArray[np.fl
     if combine == "max":
         combined = values.max(axis=-1)
         return combined
-    if values.shape[-1] < 2:
-        raise ShapeError(
-            describe(
-                "errors",
-                "at least 2 channels for combine='trimmed' (it drops the largest)",
-                f"{values.shape[-1]} channel",
-                problem="has too few channels.",
-            )
-            + "\n  Fix: use combine='mean' for a single channel."
-        )
+    require_combinable(combine, values.shape[-1], "errors")
     trimmed: NDArray[np.float64] = (values.sum(axis=-1) - values.max(axis=-1)) / (
         values.shape[-1] - 1
     )

@@ -10,7 +10,13 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, ShapeError, describe
 from ..anomaly import DetectorConfig, ErrorScorer, GaussianThreshold
-from ..anomaly._scorers import combine_channels, moments_std, squared_z, welford_step
+from ..anomaly._scorers import (
+    combine_channels,
+    moments_std,
+    require_combinable,
+    squared_z,
+    welford_step,
+)
 from ._engine import Status, StepResult, StreamEngine, _flags, _per_event, _rounds
 from ._store import StreamId
 
@@ -85,16 +91,13 @@ class StreamDetector:
                     problem="is invalid.",
                 )
             )
-        if self.config.combine == "trimmed" and width < 2:
-            raise ConfigError(
-                describe(
-                    "targets",
-                    "at least 2 channels for combine='trimmed' (it drops the largest)",
-                    repr(width),
-                    problem="is too few.",
-                )
-                + "\n  Fix: forecast two or more targets, or use combine='mean'."
-            )
+        require_combinable(
+            self.config.combine,
+            width,
+            "targets",
+            error=ConfigError,
+            fix="forecast two or more targets, or use combine='mean'.",
+        )
         self.targets = width
         self.learn = learn
         self.learn_flagged = learn_flagged

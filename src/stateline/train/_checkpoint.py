@@ -88,4 +88,3 @@ def load_checkpoint(
     if carry_path.is_file():
         carry = tuple(torch.load(carry_path, map_location=device, weights_only=True))
     return model, carry, dict(document.get("metadata", {}))
-
