@@ -52,11 +52,19 @@ def offline_errors(model: SequenceModel, series: np.ndarray) -> np.ndarray:
 
 
 def stream_all(
-    detector: StreamDetector, series: dict[str, np.ndarray], rng: np.random.Generator
+    detector: StreamDetector,
+    series: dict[str, np.ndarray],
+    rng: np.random.Generator,
+    anomaly: dict[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Every stream's steps, in random batches of streams and random k, in order per stream."""
+    """Every stream's steps, in random batches of streams and random k, in order per stream.
+
+    Returns scores and flags; fills ``anomaly`` with the anomaly scores when given.
+    """
     scores = {name: np.full(len(s), np.nan) for name, s in series.items()}
     flags = {name: np.zeros(len(s), dtype=bool) for name, s in series.items()}
+    if anomaly is not None:
+        anomaly.update({name: np.full(len(s), np.nan) for name, s in series.items()})
     done = dict.fromkeys(series, 0)
     while any(done[name] < len(s) for name, s in series.items()):
         pending = [name for name, s in series.items() if done[name] < len(s)]
@@ -72,37 +80,62 @@ def stream_all(
         assert result.scores is not None and result.flags is not None
         got_scores = result.scores if k > 1 else result.scores[:, None]
         got_flags = result.flags if k > 1 else result.flags[:, None]
+        assert result.anomaly_scores is not None
+        got_anomaly = result.anomaly_scores if k > 1 else result.anomaly_scores[:, None]
         for row, name in enumerate(chosen):
             scores[name][done[name] : done[name] + k] = got_scores[row]
             flags[name][done[name] : done[name] + k] = got_flags[row]
+            if anomaly is not None:
+                anomaly[name][done[name] : done[name] + k] = got_anomaly[row]
             done[name] += k
     return scores, flags
 
 
 @settings(max_examples=15, deadline=None)
 @given(
-    threshold=st.sampled_from(["quantile", "gaussian", "dynamic"]),
+    threshold=st.sampled_from(["quantile", "gaussian", "dynamic", "likelihood"]),
     combine=st.sampled_from(["mean", "max", "trimmed"]),
     lengths=st.lists(st.integers(55, 90), min_size=1, max_size=4),
     seed=st.integers(0, 10_000),
+    likelihood=st.fixed_dictionaries(
+        {
+            "long": st.sampled_from([0.0, 0.002, 0.05]),
+            "range_tolerance": st.sampled_from([None, 0.0, 0.05]),
+            "quiet": st.sampled_from([0.0, 0.1, 0.3]),
+            "alarm": st.sampled_from([0.3, 0.9]),
+        }
+    ),
 )
 def test_streamed_scores_and_flags_equal_the_offline_detector(
-    threshold: str, combine: str, lengths: list[int], seed: int
+    threshold: str, combine: str, lengths: list[int], seed: int, likelihood: dict[str, object]
 ) -> None:
-    """Without learning, every stream gets ForecastDetector's offline scores and flags."""
-    config = DetectorConfig(threshold=threshold, combine=combine, **CONFIG)  # type: ignore[arg-type]
+    """Every stream gets ForecastDetector's offline scores, anomaly scores and flags.
+
+    (Without learning the error statistics; the likelihood adapts in both.)
+    """
+    config = DetectorConfig(threshold=threshold, combine=combine, **CONFIG, **likelihood)  # type: ignore[arg-type]
     model = make_model(seed % 5)
     rng = np.random.default_rng(seed)
     series = {f"s{i}": make_series(rng, n) for i, n in enumerate(lengths)}
-    scores, flags = stream_all(make_detector(model, config, learn=False), series, rng)
+    anomaly: dict[str, np.ndarray] = {}
+    scores, flags = stream_all(make_detector(model, config, learn=False), series, rng, anomaly)
     offline = ForecastDetector(config)
     ready = CONFIG["reference"] - 1
     for name, values in series.items():
-        expected = offline.score_errors(offline_errors(model, values))
+        expected = offline.score_errors(offline_errors(model, values), values=values[:, :TARGETS])
         assert np.isnan(scores[name][:ready]).all()
         assert not flags[name][:ready].any()
         np.testing.assert_allclose(scores[name][ready:], expected.scores[ready:], rtol=1e-6)
+        assert np.isnan(anomaly[name][: ready + 1]).all()
+        assert np.isnan(expected.anomaly_scores[: ready + 1]).all()
+        got, want = anomaly[name][ready + 1 :], expected.anomaly_scores[ready + 1 :]
+        assert ((got >= 0) & (got <= 1)).all()
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
         if threshold == "dynamic":  # offline uses Hundman's windowed procedure instead
+            continue
+        if threshold == "likelihood":
+            near = np.isclose(expected.anomaly_scores, config.alarm, rtol=1e-6)[ready:]
+            np.testing.assert_array_equal(flags[name][ready:][~near], expected.flags[ready:][~near])
             continue
         near = np.isclose(expected.scores, expected.level, rtol=1e-6)[ready:]
         np.testing.assert_array_equal(flags[name][ready:][~near], expected.flags[ready:][~near])

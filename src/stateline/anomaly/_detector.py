@@ -13,10 +13,19 @@ from .._errors import ConfigError, DataError, NotFittedError, ShapeError, descri
 from .._validate import require_positive_int
 from ._arrays import as_steps, standardise
 from ._baselines import MovingAverage
+from ._likelihood import (
+    LikelihoodConfig,
+    LikelihoodState,
+    likelihood_calibrate,
+    likelihood_step,
+    track_range,
+)
 from ._scorers import ErrorScorer, require_combinable
 from ._thresholds import DynamicThreshold, GaussianThreshold, QuantileThreshold, Threshold
 
 __all__ = ["Detection", "DetectorConfig", "ForecastDetector", "OnlineDetector"]
+
+THRESHOLDS = ("quantile", "gaussian", "dynamic", "likelihood")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,7 +41,14 @@ class DetectorConfig:
     ``smoothing`` and ``combine`` are the :class:`ErrorScorer`'s (``"trimmed"``
     drops the largest channel, so one channel alone raises no alarm); the
     threshold is ``quantile`` x ``margin`` of the reference scores, or a
-    Gaussian ``k`` standard deviations above their mean, or ``"dynamic"``.
+    Gaussian ``k`` standard deviations above their mean, or ``"dynamic"``, or
+    ``"likelihood"``: flag where the anomaly likelihood reaches ``alarm``.
+
+    Every step after the reference part also gets an ``anomaly_score`` in
+    [0, 1], the anomaly likelihood (see :class:`LikelihoodConfig`: ``short``
+    and ``long`` window weights, ``range_tolerance``, ``quiet``, ``alarm``),
+    which keeps adapting to the stream; it is what the ``"likelihood"``
+    threshold flags.
     """
 
     predictor: Literal["lstm", "moving_average"] = "lstm"
@@ -44,12 +60,17 @@ class DetectorConfig:
     window: int = 10
     smoothing: float = 0.1
     combine: Literal["mean", "max", "trimmed"] = "mean"
-    threshold: Literal["quantile", "gaussian", "dynamic"] = "quantile"
+    threshold: Literal["quantile", "gaussian", "dynamic", "likelihood"] = "quantile"
     quantile: float = 0.99
     margin: float = 1.5
     k: float = 3.0
     reference: int = 400
     warmup: int = 50
+    short: float = 0.2
+    long: float = 0.002
+    range_tolerance: float | None = 0.05
+    quiet: float = 0.2
+    alarm: float = 0.9
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -64,11 +85,11 @@ class DetectorConfig:
                     problem="is unknown.",
                 )
             )
-        if self.threshold not in ("quantile", "gaussian", "dynamic"):
+        if self.threshold not in THRESHOLDS:
             raise ConfigError(
                 describe(
                     "threshold",
-                    "'quantile', 'gaussian' or 'dynamic'",
+                    "'quantile', 'gaussian', 'dynamic' or 'likelihood'",
                     repr(self.threshold),
                     problem="is unknown.",
                 )
@@ -83,10 +104,32 @@ class DetectorConfig:
                 )
             )
         ErrorScorer(smoothing=self.smoothing, combine=self.combine)  # validates both
-        self.make_threshold()
+        self.likelihood()
+        if self.threshold != "likelihood":
+            self.make_threshold()
+
+    def likelihood(self) -> LikelihoodConfig:
+        """The :class:`LikelihoodConfig` of these settings."""
+        return LikelihoodConfig(
+            short=self.short,
+            long=self.long,
+            range_tolerance=self.range_tolerance,
+            quiet=self.quiet,
+            alarm=self.alarm,
+        )
 
     def make_threshold(self) -> Threshold:
-        """A fresh threshold object of the configured kind."""
+        """A fresh threshold object of the configured kind (not for ``"likelihood"``)."""
+        if self.threshold == "likelihood":
+            raise ConfigError(
+                describe(
+                    "threshold",
+                    "a threshold on scores ('quantile', 'gaussian' or 'dynamic')",
+                    "'likelihood'",
+                    problem="has no threshold object.",
+                    fix="flag with anomaly_score >= alarm instead.",
+                )
+            )
         if self.threshold == "gaussian":
             return GaussianThreshold(k=self.k)
         if self.threshold == "dynamic":
@@ -96,12 +139,19 @@ class DetectorConfig:
 
 @dataclass(frozen=True, eq=False)
 class Detection:
-    """Per-step results of :meth:`ForecastDetector.detect` for one series."""
+    """Per-step results of :meth:`ForecastDetector.detect` for one series.
+
+    ``scores`` are the smoothed error scores (every step), ``anomaly_scores``
+    the anomaly likelihood in [0, 1] (NaN over the reference part), ``flags``
+    the configured threshold's verdicts and ``level`` its level (``alarm`` for
+    the likelihood; NaN for the dynamic threshold).
+    """
 
     scores: NDArray[np.float64]
     flags: NDArray[np.bool_]
     level: float
     errors: NDArray[np.float64] = field(repr=False)
+    anomaly_scores: NDArray[np.float64] = field(repr=False, default_factory=lambda: np.zeros(0))
 
 
 class ForecastDetector:
@@ -128,9 +178,21 @@ class ForecastDetector:
         self.config = config or DetectorConfig()
         self.forecaster_: object | None = None
         self.channels_ = 0
+        self.covariates_ = 0
 
-    def fit(self, normal: ArrayLike | Sequence[ArrayLike]) -> ForecastDetector:
-        """Train the predictor on normal data: one array ``(steps, channels)`` or a list."""
+    def fit(
+        self,
+        normal: ArrayLike | Sequence[ArrayLike],
+        *,
+        covariates: ArrayLike | Sequence[ArrayLike] | None = None,
+    ) -> ForecastDetector:
+        """Train the predictor on normal data: one array ``(steps, channels)`` or a list.
+
+        ``covariates`` (one array ``(steps, k)`` per normal part, such as
+        :func:`~stateline.data.calendar_features` of the time stamps) are extra
+        inputs of the LSTM that it does not forecast; the moving average
+        ignores them. Pass the same kind to :meth:`detect`.
+        """
         parts = _as_list(normal)
         self.channels_ = parts[0].shape[1]
         require_combinable(self.config.combine, self.channels_, "normal")
@@ -141,6 +203,10 @@ class ForecastDetector:
                         f"normal[{position}]", f"{self.channels_} channels", f"{part.shape[1]}"
                     )
                 )
+        extra = None if covariates is None else _as_list(covariates, "covariates")
+        if extra is not None:
+            _require_aligned(parts, extra)
+        self.covariates_ = 0 if extra is None else extra[0].shape[1]
         if self.config.predictor == "lstm":
             from ..train import Forecaster, ForecasterConfig
 
@@ -155,52 +221,114 @@ class ForecastDetector:
                     progress=config.progress,
                 )
             )
-            self.forecaster_ = forecaster.fit([standardise(part, part) for part in parts])
+            self.forecaster_ = forecaster.fit(
+                [standardise(part, part) for part in parts], covariates=extra
+            )
         else:
             self.forecaster_ = MovingAverage(window=self.config.window)
         return self
 
-    def errors(self, series: ArrayLike) -> NDArray[np.float64]:
-        """One-step prediction errors ``(steps, channels)`` of a standardised series (row 0: 0)."""
-        array = self._checked(series)
-        return self._errors(standardise(array, array[: self.config.reference]))
+    def errors(
+        self,
+        series: ArrayLike,
+        *,
+        covariates: ArrayLike | None = None,
+        reference: int | None = None,
+    ) -> NDArray[np.float64]:
+        """One-step prediction errors ``(steps, channels)`` of a standardised series (row 0: 0).
 
-    def detect(self, series: ArrayLike) -> Detection:
-        """Scores and flags for every step of ``series`` ``(steps, channels)``."""
-        return self.score_errors(self.errors(series))
+        The series is standardised by its first ``reference`` steps (the
+        configured number unless given).
+        """
+        reference = self._reference(reference)
+        array = self._checked(series, reference)
+        extra = self._covariates(covariates, len(array))
+        return self._errors(standardise(array, array[:reference]), extra)
 
-    def score_errors(self, errors: ArrayLike) -> Detection:
+    def detect(
+        self,
+        series: ArrayLike,
+        *,
+        covariates: ArrayLike | None = None,
+        reference: int | None = None,
+    ) -> Detection:
+        """Scores, anomaly scores and flags for every step of ``series`` ``(steps, channels)``.
+
+        ``reference`` overrides the configured number of leading normal steps
+        for this series (for example 15 % of its length, as NAB does).
+        """
+        reference = self._reference(reference)
+        array = self._checked(series, reference)
+        extra = self._covariates(covariates, len(array))
+        scaled = standardise(array, array[:reference])
+        return self.score_errors(self._errors(scaled, extra), values=scaled, reference=reference)
+
+    def score_errors(
+        self,
+        errors: ArrayLike,
+        *,
+        values: ArrayLike | None = None,
+        reference: int | None = None,
+    ) -> Detection:
         """Scores and flags from one series' prediction errors ``(steps, channels)``.
 
         The calibration and scoring of :meth:`detect`, for errors of any
-        predictor (the first step's error is 0 by convention).
+        predictor (the first step's error is 0 by convention). ``values`` (the
+        observed series, same shape) feed the likelihood's range rule; without
+        them it has none.
         """
         config = self.config
+        reference = self._reference(reference)
         errors = as_steps(np.asarray(errors, dtype=np.float64), "errors")
-        if len(errors) < config.reference:
+        if len(errors) < reference:
             raise DataError(
                 describe(
                     "errors",
-                    f"at least reference={config.reference} steps",
+                    f"at least reference={reference} steps",
                     f"{len(errors)} steps",
                     problem="is too short.",
                 )
             )
-        calibration = slice(config.warmup, config.reference)
+        observed = None if values is None else as_steps(np.asarray(values, np.float64), "values")
+        if observed is not None and observed.shape != errors.shape:
+            raise ShapeError(
+                describe("values", f"shape {errors.shape} (as errors)", f"{observed.shape}")
+            )
+        warmup = _warmup(config, reference)
+        calibration = slice(warmup, reference)
         scorer = ErrorScorer(smoothing=config.smoothing, combine=config.combine)
         scorer.learn_many(errors[calibration])
         scores = scorer.score_many(errors)
-        threshold = config.make_threshold().fit(scores[calibration])
-        if isinstance(threshold, DynamicThreshold):
-            flags = threshold.detect_many(scores)
-            level = float("nan")
+        anomaly = run_likelihood(
+            config.likelihood(), scorer.surprise_many(errors), observed, reference, warmup
+        )
+        if config.threshold == "likelihood":
+            flags = anomaly >= config.alarm
+            level = config.alarm
         else:
-            flags = threshold.flag_many(scores)
-            level = threshold.level
-        return Detection(scores=scores, flags=flags, level=level, errors=errors)
+            threshold = config.make_threshold().fit(scores[calibration])
+            if isinstance(threshold, DynamicThreshold):
+                flags = threshold.detect_many(scores)
+                level = float("nan")
+            else:
+                flags = threshold.flag_many(scores)
+                level = threshold.level
+        return Detection(
+            scores=scores, flags=flags, level=level, errors=errors, anomaly_scores=anomaly
+        )
 
     # --------------------------------------------------------------- internals
-    def _checked(self, series: ArrayLike) -> NDArray[np.float64]:
+    def _reference(self, reference: int | None) -> int:
+        if reference is None:
+            return self.config.reference
+        require_positive_int("reference", reference)
+        if reference < 2:
+            raise ConfigError(
+                describe("reference", "at least 2 steps", repr(reference), problem="is too small.")
+            )
+        return int(reference)
+
+    def _checked(self, series: ArrayLike, reference: int) -> NDArray[np.float64]:
         if self.forecaster_ is None:
             raise NotFittedError(
                 "This ForecastDetector is not fitted yet.\n  Fix: call fit() first."
@@ -210,24 +338,76 @@ class ForecastDetector:
             raise ShapeError(
                 describe("series", f"{self.channels_} channels (as fitted)", f"{array.shape[1]}")
             )
-        if len(array) <= self.config.reference:
+        if len(array) <= reference:
             raise DataError(
                 describe(
                     "series",
-                    f"more than reference={self.config.reference} steps",
+                    f"more than reference={reference} steps",
                     f"{len(array)} steps",
                     problem="is too short.",
                 )
             )
         return array
 
-    def _errors(self, scaled: NDArray[np.float64]) -> NDArray[np.float64]:
+    def _covariates(self, covariates: ArrayLike | None, steps: int) -> NDArray[np.float64] | None:
+        if self.config.predictor != "lstm":
+            return None
+        if (covariates is None) != (self.covariates_ == 0):
+            raise ShapeError(
+                describe(
+                    "covariates",
+                    f"{self.covariates_} covariate columns (as fitted)",
+                    "none" if covariates is None else "covariates",
+                    problem="do not match the fitted detector.",
+                    fix="pass covariates of the kind given to fit(), or none if fit had none.",
+                )
+            )
+        if covariates is None:
+            return None
+        extra = _as_list([covariates], "covariates")[0]
+        if extra.shape != (steps, self.covariates_):
+            raise ShapeError(
+                describe("covariates", f"shape ({steps}, {self.covariates_})", f"{extra.shape}")
+            )
+        return extra
+
+    def _errors(
+        self, scaled: NDArray[np.float64], covariates: NDArray[np.float64] | None = None
+    ) -> NDArray[np.float64]:
         errors = np.zeros_like(scaled)
         if isinstance(self.forecaster_, MovingAverage):
             return self.forecaster_.errors_many(scaled)
-        predictions = self.forecaster_.predict(scaled).values[:, 0, :]  # type: ignore[attr-defined]
+        forecast = self.forecaster_.predict(scaled, covariates=covariates)  # type: ignore[attr-defined]
+        predictions = forecast.values[:, 0, :]
         errors[1:] = scaled[1:] - predictions[:-1]
         return errors
+
+
+def run_likelihood(
+    config: LikelihoodConfig,
+    surprise: NDArray[np.float64],
+    values: NDArray[np.float64] | None,
+    reference: int,
+    warmup: int,
+) -> NDArray[np.float64]:
+    """One stream's anomaly likelihood over all its steps (NaN over the reference part)."""
+    channels = 1 if values is None else values.shape[1]
+    state = LikelihoodState.empty(1, channels)
+    if values is not None:
+        for row in values[:reference]:
+            track_range(state, row[None])
+    likelihood_calibrate(state, config, surprise[:reference], warmup)
+    quiet = config.quiet_steps(reference)
+    anomaly = np.full(len(surprise), np.nan)
+    for step in range(reference, len(surprise)):
+        row = None if values is None else values[step : step + 1]
+        anomaly[step] = likelihood_step(state, config, surprise[step : step + 1], row, quiet)[0]
+    return anomaly
+
+
+def _warmup(config: DetectorConfig, reference: int) -> int:
+    """The configured warmup, shortened for a short per-series reference part."""
+    return min(config.warmup, reference // 8) if reference != config.reference else config.warmup
 
 
 class OnlineDetector:
@@ -273,19 +453,41 @@ class OnlineDetector:
         return score, flag
 
 
-def _as_list(data: ArrayLike | Sequence[ArrayLike]) -> list[NDArray[np.float64]]:
+def _require_aligned(
+    parts: list[NDArray[np.float64]], covariates: list[NDArray[np.float64]]
+) -> None:
+    if len(covariates) != len(parts):
+        raise ShapeError(
+            describe(
+                "covariates", f"one array per normal part ({len(parts)})", f"{len(covariates)}"
+            )
+        )
+    for position, (part, extra) in enumerate(zip(parts, covariates, strict=True)):
+        if len(extra) != len(part) or extra.shape[1] != covariates[0].shape[1]:
+            raise ShapeError(
+                describe(
+                    f"covariates[{position}]",
+                    f"({len(part)}, {covariates[0].shape[1]}) like its normal part",
+                    f"shape {extra.shape}",
+                )
+            )
+
+
+def _as_list(
+    data: ArrayLike | Sequence[ArrayLike], name: str = "series"
+) -> list[NDArray[np.float64]]:
     items = list(data) if isinstance(data, (list, tuple)) else [data]
     arrays = []
     for position, item in enumerate(items):
-        array = as_steps(np.asarray(item, dtype=np.float64), f"series[{position}]")
+        array = as_steps(np.asarray(item, dtype=np.float64), f"{name}[{position}]")
         if len(array) < 2:
             raise ShapeError(
-                describe(f"series[{position}]", "(steps >= 2, channels)", f"shape {array.shape}")
+                describe(f"{name}[{position}]", "(steps >= 2, channels)", f"shape {array.shape}")
             )
         if not np.isfinite(array).all():
             raise DataError(
                 describe(
-                    f"series[{position}]",
+                    f"{name}[{position}]",
                     "finite values",
                     "NaN or inf",
                     problem="holds NaN or inf.",
@@ -293,5 +495,5 @@ def _as_list(data: ArrayLike | Sequence[ArrayLike]) -> list[NDArray[np.float64]]
             )
         arrays.append(array)
     if not arrays:
-        raise ShapeError(describe("series", "at least one series", "none"))
+        raise ShapeError(describe(name, "at least one series", "none"))
     return arrays

@@ -18,6 +18,7 @@ __all__ = [
     "moments_std",
     "require_combinable",
     "squared_z",
+    "surprise",
     "welford_step",
 ]
 
@@ -104,6 +105,15 @@ def combine_channels(values: NDArray[np.float64], combine: str) -> NDArray[np.fl
         values.shape[-1] - 1
     )
     return trimmed
+
+
+def surprise(squared: NDArray[np.float64], combine: str) -> NDArray[np.float64]:
+    """Absolute z-scores from per-channel squared ones ``(..., channels)``, combined.
+
+    >>> surprise(np.array([[4.0, 9.0]]), "mean").tolist()
+    [2.5]
+    """
+    return combine_channels(np.sqrt(squared), combine)
 
 
 def ewma(
@@ -248,6 +258,14 @@ class ErrorScorer:
                 )
             )
         return squared_z(block, self.moments.mean, self.moments.std, self.floor)
+
+    def surprise_many(self, errors: ArrayLike) -> NDArray[np.float64]:
+        """Per-step surprise ``(steps,)``: absolute z-scores, channels combined; no state touched.
+
+        What the anomaly likelihood averages (see
+        :class:`~stateline.anomaly.LikelihoodConfig`).
+        """
+        return surprise(self.squared_many(errors), self.combine)
 
     def raw_many(self, errors: ArrayLike) -> NDArray[np.float64]:
         """Unsmoothed combined scores ``(steps,)``; does not touch the smoother."""

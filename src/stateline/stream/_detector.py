@@ -10,11 +10,18 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, ShapeError, describe
 from ..anomaly import DetectorConfig, ErrorScorer, GaussianThreshold
+from ..anomaly._likelihood import (
+    LikelihoodState,
+    likelihood_calibrate,
+    likelihood_step,
+    track_range,
+)
 from ..anomaly._scorers import (
     combine_channels,
     moments_std,
     require_combinable,
     squared_z,
+    surprise,
     welford_step,
 )
 from ._engine import Status, StepResult, StreamEngine, _flags, _per_event, _rounds
@@ -23,6 +30,7 @@ from ._store import StreamId
 __all__ = ["StreamDetector"]
 
 _PREFIX = "detector."
+_LIKELIHOOD = "likelihood."
 
 
 class StreamDetector:
@@ -41,12 +49,19 @@ class StreamDetector:
       steps, and the configured threshold is fitted on the scores after
       ``warmup``. Steps before that return a NaN score and no flag;
     - every later step is scored (per-channel normalised squared error,
-      EWMA-smoothed, combined) and flagged above the threshold's level;
-    - with ``learn=True`` the error statistics, and a Gaussian threshold's
-      score statistics, keep learning from every step that was not flagged
-      (also from flagged ones with ``learn_flagged=True``). Quantile and
-      dynamic levels stay as calibrated: their online forms keep a window of
-      scores, which for very many streams would cost too much memory.
+      EWMA-smoothed, combined) and flagged above the threshold's level, and
+      gets an ``anomaly_score`` in [0, 1], the anomaly likelihood (see
+      :class:`~stateline.anomaly.LikelihoodConfig`), which adapts to each
+      stream's recent history at every step, exactly as offline;
+    - with ``threshold="likelihood"`` a step is flagged where its anomaly
+      score reaches ``alarm``; the likelihood does the adapting and the error
+      statistics stay as calibrated, so streamed flags equal offline ones;
+    - otherwise, with ``learn=True`` the error statistics, and a Gaussian
+      threshold's score statistics, keep learning from every step that was
+      not flagged (also from flagged ones with ``learn_flagged=True``).
+      Quantile and dynamic levels stay as calibrated: their online forms keep
+      a window of scores, which for very many streams would cost too much
+      memory.
 
     The state lives in the engine's :class:`StateStore` as per-stream columns,
     so it is reset with ``start``, freed with ``end`` or eviction, and saved
@@ -116,7 +131,19 @@ class StreamDetector:
             "score_m2": ((), np.float64, 0.0),
             "last_score": ((), np.float64, np.nan),
             "last_flag": ((), np.bool_, False),
+            "last_anomaly": ((), np.float64, np.nan),
         }
+        likelihood_columns: dict[str, tuple[tuple[int, ...], Any, Any]] = {
+            "short": ((), np.float64, 0.0),
+            "mean": ((), np.float64, 0.0),
+            "var": ((), np.float64, 0.0),
+            "low": ((width,), np.float64, np.nan),
+            "high": ((width,), np.float64, np.nan),
+            "quiet": ((), np.int64, 0),
+        }
+        assert tuple(likelihood_columns) == LikelihoodState.names()
+        for name, spec in likelihood_columns.items():
+            self._columns[_LIKELIHOOD + name] = spec
         for name, (shape, dtype, fill) in self._columns.items():
             store.add_column(_PREFIX + name, shape, dtype=dtype, fill=fill)
 
@@ -157,6 +184,7 @@ class StreamDetector:
         k = steps.shape[1]
         predictions = np.full((count, k, max(self.engine.store.outputs, 1)), np.nan, np.float32)
         scores = np.full((count, k), np.nan)
+        anomaly = np.full((count, k), np.nan)
         flags = np.zeros((count, k), dtype=bool)
         status = [Status.OK] * count
         errors: dict[int, str] = {}
@@ -173,15 +201,19 @@ class StreamDetector:
             )
             predictions[rows] = result.predictions if not single else result.predictions[:, None]
             assert result.scores is not None and result.flags is not None
+            assert result.anomaly_scores is not None
             scores[rows], flags[rows] = result.scores, result.flags
+            anomaly[rows] = result.anomaly_scores
             for position, index in enumerate(indices):
                 status[index] = result.status[position]
                 if position in result.errors:
                     errors[index] = result.errors[position]
         self.flagged += int(flags.sum())
         if single:
-            return StepResult(predictions[:, 0], status, errors, scores[:, 0], flags[:, 0])
-        return StepResult(predictions, status, errors, scores, flags)
+            return StepResult(
+                predictions[:, 0], status, errors, scores[:, 0], flags[:, 0], anomaly[:, 0]
+            )
+        return StepResult(predictions, status, errors, scores, flags, anomaly)
 
     def column(self, name: str) -> NDArray[Any]:
         """One of the detector's per-slot arrays in the store (``level``, ``seen``, ...)."""
@@ -207,15 +239,18 @@ class StreamDetector:
         previous = store.last_output[known, :width].astype(np.float64)
         last_score = self.column("last_score")[known]
         last_flag = self.column("last_flag")[known]
+        last_anomaly = self.column("last_anomaly")[known]
         result = self.engine.step(ids, given, seq=seq, start=start, now=now)
         k = steps.shape[1]
         predictions = result.predictions if given.ndim == 3 else result.predictions[:, None]
         scores = np.full((len(ids), k), np.nan)
+        anomaly = np.full((len(ids), k), np.nan)
         flags = np.zeros((len(ids), k), dtype=bool)
         if k == 1:
             duplicate = np.array([state == Status.DUPLICATE for state in result.status])
             scores[duplicate, 0] = last_score[duplicate]
             flags[duplicate, 0] = last_flag[duplicate]
+            anomaly[duplicate, 0] = last_anomaly[duplicate]
         applied = np.flatnonzero(result.applied)
         if len(applied):
             # New and started streams hold fresh columns: the store and engine reset them.
@@ -224,31 +259,55 @@ class StreamDetector:
             for j in range(k):
                 seen = seen_column[slots]
                 made = previous[applied] if j == 0 else predictions[applied, j - 1, :width]
-                error = np.where((seen > 0)[:, None], steps[applied, j, :width] - made, 0.0)
-                scores[applied, j], flags[applied, j] = self._score(slots, seen, error)
+                observed = steps[applied, j, :width]
+                error = np.where((seen > 0)[:, None], observed - made, 0.0)
+                scores[applied, j], flags[applied, j], anomaly[applied, j] = self._score(
+                    slots, seen, error, observed
+                )
                 seen_column[slots] = seen + 1
             self.column("last_score")[slots] = scores[applied, -1]
             self.column("last_flag")[slots] = flags[applied, -1]
+            self.column("last_anomaly")[slots] = anomaly[applied, -1]
             for index in applied[end[applied]].tolist():
                 store.delete(ids[index])
-        return StepResult(result.predictions, result.status, result.errors, scores, flags)
+        return StepResult(result.predictions, result.status, result.errors, scores, flags, anomaly)
 
     def _score(
-        self, slots: NDArray[np.int64], seen: NDArray[np.int64], error: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        self,
+        slots: NDArray[np.int64],
+        seen: NDArray[np.int64],
+        error: NDArray[np.float64],
+        observed: NDArray[np.float64],
+    ) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.float64]]:
         reference = self.config.reference
         scores = np.full(len(slots), np.nan)
+        anomaly = np.full(len(slots), np.nan)
         flags = np.zeros(len(slots), dtype=bool)
         calibrating = np.flatnonzero(seen < reference)
         if len(calibrating):
             where = slots[calibrating]
             self.column("errors")[where, seen[calibrating]] = error[calibrating]
+            state = self._likelihood_state(where)
+            track_range(state, observed[calibrating])
+            self._store_likelihood_state(where, state)
             for position in calibrating[seen[calibrating] == reference - 1].tolist():
                 scores[position], flags[position] = self._calibrate(int(slots[position]))
         live = np.flatnonzero(seen >= reference)
         if len(live):
-            scores[live], flags[live] = self._score_live(slots[live], error[live])
-        return scores, flags
+            scores[live], flags[live], anomaly[live] = self._score_live(
+                slots[live], error[live], observed[live]
+            )
+        return scores, flags, anomaly
+
+    def _likelihood_state(self, slots: NDArray[np.int64]) -> LikelihoodState:
+        """The likelihood's state of some slots (copies of the store's columns)."""
+        return LikelihoodState(
+            *(self.column(_LIKELIHOOD + name)[slots] for name in LikelihoodState.names())
+        )
+
+    def _store_likelihood_state(self, slots: NDArray[np.int64], state: LikelihoodState) -> None:
+        for name in LikelihoodState.names():
+            self.column(_LIKELIHOOD + name)[slots] = getattr(state, name)
 
     def _calibrate(self, slot: int) -> tuple[float, bool]:
         """The offline procedure on the stream's reference errors; returns the last step's."""
@@ -257,8 +316,23 @@ class StreamDetector:
         scorer = ErrorScorer(smoothing=config.smoothing, combine=config.combine)
         scorer.learn_many(errors[config.warmup :])
         scores = scorer.score_many(errors)
-        threshold = config.make_threshold().fit(scores[config.warmup :])
+        slots = np.array([slot])
+        state = self._likelihood_state(slots)
+        likelihood_calibrate(
+            state, config.likelihood(), scorer.surprise_many(errors), config.warmup
+        )
+        self._store_likelihood_state(slots, state)
         moments = scorer.moments
+        self.column("count")[slot] = moments.count
+        self.column("mean")[slot] = moments.mean
+        self.column("m2")[slot] = moments.m2
+        self.column("smoothed")[slot] = scorer.smoothed
+        self.column("errors")[slot] = 0.0  # no longer needed; keeps snapshots small
+        score = float(scores[-1])
+        if config.threshold == "likelihood":
+            self.column("level")[slot] = config.alarm
+            return score, False
+        threshold = config.make_threshold().fit(scores[config.warmup :])
         self.column("count")[slot] = moments.count
         self.column("mean")[slot] = moments.mean
         self.column("m2")[slot] = moments.m2
@@ -268,14 +342,13 @@ class StreamDetector:
             self.column("score_count")[slot] = threshold.moments.count
             self.column("score_mean")[slot] = threshold.moments.mean[0]
             self.column("score_m2")[slot] = threshold.moments.m2[0]
-        self.column("errors")[slot] = 0.0  # no longer needed; keeps snapshots small
-        score = float(scores[-1])
         return score, bool(score > threshold.level)
 
     def _score_live(
-        self, slots: NDArray[np.int64], error: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-        """Score, flag and (optionally) learn, vectorised over streams: ErrorScorer's math."""
+        self, slots: NDArray[np.int64], error: NDArray[np.float64], observed: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.float64]]:
+        """Score, flag and (optionally) learn, vectorised over streams: ErrorScorer's math,
+        and the anomaly likelihood's step."""
         config = self.config
         count = self.column("count")[slots]
         std = moments_std(count[:, None], self.column("m2")[slots])
@@ -285,11 +358,23 @@ class StreamDetector:
         )
         self.column("smoothed")[slots] = smoothed
         scores = combine_channels(smoothed, config.combine)
+        likelihood = config.likelihood()
+        state = self._likelihood_state(slots)
+        anomaly = likelihood_step(
+            state,
+            likelihood,
+            surprise(squared, config.combine),
+            observed,
+            likelihood.quiet_steps(config.reference),
+        )
+        self._store_likelihood_state(slots, state)
+        if config.threshold == "likelihood":
+            return scores, anomaly >= config.alarm, anomaly
         flags = scores > self.column("level")[slots]
         if self.learn:
             learning = np.ones(len(slots), dtype=bool) if self.learn_flagged else ~flags
             self._learn(slots[learning], error[learning], scores[learning])
-        return scores, flags
+        return scores, flags, anomaly
 
     def _learn(
         self, slots: NDArray[np.int64], error: NDArray[np.float64], score: NDArray[np.float64]

@@ -48,9 +48,9 @@ class StepResult:
 
     ``predictions`` is ``(events, outputs)`` for single steps, ``(events, k,
     outputs)`` for k steps; NaN where nothing was applied (except a duplicate
-    of the last event, which gets its earlier prediction back). ``scores`` and
-    ``flags`` (``(events,)`` or ``(events, k)``) come from a
-    :class:`StreamDetector`; a bare engine leaves them None.
+    of the last event, which gets its earlier prediction back). ``scores``,
+    ``anomaly_scores`` and ``flags`` (``(events,)`` or ``(events, k)``) come
+    from a :class:`StreamDetector`; a bare engine leaves them None.
     """
 
     predictions: NDArray[np.float32]
@@ -58,6 +58,7 @@ class StepResult:
     errors: dict[int, str] = field(default_factory=dict)
     scores: NDArray[np.float64] | None = None
     flags: NDArray[np.bool_] | None = None
+    anomaly_scores: NDArray[np.float64] | None = None
 
     @property
     def applied(self) -> NDArray[np.bool_]:
