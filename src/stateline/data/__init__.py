@@ -4,6 +4,7 @@ Everything here is NumPy (and pandas for tables); importing it never imports a
 deep-learning framework, so data can be prepared on machines without one.
 """
 
+from ._calendar import calendar_features as calendar_features
 from ._datasets import hourly_temperatures as hourly_temperatures
 from ._datasets import japanese_vowels as japanese_vowels
 from ._datasets import taylor_electricity as taylor_electricity
@@ -24,6 +25,7 @@ __all__ = [
     "Scaler",
     "SequenceSet",
     "Windows",
+    "calendar_features",
     "hourly_temperatures",
     "japanese_vowels",
     "load_table",
