@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -18,10 +19,15 @@ def test_detect_writes_scores_plot_and_summary(tmp_path: Path) -> None:
     result = run(
         "detect", str(EXPERIMENT), "--sep", ";", "--time", "datetime", "--label", "anomaly",
         "--ignore", "changepoint", "--epochs", "10", "--hidden", "16", "--output", str(output),
+        "--threshold", "quantile",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     scores = pd.read_csv(output / "scores.csv")
-    assert list(scores.columns) == ["datetime", "step", "score", "threshold", "flag", "label"]
+    assert list(scores.columns) == [
+        "datetime", "step", "score", "anomaly_score", "threshold", "flag", "label",
+    ]  # fmt: skip
+    assert scores.anomaly_score[:400].isna().all()
+    assert scores.anomaly_score[400:].between(0, 1).all()
     assert len(scores) == len(pd.read_csv(EXPERIMENT, sep=";"))
     labelled = scores[scores.label == 1]
     assert labelled.flag.mean() > 0.5  # most of the labelled anomaly is flagged
@@ -29,6 +35,37 @@ def test_detect_writes_scores_plot_and_summary(tmp_path: Path) -> None:
     assert (output / "detect.png").stat().st_size > 10_000
     summary = (output / "summary.md").read_text()
     assert "F1 (point-wise)" in summary and "NAB" in summary
+
+
+def test_detect_nab_style_takes_a_share_and_rows_in_file_order(tmp_path: Path) -> None:
+    """``--reference 15%``, a clock change kept in file order with a warning, anomaly scores."""
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2024-01-01", periods=1728, freq="5min").to_numpy().copy()
+    times[500] = times[499]  # a repeated stamp
+    times[900] = times[880]  # a step back
+    hours = np.arange(1728) / 12.0
+    values = 50 + 10 * np.sin(2 * np.pi * hours / 24) + rng.normal(0, 0.5, 1728)
+    values[1400:] += 25.0  # a jump to a new level
+    table = tmp_path / "stream.csv"
+    pd.DataFrame({"timestamp": times, "value": values}).to_csv(table, index=False)
+    output = tmp_path / "out"
+    result = run(
+        "detect", str(table), "--time", "timestamp", "--reference", "15%",
+        "--epochs", "5", "--hidden", "8", "--output", str(output),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "2 time stamp(s) repeat or step back" in result.stdout
+    scores = pd.read_csv(output / "scores.csv")
+    reference = int(0.15 * 1728)
+    assert len(scores) == 1728 and scores.step.tolist() == list(range(1728))
+    assert scores.anomaly_score[:reference].isna().all()
+    assert scores.anomaly_score[reference:].between(0, 1).all()
+    assert scores.anomaly_score[1400:1410].max() >= 0.9  # the jump raises an alarm at once
+    assert scores.flag[1400:1410].sum() >= 1
+    summary = (output / "summary.md").read_text()
+    assert "time of day as inputs" in summary and f"| {reference} | 2 |" in summary
+    bad = run("detect", str(table), "--time", "timestamp", "--reference", "150%")
+    assert bad.returncode == 1 and "--reference" in bad.stderr and "150%" in bad.stderr
 
 
 def test_detect_errors_name_the_problem(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from rich.console import Console
 
-from .._errors import DataError, describe
+from .._errors import ConfigError, DataError, describe
 from ..anomaly import (
     DetectorConfig,
     ForecastDetector,
@@ -19,45 +20,55 @@ from ..anomaly import (
     ranges,
     standardise,
 )
-from ..data import load_table
+from ..data import calendar_features, load_table, time_disorder
 
 
 def run_detect(args: argparse.Namespace) -> Path:
     """Run detection as ``args`` say; returns the output folder."""
+    console = Console()
     table = _table(args)
-    warmup = min(50, max(0, args.reference // 8))
+    disorder = _time_disorder(args, table, console)
+    references = [
+        _reference(args, key, len(values))
+        for key, values in zip(table.groups, table.features, strict=True)
+    ]
+    calendar = _calendar_periods(args, table)
+    covariates = (
+        None if not calendar else [calendar_features(times, calendar) for times in table.times]
+    )
+    shortest = min(references)
     config = DetectorConfig(
         predictor=args.predictor,
         threshold=args.threshold,
         hidden=args.hidden,
         epochs=args.epochs,
         seed=args.seed,
-        reference=args.reference,
-        warmup=warmup,
+        reference=shortest,
+        warmup=min(50, max(0, shortest // 8)),
+        alarm=args.alarm,
         progress=True,
     )
-    for key, values in zip(table.groups, table.features, strict=True):
-        if len(values) <= args.reference:
-            raise DataError(
-                describe(
-                    f"stream {key!r}",
-                    f"more than --reference {args.reference} steps",
-                    f"{len(values)} steps",
-                    problem="is too short.",
-                    fix="Lower --reference or pass a longer series.",
-                )
-            )
-    detector = ForecastDetector(config).fit([v[: args.reference] for v in table.features])
+    detector = ForecastDetector(config).fit(
+        [v[:r] for v, r in zip(table.features, references, strict=True)],
+        covariates=None
+        if covariates is None
+        else [c[:r] for c, r in zip(covariates, references, strict=True)],
+    )
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     frames, detections = [], []
     for index, (key, values) in enumerate(zip(table.groups, table.features, strict=True)):
-        detection = detector.detect(values)
+        detection = detector.detect(
+            values,
+            covariates=None if covariates is None else covariates[index],
+            reference=references[index],
+        )
         detections.append(detection)
         frame = pd.DataFrame(
             {
                 "step": np.arange(len(values)),
                 "score": detection.scores,
+                "anomaly_score": detection.anomaly_scores,
                 "threshold": detection.level,
                 "flag": detection.flags.astype(int),
             }
@@ -70,11 +81,88 @@ def run_detect(args: argparse.Namespace) -> Path:
             frame["label"] = table.targets[index].astype(int)
         frames.append(frame)
     pd.concat(frames).to_csv(output / "scores.csv", index=False)
-    _plot(table, detections, output / "detect.png", args.reference)
-    summary = _summary(args, table, detections)
+    _plot(table, detections, output / "detect.png", references, args.threshold)
+    summary = _summary(args, table, detections, references, calendar, disorder)
     (output / "summary.md").write_text(summary)
-    Console().print(summary)
+    console.print(summary)
     return output
+
+
+def _reference(args: argparse.Namespace, key: Any, steps: int) -> int:
+    """Leading normal steps of one stream: ``--reference`` N, or P% of its steps (NAB: 15%)."""
+    text = str(args.reference).strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1]) / 100.0
+            if not 0.0 < share < 1.0:
+                raise ValueError(text)
+            reference = math.floor(share * steps)
+        else:
+            reference = int(text)
+            if reference < 1:
+                raise ValueError(text)
+    except ValueError:
+        raise ConfigError(
+            describe(
+                "--reference",
+                "a number of steps >= 1 (400) or a share of each stream in (0, 100) % (15%)",
+                repr(text),
+                problem="is invalid.",
+            )
+        ) from None
+    if args.max_reference is not None:
+        reference = min(reference, args.max_reference)
+    if reference < 10 or steps <= reference:
+        raise DataError(
+            describe(
+                f"stream {key!r}",
+                f"at least 10 reference steps and more steps than that (--reference {text})",
+                f"{steps} steps, {reference} of them reference",
+                problem="is too short.",
+                fix="Change --reference, or pass a longer series.",
+            )
+        )
+    return reference
+
+
+def _time_disorder(args: argparse.Namespace, table: Any, console: Console) -> dict[Any, int]:
+    """Repeated or backward time stamps per stream; a warning for each stream that has some."""
+    if table.times is None:
+        return {}
+    counts = {
+        key: time_disorder(times) for key, times in zip(table.groups, table.times, strict=True)
+    }
+    for key, count in counts.items():
+        if count:
+            where = f" in stream {key!r}" if args.group else ""
+            console.print(
+                f"[yellow]warning:[/] {count} time stamp(s){where} repeat or step back; "
+                "rows are taken in file order."
+            )
+    return counts
+
+
+def _calendar_periods(args: argparse.Namespace, table: Any) -> tuple[str, ...]:
+    """Calendar inputs: ``--calendar auto`` is the time of day when the time column holds dates."""
+    choice = args.calendar
+    if choice == "none" or args.predictor != "lstm":
+        return ()
+    dated = table.times is not None and all(
+        np.issubdtype(np.asarray(times).dtype, np.datetime64) for times in table.times
+    )
+    if choice == "auto":
+        return ("day",) if dated else ()
+    if not dated:
+        raise ConfigError(
+            describe(
+                "--calendar",
+                "a --time column of dates and times",
+                "no --time column" if table.times is None else "a time column of numbers",
+                problem="needs time stamps.",
+                fix="Pass --time naming a date/time column, or --calendar none.",
+            )
+        )
+    return tuple(choice.split("+"))
 
 
 def _table(args: argparse.Namespace) -> Any:
@@ -99,11 +187,18 @@ def _table(args: argparse.Namespace) -> Any:
         )
     frame = frame.drop(columns=dropped)
     return load_table(
-        frame, time=args.time, features=args.features, targets=args.label, group=args.group
+        frame,
+        time=args.time,
+        features=args.features,
+        targets=args.label,
+        group=args.group,
+        time_order="file",
     )
 
 
-def _plot(table: Any, detections: list[Any], path: Path, reference: int) -> None:
+def _plot(
+    table: Any, detections: list[Any], path: Path, references: list[int], threshold: str
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,11 +208,15 @@ def _plot(table: Any, detections: list[Any], path: Path, reference: int) -> None
     figure, axes = plt.subplots(2 * shown, 1, figsize=(12, 4.5 * shown), squeeze=False)
     for row in range(shown):
         values, detection = table.features[row], detections[row]
+        reference = references[row]
         steps = np.arange(len(values))
         top, bottom = axes[2 * row, 0], axes[2 * row + 1, 0]
         top.plot(steps, standardise(values, values[:reference]), linewidth=0.7)
         top.set_title(f"{table.groups[row]}: sensors (standardised by the normal part)")
-        bottom.plot(steps, detection.scores, color="black", linewidth=0.8, label="score")
+        likelihood = threshold == "likelihood"
+        shown_scores = detection.anomaly_scores if likelihood else detection.scores
+        label = "anomaly score" if likelihood else "score"
+        bottom.plot(steps, shown_scores, color="black", linewidth=0.8, label=label)
         if np.isfinite(detection.level):
             bottom.axhline(detection.level, color="red", linestyle="--", label="threshold")
         for axis in (top, bottom):
@@ -127,29 +226,43 @@ def _plot(table: Any, detections: list[Any], path: Path, reference: int) -> None
             if table.targets is not None:
                 for start, end in ranges(table.targets[row] > 0.5).tolist():
                     axis.axvspan(start, end, ymin=0.0, ymax=0.05, color="blue", alpha=0.6)
-        bottom.set_yscale("symlog")
+        if not likelihood:
+            bottom.set_yscale("symlog")
         bottom.legend(loc="upper left")
-        bottom.set_title("anomaly score; red: flagged, blue bar: labelled, green: normal part")
+        bottom.set_title(
+            f"{label}; red: flagged, blue bar: labelled, green: normal part (reference)"
+        )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
 
-def _summary(args: argparse.Namespace, table: Any, detections: list[Any]) -> str:
+def _summary(
+    args: argparse.Namespace,
+    table: Any,
+    detections: list[Any],
+    references: list[int],
+    calendar: tuple[str, ...],
+    disorder: dict[Any, int],
+) -> str:
+    inputs = f"time of {' and '.join(calendar)} as inputs" if calendar else "no calendar inputs"
     lines = [
         f"# Anomaly detection: {args.path}",
         "",
-        f"Predictor `{args.predictor}`, threshold `{args.threshold}`, calibrated on the first "
-        f"{args.reference} steps of each stream (assumed normal). Files: `scores.csv`, "
-        "`detect.png`.",
+        f"Predictor `{args.predictor}` ({inputs}), threshold `{args.threshold}`, calibrated on "
+        f"the first `--reference {args.reference}` steps of each stream (assumed normal). "
+        "`anomaly_score` (in [0, 1], empty over the reference part) is the anomaly "
+        "likelihood, which keeps adapting to each stream. Files: `scores.csv`, `detect.png`.",
         "",
-        "| stream | steps | flagged steps | flagged ranges | threshold |",
-        "|---|---|---|---|---|",
+        "| stream | steps | reference steps | out-of-order time stamps | flagged steps | "
+        "flagged ranges | threshold |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for key, detection in zip(table.groups, detections, strict=True):
+    for key, detection, reference in zip(table.groups, detections, references, strict=True):
         lines.append(
-            f"| {key} | {len(detection.flags)} | {int(detection.flags.sum())} | "
-            f"{len(ranges(detection.flags))} | {detection.level:.4g} |"
+            f"| {key} | {len(detection.flags)} | {reference} | {disorder.get(key, 0)} | "
+            f"{int(detection.flags.sum())} | {len(ranges(detection.flags))} | "
+            f"{detection.level:.4g} |"
         )
     if table.targets is not None:
         labels: list[NDArray[np.bool_]] = [t > 0.5 for t in table.targets]

@@ -15,6 +15,7 @@ from ._lanes import pack_lanes as pack_lanes
 from ._scaler import Scaler as Scaler
 from ._table import SequenceSet as SequenceSet
 from ._table import load_table as load_table
+from ._table import time_disorder as time_disorder
 from ._windows import Windows as Windows
 from ._windows import windows as windows
 
@@ -31,5 +32,6 @@ __all__ = [
     "load_table",
     "pack_lanes",
     "taylor_electricity",
+    "time_disorder",
     "windows",
 ]

@@ -7,7 +7,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,7 +18,7 @@ from ._lanes import LaneLayout, pack_lanes
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SequenceSet", "load_table"]
+__all__ = ["SequenceSet", "load_table", "time_disorder"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,6 +64,7 @@ def load_table(
     targets: str | Sequence[str] | None = None,
     group: str | None = None,
     sep: str = ",",
+    time_order: Literal["strict", "file"] = "strict",
 ) -> SequenceSet:
     """Read a table into one sequence per stream.
 
@@ -71,7 +72,10 @@ def load_table(
         source: a DataFrame, or the path of a ``.csv`` (``sep``-separated) or
             ``.parquet`` file.
         time: time column; parsed to datetimes when it holds text. Within each
-            stream it must be strictly increasing (sort the table first).
+            stream it must be strictly increasing (sort the table first),
+            unless ``time_order="file"``: then rows stay in file order even
+            where a time stamp repeats or steps back (a clock change, a
+            stream replayed as it arrived); :func:`time_disorder` counts them.
         features: feature columns; by default every column that is not the
             time, group or a target column (all of them must then be numeric).
         targets: one target column (targets are 1-D per step) or a list.
@@ -132,7 +136,11 @@ def load_table(
             )
         parts = [(key, frame[frame[group] == key]) for key in pd.unique(frame[group])]
 
-    if time is not None:
+    if time_order not in ("strict", "file"):
+        raise ConfigError(
+            describe("time_order", "'strict' or 'file'", repr(time_order), problem="is unknown.")
+        )
+    if time is not None and time_order == "strict":
         for key, part in parts:
             _check_increasing(part, time, key if group is not None else None)
 
@@ -264,6 +272,16 @@ def _check_column(frame: pd.DataFrame, name: str) -> None:
                 fix="Fill or drop them first (for example DataFrame.interpolate()).",
             )
         )
+
+
+def time_disorder(times: NDArray[Any]) -> int:
+    """How many time stamps repeat or step back from the one before them.
+
+    >>> time_disorder(np.array([1, 2, 2, 1, 5]))
+    2
+    """
+    stamps = np.asarray(times)
+    return int((stamps[1:] <= stamps[:-1]).sum()) if len(stamps) > 1 else 0
 
 
 def _check_increasing(part: pd.DataFrame, time: str, key: Hashable | None) -> None:

@@ -1,0 +1,243 @@
+"""NAB benchmark: stateline's detector on the development part of the Numenta Anomaly Benchmark.
+
+NAB's protocol: each file is one stream, processed in order with no
+look-ahead; its first min(15 %, 750) rows (the probationary period) are all the
+detector learns from, and are not scored. Every detector emits one anomaly
+score per row; one threshold per detector and profile is chosen by NAB's
+optimiser over all 24 files (``nab_sweep``: every distinct score tried), never
+per file. The NAB part is AGPL-3.0 and is read from ../shared, never copied.
+
+stateline's detector, per file from scratch with the same settings everywhere:
+a 64-unit LSTM forecaster with the time of day as inputs (``calendar_features``)
+trained on the probationary rows (standardised by them), its one-step errors
+turned into the anomaly likelihood (``DetectorConfig(threshold="likelihood")``:
+short vs long window tail, range rule, quiet period). The ablation rows take
+one part away each, from the same forecast errors (the "no calendar inputs" row
+trains a second LSTM without them). The moving-average detector goes through
+the same likelihood. The windowed Gaussian is stateline's baseline (z-score
+against the previous 6,400 values) run here; the published rows are NAB's own
+outputs scored here, at NAB's thresholds (its table) and swept on this part.
+
+Run: .venv/bin/python bench/nab.py [--nab ../shared/data/nab-dev]
+(bench/anomaly.py runs it after SKAB.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+from stateline.anomaly import (
+    NAB_CATEGORIES_WITH_ANOMALIES,
+    NAB_PROFILES,
+    DetectorConfig,
+    ForecastDetector,
+    NabCorpusResult,
+    NabSeries,
+    WindowedGaussian,
+    load_nab,
+    nab_corpus_score,
+    nab_sweep,
+    read_nab_results,
+    standardise,
+)
+from stateline.data import calendar_features
+
+DEFAULT_NAB = Path(__file__).resolve().parents[2] / "shared" / "data" / "nab-dev"
+NAB_PROFILE_KEYS = {
+    "standard": "standard",
+    "reward_low_fp": "reward_low_FP_rate",
+    "reward_low_fn": "reward_low_FN_rate",
+}
+DETECTOR = DetectorConfig(threshold="likelihood", hidden=64, epochs=60, chunk=50)
+ABLATIONS = {
+    "no adaptation (long window frozen at the reference)": {"long": 0.0},
+    "no range rule": {"range_tolerance": None},
+    "no quiet period": {"quiet": 0.0},
+}
+
+
+def config_for(item: NabSeries, **changes: object) -> DetectorConfig:
+    """The detector's settings for one file: its probationary rows are the reference."""
+    reference = item.probation
+    return dataclasses.replace(
+        DETECTOR, reference=reference, warmup=min(DETECTOR.warmup, reference // 8), **changes
+    )
+
+
+def forecast_errors(
+    series: list[NabSeries], *, calendar: bool, predictor: str = "lstm"
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
+    """Per file: one-step errors and standardised values; seconds spent fitting and predicting."""
+    errors, values = {}, {}
+    started = time.perf_counter()
+    for item in track(series, description=f"{predictor} calendar={calendar}", transient=True):
+        config = config_for(item, predictor=predictor)
+        column = item.values[:, None]
+        extra = calendar_features(item.timestamps) if calendar else None
+        reference = item.probation
+        detector = ForecastDetector(config).fit(
+            [column[:reference]], covariates=None if extra is None else [extra[:reference]]
+        )
+        errors[item.name] = detector.errors(column, covariates=extra)
+        values[item.name] = standardise(column, column[:reference])
+    return errors, values, time.perf_counter() - started
+
+
+def likelihood_scores(
+    series: list[NabSeries],
+    errors: dict[str, np.ndarray],
+    values: dict[str, np.ndarray],
+    **changes: object,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Anomaly scores and the detector's own flags per file, from the same errors."""
+    scores, flags = {}, {}
+    for item in series:
+        config = config_for(item, **changes)
+        detection = ForecastDetector(config).score_errors(
+            errors[item.name], values=values[item.name], reference=item.probation
+        )
+        scores[item.name] = np.nan_to_num(detection.anomaly_scores)
+        flags[item.name] = detection.flags
+    return scores, flags
+
+
+def swept(series: list[NabSeries], scores: dict[str, np.ndarray]) -> dict[str, NabCorpusResult]:
+    return {profile: nab_sweep(series, scores, profile=profile) for profile in NAB_PROFILES}
+
+
+def own_flags(series: list[NabSeries], flags: dict[str, np.ndarray]) -> float:
+    """NAB standard score of the detector's flags as they come out (no threshold chosen)."""
+    result = nab_corpus_score(series, {k: v.astype(float) for k, v in flags.items()}, 0.5)
+    return result.normalised
+
+
+def windowed_gaussian(series: list[NabSeries]) -> tuple[dict[str, np.ndarray], float]:
+    scores = {}
+    started = time.perf_counter()
+    for item in series:
+        scores[item.name] = WindowedGaussian(window=6400).score_many(item.values[:, None])
+    return scores, time.perf_counter() - started
+
+
+def single_stream_speed(item: NabSeries) -> tuple[float, float]:
+    """Steps per second on one stream, learning included: stateline's detector, windowed Gaussian."""
+    started = time.perf_counter()
+    column = item.values[:, None]
+    extra = calendar_features(item.timestamps)
+    reference = item.probation
+    detector = ForecastDetector(config_for(item)).fit(
+        [column[:reference]], covariates=[extra[:reference]]
+    )
+    detector.detect(column, covariates=extra, reference=reference)
+    ours = len(column) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    WindowedGaussian(window=6400).score_many(column)
+    return ours, len(column) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="NAB benchmark on the development part")
+    parser.add_argument("--nab", type=Path, default=DEFAULT_NAB, help="NAB part folder")
+    parser.add_argument("--threads", type=int, default=2, help="PyTorch threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    series = load_nab(args.nab)
+    console = Console(width=180)
+
+    rows: list[tuple[str, dict[str, NabCorpusResult], str, float]] = []
+    errors, values, seconds = forecast_errors(series, calendar=True)
+    scores, flags = likelihood_scores(series, errors, values)
+    name = "stateline LSTM detector (time-of-day inputs, likelihood, range rule, quiet period)"
+    rows.append((name, swept(series, scores), f"{own_flags(series, flags):.1f}", seconds))
+    for label, changes in ABLATIONS.items():
+        ablated, _ = likelihood_scores(series, errors, values, **changes)
+        rows.append((f"  ablation: {label}", swept(series, ablated), "", 0.0))
+    raw = {}
+    for item in series:
+        detection = ForecastDetector(config_for(item)).score_errors(
+            errors[item.name], reference=item.probation
+        )
+        raw[item.name] = np.where(np.arange(len(item.values)) < item.probation, 0, detection.scores)
+    rows.append(
+        ("  ablation: no likelihood (smoothed squared error score)", swept(series, raw), "", 0.0)
+    )
+    plain, plain_values, seconds = forecast_errors(series, calendar=False)
+    plain_scores, _ = likelihood_scores(series, plain, plain_values)
+    rows.append(("  ablation: no calendar inputs", swept(series, plain_scores), "", seconds))
+    average, average_values, seconds = forecast_errors(
+        series, calendar=False, predictor="moving_average"
+    )
+    average_scores, average_flags = likelihood_scores(series, average, average_values)
+    rows.append(
+        (
+            "stateline moving-average detector (same likelihood)",
+            swept(series, average_scores),
+            f"{own_flags(series, average_flags):.1f}",
+            seconds,
+        )
+    )
+    gaussian, seconds = windowed_gaussian(series)
+    rows.append(
+        (
+            "windowed Gaussian (stateline baseline, window 6400)",
+            swept(series, gaussian),
+            "",
+            seconds,
+        )
+    )
+    thresholds = json.loads((args.nab / "config" / "thresholds.json").read_text())
+    for detector, label in (("numenta", "Numenta HTM"), ("windowedGaussian", "windowed Gaussian")):
+        published = read_nab_results(args.nab, detector)
+        at_nab = {
+            profile: nab_corpus_score(
+                series, published, thresholds[detector][key]["threshold"], profile=profile
+            )
+            for profile, key in NAB_PROFILE_KEYS.items()
+        }
+        rows.append((f"published {label}, NAB's thresholds", at_nab, "", 0.0))
+        rows.append((f"published {label}, swept on this part", swept(series, published), "", 0.0))
+
+    table = Table(title=f"NAB, development part ({len(series)} files), one threshold per profile")
+    for column in ("detector", "standard", "low FP", "low FN"):
+        table.add_column(column, justify="left" if column == "detector" else "right")
+    for category in NAB_CATEGORIES_WITH_ANOMALIES:
+        table.add_column(f"{category} (std)", justify="right")
+    for column in ("false rows, no-anomaly files", "own flags (std)", "seconds"):
+        table.add_column(column, justify="right")
+    for name, results, flagged, seconds in rows:
+        standard = results["standard"]
+        false_rows = sum(
+            r.false_positives
+            for file, r in standard.files.items()
+            if file.startswith("artificialNoAnomaly")
+        )
+        table.add_row(
+            name,
+            *(f"{results[p].normalised:.2f}" for p in NAB_PROFILES),
+            *(f"{standard.category(c):.1f}" for c in NAB_CATEGORIES_WITH_ANOMALIES),
+            str(false_rows),
+            flagged,
+            f"{seconds:.1f}" if seconds else "",
+        )
+    console.print(table)
+    longest = max(series, key=lambda s: len(s.values))
+    ours, theirs = single_stream_speed(longest)
+    console.print(
+        f"One stream ({longest.name}, {len(longest.values)} rows, fit on its "
+        f"{longest.probation} probationary rows included): stateline detector "
+        f"{ours:,.0f} steps/s, windowed Gaussian {theirs:,.0f} steps/s."
+    )
+
+
+if __name__ == "__main__":
+    main()
