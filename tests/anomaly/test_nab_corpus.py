@@ -1,4 +1,4 @@
-"""NAB's corpus scoring: reproduces NAB's published numbers, and the sweep finds the best threshold."""
+"""NAB corpus scoring: reproduces the published numbers; the sweep finds the best threshold."""
 
 from __future__ import annotations
 

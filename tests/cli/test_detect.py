@@ -40,10 +40,10 @@ def test_detect_writes_scores_plot_and_summary(tmp_path: Path) -> None:
 def test_detect_nab_style_takes_a_share_and_rows_in_file_order(tmp_path: Path) -> None:
     """``--reference 15%``, a clock change kept in file order with a warning, anomaly scores."""
     rng = np.random.default_rng(0)
-    times = pd.date_range("2024-01-01", periods=1728, freq="5min").to_numpy().copy()
+    times = pd.date_range("2024-01-01", periods=1728, freq="15min").to_numpy().copy()
     times[500] = times[499]  # a repeated stamp
     times[900] = times[880]  # a step back
-    hours = np.arange(1728) / 12.0
+    hours = np.arange(1728) / 4.0
     values = 50 + 10 * np.sin(2 * np.pi * hours / 24) + rng.normal(0, 0.5, 1728)
     values[1400:] += 25.0  # a jump to a new level
     table = tmp_path / "stream.csv"

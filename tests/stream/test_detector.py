@@ -100,9 +100,10 @@ def stream_all(
     likelihood=st.fixed_dictionaries(
         {
             "long": st.sampled_from([0.0, 0.002, 0.05]),
-            "range_tolerance": st.sampled_from([None, 0.0, 0.05]),
+            "range_tolerance": st.sampled_from([None, 0.01, 0.05]),
             "quiet": st.sampled_from([0.0, 0.1, 0.3]),
             "alarm": st.sampled_from([0.3, 0.9]),
+            "range_base": st.sampled_from([0.5, 0.8]),
         }
     ),
 )

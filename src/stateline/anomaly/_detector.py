@@ -17,8 +17,8 @@ from ._likelihood import (
     LikelihoodConfig,
     LikelihoodState,
     likelihood_calibrate,
-    likelihood_step,
-    track_range,
+    log_tail_score,
+    range_scores,
 )
 from ._scorers import ErrorScorer, require_combinable
 from ._thresholds import DynamicThreshold, GaussianThreshold, QuantileThreshold, Threshold
@@ -33,7 +33,8 @@ class DetectorConfig:
     """Settings of :class:`ForecastDetector`; validated on creation.
 
     ``predictor`` is ``"lstm"`` (a stateline :class:`~stateline.Forecaster`
-    with ``hidden``, ``layers``, ``chunk``, ``epochs``, ``seed``) or
+    with ``hidden``, ``layers``, ``chunk``, ``epochs``, ``patience`` (None:
+    no early stopping), ``seed``) or
     ``"moving_average"`` (mean of the previous ``window`` steps). Every series
     is standardised by its own ``reference`` part (its leading normal steps),
     on which the scorer's error spread and the threshold are also calibrated,
@@ -57,6 +58,7 @@ class DetectorConfig:
     chunk: int = 50
     epochs: int = 60
     seed: int = 0
+    patience: int | None = 10
     window: int = 10
     smoothing: float = 0.1
     combine: Literal["mean", "max", "trimmed"] = "mean"
@@ -69,6 +71,7 @@ class DetectorConfig:
     short: float = 0.2
     long: float = 0.002
     range_tolerance: float | None = 0.05
+    range_base: float = 0.8
     quiet: float = 0.2
     alarm: float = 0.9
     progress: bool = False
@@ -114,6 +117,7 @@ class DetectorConfig:
             short=self.short,
             long=self.long,
             range_tolerance=self.range_tolerance,
+            range_base=self.range_base,
             quiet=self.quiet,
             alarm=self.alarm,
         )
@@ -217,6 +221,7 @@ class ForecastDetector:
                     layers=config.layers,
                     chunk=config.chunk,
                     epochs=config.epochs,
+                    patience=config.patience,
                     seed=config.seed,
                     progress=config.progress,
                 )
@@ -390,18 +395,43 @@ def run_likelihood(
     reference: int,
     warmup: int,
 ) -> NDArray[np.float64]:
-    """One stream's anomaly likelihood over all its steps (NaN over the reference part)."""
-    channels = 1 if values is None else values.shape[1]
-    state = LikelihoodState.empty(1, channels)
-    if values is not None:
-        for row in values[:reference]:
-            track_range(state, row[None])
+    """One stream's anomaly likelihood over all its steps (NaN over the reference part).
+
+    The numbers of :func:`~stateline.anomaly._likelihood.likelihood_step` run
+    step by step (as a stream detector does), computed in bulk: only the two
+    exponential windows are a loop over floats, the rest is vectorised.
+    """
+    state = LikelihoodState.empty(1, 1 if values is None else values.shape[1])
     likelihood_calibrate(state, config, surprise[:reference], warmup)
+    steps = len(surprise)
+    short = np.empty(steps)
+    mean = np.empty(steps)
+    var = np.empty(steps)
+    level, m, v = float(state.short[0]), float(state.mean[0]), float(state.var[0])
+    keep, weight = 1.0 - config.short, config.long
+    for step, value in enumerate(surprise[reference:].tolist(), start=reference):
+        level = config.short * value + keep * level
+        short[step], mean[step], var[step] = level, m, v
+        delta = level - m
+        m = m + weight * delta
+        v = (1.0 - weight) * (v + weight * delta**2)
+    live = slice(reference, steps)
+    z = (short[live] - mean[live]) / np.maximum(np.sqrt(var[live]), config.floor)
+    scores = log_tail_score(z)
+    if values is not None and config.range_tolerance is not None:
+        low = np.fmin.accumulate(values, axis=0)[reference - 1 : steps - 1]
+        high = np.fmax.accumulate(values, axis=0)[reference - 1 : steps - 1]
+        scores = np.maximum(scores, range_scores(config, low, high, values[live]))
     quiet = config.quiet_steps(reference)
-    anomaly = np.full(len(surprise), np.nan)
-    for step in range(reference, len(surprise)):
-        row = None if values is None else values[step : step + 1]
-        anomaly[step] = likelihood_step(state, config, surprise[step : step + 1], row, quiet)[0]
+    if quiet:
+        free = 0
+        for position in np.flatnonzero(scores >= config.alarm).tolist():
+            if position < free:
+                continue
+            scores[position + 1 : position + 1 + quiet] = 0.0
+            free = position + 1 + quiet
+    anomaly = np.full(steps, np.nan)
+    anomaly[live] = scores
     return anomaly
 
 

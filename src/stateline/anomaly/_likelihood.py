@@ -17,8 +17,9 @@ likelihood turns them into one score that means the same thing everywhere
    distribution, reported on a log scale,
    ``log(tail + 1e-10) / log(1e-10)``: 0.5 is a z of about 4.3, 1.0 a tail
    of 1e-10;
-5. *range rule*: a value outside the range the stream has shown so far (by
-   more than ``range_tolerance`` of that range) scores 1.0;
+5. *range rule*: a value outside the range the stream has shown so far
+   scores at least ``range_base`` (0.8) at the edge of that range, rising
+   linearly to 1.0 at ``range_tolerance`` (5 %) of the range beyond it;
 6. *quiet period*: after an alarm (a score at or above ``alarm``) the next
    ``quiet`` x reference steps score 0, so one event raises one alarm.
 
@@ -64,6 +65,7 @@ class LikelihoodConfig:
     short: float = 0.2
     long: float = 0.002
     range_tolerance: float | None = 0.05
+    range_base: float = 0.8
     quiet: float = 0.2
     alarm: float = 0.9
     floor: float = 1e-3
@@ -73,6 +75,7 @@ class LikelihoodConfig:
             ("short", 0.0, 1.0),
             ("long", 0.0, 1.0),
             ("alarm", 0.0, 1.0),
+            ("range_base", 0.0, 1.0),
         ):
             value = getattr(self, name)
             if not low < value <= high and not (name == "long" and value == 0.0):
@@ -81,11 +84,11 @@ class LikelihoodConfig:
                         name, f"a number in ({low}, {high}]", repr(value), problem="is invalid."
                     )
                 )
-        if self.range_tolerance is not None and not self.range_tolerance >= 0.0:
+        if self.range_tolerance is not None and not self.range_tolerance > 0.0:
             raise ConfigError(
                 describe(
                     "range_tolerance",
-                    "a share >= 0 of the range seen so far, or None (no range rule)",
+                    "a share > 0 of the range seen so far, or None (no range rule)",
                     repr(self.range_tolerance),
                     problem="is invalid.",
                 )
@@ -157,6 +160,30 @@ def track_range(state: LikelihoodState, values: NDArray[np.float64]) -> None:
     state.high[...] = np.fmax(state.high, values)
 
 
+def range_scores(
+    config: LikelihoodConfig,
+    low: NDArray[np.float64],
+    high: NDArray[np.float64],
+    values: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """The range rule's score of ``values`` ``(n, channels)`` against ranges seen before (0 inside).
+
+    >>> config = LikelihoodConfig()
+    >>> low, high = np.array([[0.0]] * 3), np.array([[10.0]] * 3)
+    >>> range_scores(config, low, high, np.array([[5.0], [10.25], [12.0]])).tolist()
+    [0.0, 0.9, 1.0]
+    """
+    assert config.range_tolerance is not None
+    span = high - low
+    excess = np.maximum(values - high, low - values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(span > 0, excess / span, 0.0)
+    rising = (1.0 - config.range_base) * share / config.range_tolerance
+    graded = np.where(share > 0, np.minimum(1.0, config.range_base + rising), 0.0)
+    result: NDArray[np.float64] = graded.max(axis=1)
+    return result
+
+
 def likelihood_calibrate(
     state: LikelihoodState, config: LikelihoodConfig, surprise: NDArray[np.float64], start: int
 ) -> NDArray[np.float64]:
@@ -191,7 +218,7 @@ def likelihood_step(
     ``values`` the observed values ``(n, channels)`` for the range rule (None:
     no range rule).
 
-    >>> state = LikelihoodState.empty(2, 1)
+    >>> state = LikelihoodState.empty(2, 1)  # two streams, one channel
     >>> state.mean[:], state.var[:], state.short[:] = 1.0, 0.01, 1.0
     >>> config = LikelihoodConfig(range_tolerance=None)
     >>> likelihood_step(state, config, np.array([1.0, 9.0]), None, 5).round(2).tolist()
@@ -203,10 +230,7 @@ def likelihood_step(
     z = (state.short - state.mean) / np.maximum(np.sqrt(state.var), config.floor)
     scores = log_tail_score(z)
     if values is not None and config.range_tolerance is not None:
-        span = state.high - state.low
-        margin = config.range_tolerance * span
-        outside = (span > 0) & ((values > state.high + margin) | (values < state.low - margin))
-        scores = np.where(outside.any(axis=1), 1.0, scores)
+        scores = np.maximum(scores, range_scores(config, state.low, state.high, values))
         track_range(state, values)
     silent = state.quiet > 0
     scores = np.where(silent, 0.0, scores)

@@ -20,7 +20,7 @@ from ..anomaly import (
     ranges,
     standardise,
 )
-from ..data import calendar_features, load_table, time_disorder
+from ..data import calendar_features, calendar_periods, load_table, time_disorder
 
 
 def run_detect(args: argparse.Namespace) -> Path:
@@ -32,7 +32,7 @@ def run_detect(args: argparse.Namespace) -> Path:
         _reference(args, key, len(values))
         for key, values in zip(table.groups, table.features, strict=True)
     ]
-    calendar = _calendar_periods(args, table)
+    calendar = _calendar_periods(args, table, references)
     covariates = (
         None if not calendar else [calendar_features(times, calendar) for times in table.times]
     )
@@ -42,6 +42,7 @@ def run_detect(args: argparse.Namespace) -> Path:
         threshold=args.threshold,
         hidden=args.hidden,
         epochs=args.epochs,
+        patience=args.patience,
         seed=args.seed,
         reference=shortest,
         warmup=min(50, max(0, shortest // 8)),
@@ -142,8 +143,10 @@ def _time_disorder(args: argparse.Namespace, table: Any, console: Console) -> di
     return counts
 
 
-def _calendar_periods(args: argparse.Namespace, table: Any) -> tuple[str, ...]:
-    """Calendar inputs: ``--calendar auto`` is the time of day when the time column holds dates."""
+def _calendar_periods(
+    args: argparse.Namespace, table: Any, references: list[int]
+) -> tuple[str, ...]:
+    """Calendar inputs; ``auto``: the cycles every stream's reference part covers twice."""
     choice = args.calendar
     if choice == "none" or args.predictor != "lstm":
         return ()
@@ -151,7 +154,14 @@ def _calendar_periods(args: argparse.Namespace, table: Any) -> tuple[str, ...]:
         np.issubdtype(np.asarray(times).dtype, np.datetime64) for times in table.times
     )
     if choice == "auto":
-        return ("day",) if dated else ()
+        if not dated:
+            return ()
+        covered = [
+            set(calendar_periods(times[:reference]))
+            for times, reference in zip(table.times, references, strict=True)
+        ]
+        common = set.intersection(*covered)
+        return tuple(name for name in ("day", "week") if name in common)
     if not dated:
         raise ConfigError(
             describe(

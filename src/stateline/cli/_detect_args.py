@@ -60,10 +60,17 @@ def add_detect_parser(commands: Any) -> None:
         "--calendar",
         choices=("auto", "none", "day", "day+week"),
         default="auto",
-        help="calendar inputs of the LSTM from the --time column: auto = time of day when "
-        "it holds dates (default)",
+        help="calendar inputs of the LSTM from the --time column; auto (default): the time "
+        "of day when every stream's reference part spans two days or more, and the day of the "
+        "week when it spans two weeks",
     )
-    detect.add_argument("--hidden", type=int, default=64, help="LSTM units (default: 64)")
-    detect.add_argument("--epochs", type=int, default=60, help="training epochs (default: 60)")
+    detect.add_argument("--hidden", type=int, default=32, help="LSTM units (default: 32)")
+    detect.add_argument("--epochs", type=int, default=40, help="training epochs (default: 40)")
+    detect.add_argument(
+        "--patience",
+        type=int,
+        help="stop training after this many epochs without improvement (default: train all "
+        "epochs; the reference part is short)",
+    )
     detect.add_argument("--seed", type=int, default=0)
     detect.add_argument("--output", default="detect-output", help="folder (default: %(default)s)")

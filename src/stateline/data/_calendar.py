@@ -9,7 +9,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, DataError, describe
 
-__all__ = ["CALENDAR_PERIODS", "calendar_features"]
+__all__ = ["CALENDAR_PERIODS", "calendar_features", "calendar_periods"]
 
 CALENDAR_PERIODS = {"day": 86_400, "week": 7 * 86_400}
 """The calendar cycles :func:`calendar_features` knows, in seconds."""
@@ -58,3 +58,22 @@ def calendar_features(times: ArrayLike, periods: Sequence[str] = ("day",)) -> ND
         columns += [np.sin(phase), np.cos(phase)]
     features: NDArray[np.float64] = np.stack(columns, axis=1)
     return features
+
+
+def calendar_periods(times: ArrayLike, *, cycles: float = 2.0) -> tuple[str, ...]:
+    """The calendar cycles that ``times`` (a model's training stamps) cover ``cycles`` times.
+
+    A model learns a daily shape only from data that spans at least two days,
+    and a weekly one from at least two weeks; fewer make the calendar inputs
+    an extrapolation. Numbers (not time stamps) give ``()``.
+
+    >>> days = np.arange(0, 3 * 86_400, 3_600).astype("datetime64[s]")
+    >>> calendar_periods(days), calendar_periods(days[:30]), calendar_periods(np.arange(5.0))
+    (('day',), (), ())
+    """
+    stamps = np.asarray(times).reshape(-1)
+    if len(stamps) < 2 or not np.issubdtype(stamps.dtype, np.datetime64):
+        return ()
+    seconds = stamps.astype("datetime64[s]").astype(np.int64)
+    span = float(seconds.max() - seconds.min())
+    return tuple(name for name, length in CALENDAR_PERIODS.items() if span >= cycles * length)
