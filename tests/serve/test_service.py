@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stateline import Forecaster
+from stateline.anomaly import DetectorConfig, ForecastDetector
 from stateline.serve import Event, StreamService
 
-from .conftest import serve_config
+from .conftest import REFERENCE, WARMUP, serve_config
 
 
 @settings(max_examples=10, deadline=None)
@@ -44,3 +46,35 @@ def test_streamed_forecasts_equal_offline_whole_series(
             got[name][first : first + k] = [step[0][0] for step in answer["forecast"]]
     for name in series:
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-5)
+
+
+def test_anomaly_scores_equal_the_offline_detector(
+    model_dir: Path, temperatures_csv: Path, tmp_path: Path
+) -> None:
+    """threshold='likelihood': the service's anomaly scores and flags are the offline ones.
+
+    Offline, ``score_errors`` gets the same forecasts' errors in original units
+    (z-scores and the range rule do not change with the scaler's units).
+    """
+    frame = pd.read_csv(temperatures_csv)
+    series = {c: frame.loc[frame.city == c, "temp"].to_numpy()[:200] for c in frame.city.unique()}
+    series["spiky"] = series[next(iter(series))].copy()
+    series["spiky"][150:154] += 25.0  # a sensor fault the detector should raise an alarm for
+    forecaster = Forecaster.load(model_dir)
+    config = DetectorConfig(threshold="likelihood", reference=REFERENCE, warmup=WARMUP)
+    service = StreamService(dataclasses.replace(serve_config(model_dir, tmp_path), detector=config))
+    got = {name: [] for name in series}
+    for step in range(200):
+        events = [Event(name, [[float(v[step])]], step) for name, v in series.items()]
+        for answer, name in zip(service.step(events), series, strict=True):
+            got[name].append((answer["anomaly_scores"][0], answer["flags"][0]))
+    offline = ForecastDetector(config)
+    for name, values in series.items():
+        predictions = forecaster.predict(values).values[:, 0, 0]
+        errors = np.zeros(len(values))
+        errors[1:] = values[1:] - predictions[:-1]
+        expected = offline.score_errors(errors[:, None], values=values[:, None])
+        scores = np.array([np.nan if s is None else s for s, _ in got[name]])
+        np.testing.assert_allclose(scores, expected.anomaly_scores, rtol=1e-4, atol=1e-6)
+        np.testing.assert_array_equal([f for _, f in got[name]], expected.flags)
+    assert any(flag for _, flag in got["spiky"][150:155])

@@ -22,12 +22,19 @@ _DETECTOR_FIELDS = (
     "k",
     "reference",
     "warmup",
+    "short",
+    "long",
+    "range_tolerance",
+    "range_base",
+    "quiet",
+    "alarm",
 )
 
 _EPILOG = f"""examples:
   stateline serve --model model --token s3cret
   {TOKEN_VARIABLE}=s3cret stateline serve --model model --port 8080 --snapshot-interval 5
   stateline serve --model model --reference 100 --threshold gaussian
+  stateline serve --model model --threshold likelihood --alarm 0.9
   stateline serve --model model --online --online-update-every 500 --online-cpu-share 0.2
 
 The dashboard is at http://HOST:PORT/, the API schema at /docs and /openapi.json.

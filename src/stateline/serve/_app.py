@@ -61,9 +61,17 @@ class StepOut(BaseModel):
     forecast: list[list[list[float | None]]] = Field(
         description="per step sent: the forecast of the next `horizon` steps, original units"
     )
-    scores: list[float | None] = Field(description="anomaly score per step (null: calibrating)")
+    scores: list[float | None] = Field(
+        description="smoothed error score per step (null: calibrating)"
+    )
     flags: list[bool]
-    level: float | None = Field(description="the stream's threshold")
+    anomaly_scores: list[float | None] = Field(
+        default_factory=list,
+        description="anomaly likelihood in [0, 1] per step (null: calibrating)",
+    )
+    level: float | None = Field(
+        description="the stream's threshold (the alarm level with threshold=likelihood)"
+    )
     error: str | None = None
 
 

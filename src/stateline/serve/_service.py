@@ -332,6 +332,7 @@ class StreamService:
             "seq": _seq(int(self.store.last_seq[slot])),
             "score": _number(float(self._detector_column("last_score", slot, np.nan))),
             "flag": bool(self._detector_column("last_flag", slot, False)),
+            "anomaly_score": _number(float(self._detector_column("last_anomaly", slot, np.nan))),
             "level": _number(float(self._detector_column("level", slot, np.nan))),
             "last_seen": float(self.store.last_seen[slot]),
         }
@@ -410,12 +411,14 @@ class StreamService:
         shape = (len(chosen), len(members[0][1]))
         scores = np.full(shape, np.nan) if result.scores is None else result.scores
         flags = np.zeros(shape, dtype=bool) if result.flags is None else result.flags
+        anomaly = np.full(shape, np.nan) if result.anomaly_scores is None else result.anomaly_scores
         forecasts = self._unscale(result.predictions)
         if forecasts.ndim == 3:  # one step per event: (events, horizon, targets)
             forecasts = forecasts[:, None]
         forecast_lists = _nullable(forecasts)
         score_lists = _nullable(scores.reshape(len(chosen), -1))
         flag_lists = flags.reshape(len(chosen), -1).tolist()
+        anomaly_lists = _nullable(anomaly.reshape(len(chosen), -1))
         slots = self.store.lookup([event.stream for event in chosen])
         held = slots >= 0
         levels = _nullable(np.where(held, self._detector_column("level", slots, np.nan), np.nan))
@@ -428,6 +431,7 @@ class StreamService:
             answer["forecast"] = forecast_lists[position]
             answer["scores"] = score_lists[position]
             answer["flags"] = flag_lists[position]
+            answer["anomaly_scores"] = anomaly_lists[position]
             answer["level"] = levels[position]
             answer["seq"] = _seq(seqs[position])
             if status in (Status.OK, Status.GAP):
@@ -459,6 +463,7 @@ class StreamService:
                     "next": answer["forecast"][j][0],
                     "score": answer["scores"][j],
                     "flag": answer["flags"][j],
+                    "anomaly_score": answer["anomaly_scores"][j],
                     "level": answer["level"],
                 }
             )
@@ -472,6 +477,7 @@ def _answer(event: Event, status: str, *, error: str | None = None) -> dict[str,
         "forecast": [],
         "scores": [],
         "flags": [],
+        "anomaly_scores": [],
         "level": None,
     }
     if error is not None:
