@@ -26,8 +26,15 @@ table scores the anomaly scores themselves with NAB as NAB does it: windows =
 the labelled anomaly ranges, one threshold for all experiments swept over the
 scores' quantiles and the best kept, for each of NAB's three profiles.
 
+A third row per seed scores SKAB with the anomaly likelihood's own flags
+(``threshold="likelihood"``, alarm 0.9, from the same errors), the detector
+that NAB (below) measures.
+
+After SKAB, the NAB benchmark (bench/nab.py) runs on the NAB development part.
+
 Run: .venv/bin/python bench/anomaly.py [--skab ../shared/data/skab] [--seeds 3]
-SKAB is GPL-3.0 and is read from the given checkout, never copied.
+     [--nab ../shared/data/nab-dev] [--only skab|nab] [--plots DIR]
+SKAB (GPL-3.0) and NAB (AGPL-3.0) are read from the given folders, never copied.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+import nab
 from stateline.anomaly import (
     NAB_PROFILES,
     DetectorConfig,
@@ -111,6 +119,12 @@ def lstm_rows(
             ablation.setdefault(combine, []).append(
                 binary_scores(labels, [d.flags for d in fixed]).f1
             )
+        likelihood = ForecastDetector(DetectorConfig(threshold="likelihood", combine="trimmed"))
+        flags = [
+            likelihood.score_errors(error, values=standardise(e.values, e.values[:REFERENCE])).flags
+            for e, error in zip(experiments, errors, strict=True)
+        ]
+        ablation.setdefault("likelihood", []).append(binary_scores(labels, flags).f1)
     return rows
 
 
@@ -141,16 +155,27 @@ def nab_table(experiments, scores: dict[str, list[np.ndarray]]) -> Table:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="SKAB anomaly benchmark")
+    parser = argparse.ArgumentParser(description="SKAB and NAB anomaly benchmarks")
     parser.add_argument("--skab", type=Path, default=DEFAULT_SKAB, help="SKAB checkout")
+    parser.add_argument("--nab", type=Path, default=nab.DEFAULT_NAB, help="NAB part folder")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--only", choices=("skab", "nab"), help="run one benchmark only")
+    parser.add_argument("--plots", type=Path, help="write NAB's nab.png here")
     args = parser.parse_args()
-    experiments = load_skab(args.skab)
-    console = Console(width=160)
+    console = Console(width=200)
+    if args.only != "nab":
+        skab(args.skab, args.seeds, console)
+    if args.only != "skab":
+        nab.report(args.nab, args.seeds, 2, args.plots, console)
+
+
+def skab(folder: Path, seeds: int, console: Console) -> None:
+    """The SKAB table and SKAB's NAB table."""
+    experiments = load_skab(folder)
 
     scores: dict[str, list[np.ndarray]] = {}
     ablation: dict[str, list[float]] = {}
-    rows = lstm_rows(experiments, args.seeds, scores, ablation)
+    rows = lstm_rows(experiments, seeds, scores, ablation)
     started = time.perf_counter()
     average = ForecastDetector(DetectorConfig(predictor="moving_average", window=10)).fit(
         [e.values[:REFERENCE] for e in experiments]
@@ -202,6 +227,7 @@ def main() -> None:
     for label, key in (
         ("same errors, margin 1.5 fixed beforehand", "trimmed"),
         ("same errors, channels' plain mean, margin 1.5", "mean"),
+        ("same errors, anomaly likelihood's flags (alarm 0.9)", "likelihood"),
     ):
         table.add_row(
             f"  ablation: {label}",

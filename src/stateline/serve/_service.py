@@ -333,9 +333,16 @@ class StreamService:
             "score": _number(float(self._detector_column("last_score", slot, np.nan))),
             "flag": bool(self._detector_column("last_flag", slot, False)),
             "anomaly_score": _number(float(self._detector_column("last_anomaly", slot, np.nan))),
+            "scored_by": self.flagged_by,
             "level": _number(float(self._detector_column("level", slot, np.nan))),
             "last_seen": float(self.store.last_seen[slot]),
         }
+
+    @property
+    def flagged_by(self) -> str:
+        """Which per-step score ``level`` applies to: ``anomaly_score`` or ``score``."""
+        likelihood = self.detector is not None and self.detector.config.threshold == "likelihood"
+        return "anomaly_score" if likelihood else "score"
 
     def _detector_column(self, name: str, slots: Any, default: Any) -> Any:
         if self.detector is None:
