@@ -120,11 +120,15 @@ def lstm_rows(
                 binary_scores(labels, [d.flags for d in fixed]).f1
             )
         likelihood = ForecastDetector(DetectorConfig(threshold="likelihood", combine="trimmed"))
-        flags = [
-            likelihood.score_errors(error, values=standardise(e.values, e.values[:REFERENCE])).flags
+        detections = [
+            likelihood.score_errors(error, values=standardise(e.values, e.values[:REFERENCE]))
             for e, error in zip(experiments, errors, strict=True)
         ]
+        flags = [d.flags for d in detections]
         ablation.setdefault("likelihood", []).append(binary_scores(labels, flags).f1)
+        if seed == 0:
+            name = "stateline LSTM detector, anomaly likelihood (seed 0)"
+            scores[name] = [np.nan_to_num(d.anomaly_scores) for d in detections]
     return rows
 
 
