@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -12,10 +13,11 @@ import pandas as pd
 import pytest
 import torch
 
+from stateline.anomaly import DetectorConfig
 from stateline.online import OnlineConfig
 from stateline.serve import Event, StreamService
 
-from .conftest import AUTH, free_port, serve_config
+from .conftest import AUTH, REFERENCE, WARMUP, free_port, serve_config
 
 ONLINE = OnlineConfig(update_every=40, min_steps=8, chunk=16, buffer=48, cpu_share=0.5)
 
@@ -106,3 +108,37 @@ def test_running_server_updates_the_model_in_the_background(
         server.should_exit = True
         thread.join(timeout=30)
     assert (tmp_path / "state" / "online.pt").is_file()  # written with the final snapshot
+
+
+def test_online_service_with_the_likelihood_restores_its_state(
+    model_dir: Path, temperatures_csv: Path, tmp_path: Path
+) -> None:
+    """``serve --online --threshold likelihood``: anomaly scores in [0, 1], flagged steps kept
+    out of learning, and a restart continues every stream's likelihood exactly."""
+    detector = DetectorConfig(threshold="likelihood", reference=REFERENCE, warmup=WARMUP)
+    config = dataclasses.replace(
+        serve_config(model_dir, tmp_path / "state", online=ONLINE), detector=detector
+    )
+    service = StreamService(config)
+    series = temperatures(temperatures_csv)
+    series["faulty"] = series["Seattle"].copy()
+    series["faulty"][90:95] += 30.0
+    flagged = 0
+    for t in range(100):
+        answers = service.step([Event(name, [float(v[t])], t) for name, v in series.items()])
+        for answer in answers:
+            score = answer["anomaly_scores"][0]
+            assert (score is None) == (t < REFERENCE)
+            assert score is None or 0.0 <= score <= 1.0
+            flagged += answer["flags"][0]
+    assert flagged >= 1 and service.detector is not None
+    assert service.learner is not None
+    assert service.learner.pending == 3 * 100 - flagged  # flagged steps are not learned
+    service.snapshot()
+    again = StreamService(config)
+    for t in range(100, 130):
+        events = [Event(name, [float(v[t])], t) for name, v in series.items()]
+        mine, theirs = service.step(events), again.step(events)
+        for one, other in zip(mine, theirs, strict=True):
+            assert other["anomaly_scores"] == one["anomaly_scores"]
+            assert other["flags"] == one["flags"]
