@@ -13,13 +13,7 @@ from .._errors import ConfigError, DataError, NotFittedError, ShapeError, descri
 from .._validate import require_positive_int
 from ._arrays import as_steps, standardise
 from ._baselines import MovingAverage
-from ._likelihood import (
-    LikelihoodConfig,
-    LikelihoodState,
-    likelihood_calibrate,
-    log_tail_score,
-    range_scores,
-)
+from ._likelihood import LikelihoodConfig, likelihood_series
 from ._scorers import ErrorScorer, require_combinable
 from ._thresholds import DynamicThreshold, GaussianThreshold, QuantileThreshold, Threshold
 
@@ -304,7 +298,7 @@ class ForecastDetector:
         scorer = ErrorScorer(smoothing=config.smoothing, combine=config.combine)
         scorer.learn_many(errors[calibration])
         scores = scorer.score_many(errors)
-        anomaly = run_likelihood(
+        anomaly = likelihood_series(
             config.likelihood(), scorer.surprise_many(errors), observed, reference, warmup
         )
         if config.threshold == "likelihood":
@@ -386,53 +380,6 @@ class ForecastDetector:
         predictions = forecast.values[:, 0, :]
         errors[1:] = scaled[1:] - predictions[:-1]
         return errors
-
-
-def run_likelihood(
-    config: LikelihoodConfig,
-    surprise: NDArray[np.float64],
-    values: NDArray[np.float64] | None,
-    reference: int,
-    warmup: int,
-) -> NDArray[np.float64]:
-    """One stream's anomaly likelihood over all its steps (NaN over the reference part).
-
-    The numbers of :func:`~stateline.anomaly._likelihood.likelihood_step` run
-    step by step (as a stream detector does), computed in bulk: only the two
-    exponential windows are a loop over floats, the rest is vectorised.
-    """
-    state = LikelihoodState.empty(1, 1 if values is None else values.shape[1])
-    likelihood_calibrate(state, config, surprise[:reference], warmup)
-    steps = len(surprise)
-    short = np.empty(steps)
-    mean = np.empty(steps)
-    var = np.empty(steps)
-    level, m, v = float(state.short[0]), float(state.mean[0]), float(state.var[0])
-    keep, weight = 1.0 - config.short, config.long
-    for step, value in enumerate(surprise[reference:].tolist(), start=reference):
-        level = config.short * value + keep * level
-        short[step], mean[step], var[step] = level, m, v
-        delta = level - m
-        m = m + weight * delta
-        v = (1.0 - weight) * (v + weight * delta**2)
-    live = slice(reference, steps)
-    z = (short[live] - mean[live]) / np.maximum(np.sqrt(var[live]), config.floor)
-    scores = log_tail_score(z)
-    if values is not None and config.range_tolerance is not None:
-        low = np.fmin.accumulate(values, axis=0)[reference - 1 : steps - 1]
-        high = np.fmax.accumulate(values, axis=0)[reference - 1 : steps - 1]
-        scores = np.maximum(scores, range_scores(config, low, high, values[live]))
-    quiet = config.quiet_steps(reference)
-    if quiet:
-        free = 0
-        for position in np.flatnonzero(scores >= config.alarm).tolist():
-            if position < free:
-                continue
-            scores[position + 1 : position + 1 + quiet] = 0.0
-            free = position + 1 + quiet
-    anomaly = np.full(steps, np.nan)
-    anomaly[live] = scores
-    return anomaly
 
 
 def _warmup(config: DetectorConfig, reference: int) -> int:

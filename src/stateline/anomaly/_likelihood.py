@@ -23,9 +23,9 @@ likelihood turns them into one score that means the same thing everywhere
 6. *quiet period*: after an alarm (a score at or above ``alarm``) the next
    ``quiet`` x reference steps score 0, so one event raises one alarm.
 
-:func:`likelihood_step` advances many streams by one step at once; the offline
-detector runs it over one stream's steps, the stream detector over the
-streams of a call, so both give the same numbers.
+:func:`likelihood_step` advances many streams by one step at once (the stream
+detector runs it over the streams of each call); :func:`likelihood_series`
+computes the same numbers for a whole series at once (the offline detector).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ __all__ = [
     "LikelihoodConfig",
     "LikelihoodState",
     "likelihood_calibrate",
+    "likelihood_series",
     "likelihood_step",
     "log_tail_score",
 ]
@@ -241,6 +242,53 @@ def likelihood_step(
     state.mean[...] = state.mean + config.long * delta
     state.var[...] = (1.0 - config.long) * (state.var + config.long * delta**2)
     return scores
+
+
+def likelihood_series(
+    config: LikelihoodConfig,
+    surprise: NDArray[np.float64],
+    values: NDArray[np.float64] | None,
+    reference: int,
+    warmup: int,
+) -> NDArray[np.float64]:
+    """One stream's anomaly likelihood over all its steps (NaN over the reference part).
+
+    The numbers of :func:`likelihood_step` run
+    step by step (as a stream detector does), computed in bulk: only the two
+    exponential windows are a loop over floats, the rest is vectorised.
+    """
+    state = LikelihoodState.empty(1, 1 if values is None else values.shape[1])
+    likelihood_calibrate(state, config, surprise[:reference], warmup)
+    steps = len(surprise)
+    short = np.empty(steps)
+    mean = np.empty(steps)
+    var = np.empty(steps)
+    level, m, v = float(state.short[0]), float(state.mean[0]), float(state.var[0])
+    keep, weight = 1.0 - config.short, config.long
+    for step, value in enumerate(surprise[reference:].tolist(), start=reference):
+        level = config.short * value + keep * level
+        short[step], mean[step], var[step] = level, m, v
+        delta = level - m
+        m = m + weight * delta
+        v = (1.0 - weight) * (v + weight * delta**2)
+    live = slice(reference, steps)
+    z = (short[live] - mean[live]) / np.maximum(np.sqrt(var[live]), config.floor)
+    scores = log_tail_score(z)
+    if values is not None and config.range_tolerance is not None:
+        low = np.fmin.accumulate(values, axis=0)[reference - 1 : steps - 1]
+        high = np.fmax.accumulate(values, axis=0)[reference - 1 : steps - 1]
+        scores = np.maximum(scores, range_scores(config, low, high, values[live]))
+    quiet = config.quiet_steps(reference)
+    if quiet:
+        free = 0
+        for position in np.flatnonzero(scores >= config.alarm).tolist():
+            if position < free:
+                continue
+            scores[position + 1 : position + 1 + quiet] = 0.0
+            free = position + 1 + quiet
+    anomaly = np.full(steps, np.nan)
+    anomaly[live] = scores
+    return anomaly
 
 
 def _upper_tail(z: NDArray[np.float64]) -> NDArray[np.float64]:
