@@ -103,11 +103,26 @@ def test_sweep_finds_the_best_threshold(seed: int, profile: str) -> None:
     """The sweep's score equals the best of scoring every distinct threshold one by one."""
     rng = np.random.default_rng(seed)
     series = [make_series(rng, i) for i in range(int(rng.integers(1, 4)))]
-    scores = {s.name: np.round(rng.uniform(size=len(s.values)), 1) for s in series}
+    scale = float(rng.choice([1.0, 7.0]))  # scores need not lie in [0, 1]
+    scores = {s.name: np.round(rng.uniform(size=len(s.values)) * scale, 1) for s in series}
     swept = nab_sweep(series, scores, profile=profile)
     levels = np.unique(np.concatenate(list(scores.values())))
     best = max(
         nab_corpus_score(series, scores, float(level), profile=profile).normalised
-        for level in np.append(levels, 1.1)
+        for level in np.append(levels, np.inf)
     )
     assert swept.normalised == pytest.approx(best, abs=1e-9)
+    assert swept.normalised >= 0.0  # never worse than detecting nothing
+
+
+def test_bad_scores_are_refused_by_name() -> None:
+    rng = np.random.default_rng(0)
+    item = make_series(rng, 0)
+    with pytest.raises(ValueError, match="inf"):
+        nab_sweep([item], {item.name: np.full(len(item.values), np.inf)})
+    with pytest.raises(ValueError, match="missing"):
+        nab_sweep([item], {})
+    with pytest.raises(ValueError, match="empty"):
+        nab_sweep([], {})
+    with pytest.raises(ValueError, match="NaN"):
+        nab_corpus_score([item], {item.name: np.zeros(len(item.values))}, float("nan"))

@@ -104,6 +104,7 @@ def stream_all(
             "quiet": st.sampled_from([0.0, 0.1, 0.3]),
             "alarm": st.sampled_from([0.3, 0.9]),
             "range_base": st.sampled_from([0.5, 0.8]),
+            "cap": st.sampled_from([3.0, 10.0]),
         }
     ),
 )
@@ -120,6 +121,10 @@ def test_streamed_scores_and_flags_equal_the_offline_detector(
     series = {f"s{i}": make_series(rng, n) for i, n in enumerate(lengths)}
     anomaly: dict[str, np.ndarray] = {}
     scores, flags = stream_all(make_detector(model, config, learn=False), series, rng, anomaly)
+    learned: dict[str, np.ndarray] = {}  # learning the error statistics leaves anomaly scores
+    stream_all(
+        make_detector(model, config, learn=True), series, np.random.default_rng(seed), learned
+    )
     offline = ForecastDetector(config)
     ready = CONFIG["reference"] - 1
     for name, values in series.items():
@@ -132,6 +137,7 @@ def test_streamed_scores_and_flags_equal_the_offline_detector(
         got, want = anomaly[name][ready + 1 :], expected.anomaly_scores[ready + 1 :]
         assert ((got >= 0) & (got <= 1)).all()
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(learned[name][ready + 1 :], want, rtol=1e-6, atol=1e-9)
         if threshold == "dynamic":  # offline uses Hundman's windowed procedure instead
             continue
         if threshold == "likelihood":

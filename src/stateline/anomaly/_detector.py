@@ -41,7 +41,8 @@ class DetectorConfig:
 
     Every step after the reference part also gets an ``anomaly_score`` in
     [0, 1], the anomaly likelihood (see :class:`LikelihoodConfig`: ``short``
-    and ``long`` window weights, ``range_tolerance``, ``quiet``, ``alarm``),
+    and ``long`` window weights, ``range_tolerance``, ``range_base``,
+    ``quiet``, ``alarm``, ``cap``),
     which keeps adapting to the stream; it is what the ``"likelihood"``
     threshold flags.
     """
@@ -68,6 +69,7 @@ class DetectorConfig:
     range_base: float = 0.8
     quiet: float = 0.2
     alarm: float = 0.9
+    cap: float = 10.0
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -114,6 +116,7 @@ class DetectorConfig:
             range_base=self.range_base,
             quiet=self.quiet,
             alarm=self.alarm,
+            cap=self.cap,
         )
 
     def make_threshold(self) -> Threshold:
@@ -254,12 +257,14 @@ class ForecastDetector:
         """Scores, anomaly scores and flags for every step of ``series`` ``(steps, channels)``.
 
         ``reference`` overrides the configured number of leading normal steps
-        for this series (for example 15 % of its length, as NAB does).
+        for this series (for example 15 % of its length, as NAB does); the
+        warmup is then ``min(warmup, reference // 8)``, a function of this
+        series' reference alone.
         """
-        reference = self._reference(reference)
-        array = self._checked(series, reference)
+        steps = self._reference(reference)
+        array = self._checked(series, steps)
         extra = self._covariates(covariates, len(array))
-        scaled = standardise(array, array[:reference])
+        scaled = standardise(array, array[:steps])
         return self.score_errors(self._errors(scaled, extra), values=scaled, reference=reference)
 
     def score_errors(
@@ -277,8 +282,11 @@ class ForecastDetector:
         them it has none.
         """
         config = self.config
+        explicit = reference is not None
         reference = self._reference(reference)
+        warmup = min(config.warmup, reference // 8) if explicit else config.warmup
         errors = as_steps(np.asarray(errors, dtype=np.float64), "errors")
+        _require_finite(errors, "errors")
         if len(errors) < reference:
             raise DataError(
                 describe(
@@ -289,11 +297,12 @@ class ForecastDetector:
                 )
             )
         observed = None if values is None else as_steps(np.asarray(values, np.float64), "values")
-        if observed is not None and observed.shape != errors.shape:
-            raise ShapeError(
-                describe("values", f"shape {errors.shape} (as errors)", f"{observed.shape}")
-            )
-        warmup = _warmup(config, reference)
+        if observed is not None:
+            if observed.shape != errors.shape:
+                raise ShapeError(
+                    describe("values", f"shape {errors.shape} (as errors)", f"{observed.shape}")
+                )
+            _require_finite(observed, "values")
         calibration = slice(warmup, reference)
         scorer = ErrorScorer(smoothing=config.smoothing, combine=config.combine)
         scorer.learn_many(errors[calibration])
@@ -321,7 +330,7 @@ class ForecastDetector:
         if reference is None:
             return self.config.reference
         require_positive_int("reference", reference)
-        if reference < 2:
+        if int(reference) < 2:
             raise ConfigError(
                 describe("reference", "at least 2 steps", repr(reference), problem="is too small.")
             )
@@ -382,9 +391,17 @@ class ForecastDetector:
         return errors
 
 
-def _warmup(config: DetectorConfig, reference: int) -> int:
-    """The configured warmup, shortened for a short per-series reference part."""
-    return min(config.warmup, reference // 8) if reference != config.reference else config.warmup
+def _require_finite(array: NDArray[np.float64], name: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
+    if len(bad):
+        raise DataError(
+            describe(
+                name,
+                "finite numbers",
+                f"NaN or inf at step {int(bad[0])} ({len(bad)} steps in all)",
+                problem="holds NaN or inf.",
+            )
+        )
 
 
 class OnlineDetector:

@@ -6,7 +6,9 @@ likelihood turns them into one score that means the same thing everywhere
 (after Ahmad et al. 2017, Numenta's anomaly likelihood):
 
 1. *surprise*: each channel's error as an absolute z-score against the
-   errors of the stream's reference part, the channels combined;
+   errors of the stream's reference part, the channels combined, capped at
+   ``cap`` (10: a step counts at most as ten standard deviations, so one wild
+   value, even an overflowing or NaN one, cannot blind the windows for long);
 2. *short window*: an exponentially weighted average of the surprise
    (``short`` weight 0.2: about the last 9 steps);
 3. *long window*: exponentially weighted mean and variance of the short
@@ -19,7 +21,8 @@ likelihood turns them into one score that means the same thing everywhere
    of 1e-10;
 5. *range rule*: a value outside the range the stream has shown so far
    scores at least ``range_base`` (0.8) at the edge of that range, rising
-   linearly to 1.0 at ``range_tolerance`` (5 %) of the range beyond it;
+   linearly to 1.0 at ``range_tolerance`` (5 %) of the range beyond it (any
+   change of a channel that was constant so far scores 1.0);
 6. *quiet period*: after an alarm (a score at or above ``alarm``) the next
    ``quiet`` x reference steps score 0, so one event raises one alarm.
 
@@ -36,7 +39,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._errors import ConfigError, describe
+from .._validate import require_number
 
 __all__ = [
     "LikelihoodConfig",
@@ -69,44 +72,27 @@ class LikelihoodConfig:
     range_base: float = 0.8
     quiet: float = 0.2
     alarm: float = 0.9
+    cap: float = 10.0
     floor: float = 1e-3
 
     def __post_init__(self) -> None:
-        for name, low, high in (
-            ("short", 0.0, 1.0),
-            ("long", 0.0, 1.0),
-            ("alarm", 0.0, 1.0),
-            ("range_base", 0.0, 1.0),
-        ):
-            value = getattr(self, name)
-            if not low < value <= high and not (name == "long" and value == 0.0):
-                raise ConfigError(
-                    describe(
-                        name, f"a number in ({low}, {high}]", repr(value), problem="is invalid."
-                    )
-                )
-        if self.range_tolerance is not None and not self.range_tolerance > 0.0:
-            raise ConfigError(
-                describe(
-                    "range_tolerance",
-                    "a share > 0 of the range seen so far, or None (no range rule)",
-                    repr(self.range_tolerance),
-                    problem="is invalid.",
-                )
+        require_number("short", self.short, "a weight in (0, 1]", 1e-12, 1.0)
+        require_number("long", self.long, "a weight in [0, 1] (0: no adaptation)", 0.0, 1.0)
+        require_number("alarm", self.alarm, "a score in (0, 1]", 1e-12, 1.0)
+        require_number("range_base", self.range_base, "a score in [0, 1]", 0.0, 1.0)
+        if self.range_tolerance is not None:
+            require_number(
+                "range_tolerance",
+                self.range_tolerance,
+                "a share > 0 of the range seen so far, or None (no range rule)",
+                1e-12,
+                math.inf,
             )
-        if not self.quiet >= 0.0:
-            raise ConfigError(
-                describe(
-                    "quiet",
-                    "a share >= 0 of the reference steps",
-                    repr(self.quiet),
-                    problem="is invalid.",
-                )
-            )
-        if not self.floor > 0.0:
-            raise ConfigError(
-                describe("floor", "a spread > 0", repr(self.floor), problem="is invalid.")
-            )
+        require_number(
+            "quiet", self.quiet, "a share in [0, 100] of the reference steps", 0.0, 100.0
+        )
+        require_number("cap", self.cap, "a surprise (absolute z) > 0", 1e-12, 1e300)
+        require_number("floor", self.floor, "a finite spread > 0", 1e-300, 1e300)
 
     def quiet_steps(self, reference: int) -> int:
         """Steps of silence after an alarm for a stream with ``reference`` reference steps."""
@@ -173,12 +159,15 @@ def range_scores(
     >>> low, high = np.array([[0.0]] * 3), np.array([[10.0]] * 3)
     >>> range_scores(config, low, high, np.array([[5.0], [10.25], [12.0]])).tolist()
     [0.0, 0.9, 1.0]
+    >>> range_scores(config, low[:1], low[:1], np.array([[0.5]])).tolist()  # constant so far
+    [1.0]
     """
     assert config.range_tolerance is not None
     span = high - low
     excess = np.maximum(values - high, low - values)
     with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(span > 0, excess / span, 0.0)
+        # A channel constant so far: any other value is beyond its (zero-width) range.
+        share = np.where(span > 0, excess / span, np.where(excess > 0, np.inf, 0.0))
     rising = (1.0 - config.range_base) * share / config.range_tolerance
     graded = np.where(share > 0, np.minimum(1.0, config.range_base + rising), 0.0)
     result: NDArray[np.float64] = graded.max(axis=1)
@@ -194,6 +183,7 @@ def likelihood_calibrate(
     as the mean and variance of the short averages from ``start`` on. Returns
     the short averages.
     """
+    surprise = np.fmin(surprise, config.cap)
     shorts = np.empty(len(surprise))
     short = float(surprise[0])
     for index, value in enumerate(surprise.tolist()):
@@ -227,6 +217,7 @@ def likelihood_step(
     >>> likelihood_step(state, config, np.array([1.0, 9.0]), None, 5).tolist()  # quiet
     [0.0, 0.0]
     """
+    surprise = np.fmin(surprise, config.cap)
     state.short[...] = config.short * surprise + (1.0 - config.short) * state.short
     z = (state.short - state.mean) / np.maximum(np.sqrt(state.var), config.floor)
     scores = log_tail_score(z)
@@ -258,6 +249,7 @@ def likelihood_series(
     exponential windows are a loop over floats, the rest is vectorised.
     """
     state = LikelihoodState.empty(1, 1 if values is None else values.shape[1])
+    surprise = np.fmin(surprise, config.cap)
     likelihood_calibrate(state, config, surprise[:reference], warmup)
     steps = len(surprise)
     short = np.empty(steps)

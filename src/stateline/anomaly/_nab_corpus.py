@@ -181,6 +181,9 @@ def nab_corpus_score(
     profile: str = "standard",
 ) -> NabCorpusResult:
     """NAB's score of anomaly scores at one threshold (a row is a detection at ``>= threshold``)."""
+    if np.isnan(threshold):
+        raise DataError(describe("threshold", "a number", "NaN", problem="is NaN."))
+    _require_series(series)
     files = {}
     for item in series:
         values = _scores_of(item, scores)
@@ -196,6 +199,8 @@ def nab_sweep(
 ) -> NabCorpusResult:
     """The threshold that maximises NAB's score over all files, as NAB's optimiser finds it.
 
+    ``inf`` when detecting nothing scores best.
+
     Every distinct score is a candidate threshold; the scorable rows of all
     files (after each file's probationary period) are taken from the highest
     score down, and each candidate's score is the sum of the false positives'
@@ -203,6 +208,7 @@ def nab_sweep(
     for each window not yet detected.
     """
     weights = _profile(profile)
+    _require_series(series)
     pooled_scores, pooled_values, pooled_window = [], [], []
     window_count = 0
     for item in series:
@@ -218,14 +224,14 @@ def nab_sweep(
     all_windows = np.concatenate(pooled_window)
     scored_windows = np.unique(all_windows[all_windows >= 0])
     order = np.argsort(-all_scores, kind="stable")
-    best_raw, best_threshold = -math.inf, 1.1
+    best_raw, best_threshold = -math.inf, math.inf  # inf: no detection at all
     best_value = np.full(window_count, -math.inf)
     false_positives = 0.0
     misses = len(scored_windows)
     detected_sum = 0.0
     raw = -weights.false_negative * misses
     if raw > best_raw:
-        best_raw, best_threshold = raw, 1.1
+        best_raw, best_threshold = raw, math.inf
     position = 0
     ordered_scores = all_scores[order]
     while position < len(order):
@@ -254,12 +260,31 @@ def nab_sweep(
 
 # ------------------------------------------------------------------- internals
 def _scores_of(item: NabSeries, scores: Mapping[str, ArrayLike]) -> NDArray[np.float64]:
+    """One file's scores as floats; NaN (not scored, as over a reference part) counts as 0."""
     if item.name not in scores:
-        raise DataError(describe("scores", f"an array for {item.name}", "none"))
-    values = np.asarray(scores[item.name], dtype=np.float64).reshape(-1)
-    if len(values) != len(item.values):
+        raise DataError(
+            describe("scores", f"an array for {item.name}", "none", problem="is missing a file.")
+        )
+    try:
+        values = np.asarray(scores[item.name], dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise DataError(
+            describe(f"scores[{item.name!r}]", "numbers", str(error), problem="is not numeric.")
+        ) from None
+    if values.ndim != 1 or len(values) != len(item.values):
         raise ShapeError(
-            describe(f"scores[{item.name!r}]", f"{len(item.values)} rows", f"{len(values)} rows")
+            describe(
+                f"scores[{item.name!r}]", f"shape ({len(item.values)},)", f"shape {values.shape}"
+            )
+        )
+    if np.isinf(values).any():
+        raise DataError(
+            describe(
+                f"scores[{item.name!r}]",
+                "finite anomaly scores (NaN for rows not scored)",
+                f"inf at row {int(np.flatnonzero(np.isinf(values))[0])}",
+                problem="holds inf.",
+            )
         )
     return np.nan_to_num(values, nan=0.0)
 
@@ -289,6 +314,11 @@ def _row_values(
             start, end = previous
             value[index] = fp * scaled_sigmoid(abs(end - 1 - index) / max(end - start - 1, 1))
     return value, window
+
+
+def _require_series(series: Sequence[NabSeries]) -> None:
+    if not series:
+        raise DataError(describe("series", "at least one NAB file", "none", problem="is empty."))
 
 
 def _summed(results: list[NabResult]) -> NabResult:

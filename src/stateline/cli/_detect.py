@@ -22,6 +22,9 @@ from ..anomaly import (
 )
 from ..data import calendar_features, calendar_periods, load_table, time_disorder
 
+MIN_REFERENCE = 10
+"""The fewest reference steps a stream is calibrated on."""
+
 
 def run_detect(args: argparse.Namespace) -> Path:
     """Run detection as ``args`` say; returns the output folder."""
@@ -36,7 +39,9 @@ def run_detect(args: argparse.Namespace) -> Path:
     covariates = (
         None if not calendar else [calendar_features(times, calendar) for times in table.times]
     )
-    shortest = min(references)
+    # Every stream passes its own reference, so its warmup is min(50, reference // 8) whatever
+    # the other streams are; the config's own reference only has to admit that warmup.
+    longest = max(references)
     config = DetectorConfig(
         predictor=args.predictor,
         threshold=args.threshold,
@@ -44,8 +49,8 @@ def run_detect(args: argparse.Namespace) -> Path:
         epochs=args.epochs,
         patience=args.patience,
         seed=args.seed,
-        reference=shortest,
-        warmup=min(50, max(0, shortest // 8)),
+        reference=longest,
+        warmup=50 if longest > 51 else longest // 8,
         alarm=args.alarm,
         progress=True,
     )
@@ -111,13 +116,32 @@ def _reference(args: argparse.Namespace, key: Any, steps: int) -> int:
                 problem="is invalid.",
             )
         ) from None
+    if not text.endswith("%") and reference < MIN_REFERENCE:
+        raise ConfigError(
+            describe(
+                "--reference",
+                f"at least {MIN_REFERENCE} steps to calibrate on",
+                repr(text),
+                problem="is too small.",
+            )
+        )
     if args.max_reference is not None:
+        if args.max_reference < MIN_REFERENCE:
+            raise ConfigError(
+                describe(
+                    "--max-reference",
+                    f"at least {MIN_REFERENCE} steps",
+                    repr(args.max_reference),
+                    problem="is too small.",
+                )
+            )
         reference = min(reference, args.max_reference)
-    if reference < 10 or steps <= reference:
+    if reference < MIN_REFERENCE or steps <= reference:
         raise DataError(
             describe(
                 f"stream {key!r}",
-                f"at least 10 reference steps and more steps than that (--reference {text})",
+                f"at least {MIN_REFERENCE} reference steps and more steps than that "
+                f"(--reference {text})",
                 f"{steps} steps, {reference} of them reference",
                 problem="is too short.",
                 fix="Change --reference, or pass a longer series.",
@@ -130,6 +154,19 @@ def _time_disorder(args: argparse.Namespace, table: Any, console: Console) -> di
     """Repeated or backward time stamps per stream; a warning for each stream that has some."""
     if table.times is None:
         return {}
+    for key, times in zip(table.groups, table.times, strict=True):
+        missing = np.flatnonzero(pd.isna(times))
+        if len(missing):
+            where = f" in stream {key!r}" if args.group else ""
+            raise DataError(
+                describe(
+                    f"column {args.time!r}",
+                    f"a time stamp on every row{where}",
+                    f"{len(missing)} missing, the first at row {int(missing[0])} of the stream",
+                    problem="has gaps.",
+                    fix="Fill or drop the rows without a time stamp, or leave out --time.",
+                )
+            )
     counts = {
         key: time_disorder(times) for key, times in zip(table.groups, table.times, strict=True)
     }
@@ -150,19 +187,10 @@ def _calendar_periods(
     choice = args.calendar
     if choice == "none" or args.predictor != "lstm":
         return ()
-    dated = table.times is not None and all(
-        np.issubdtype(np.asarray(times).dtype, np.datetime64) for times in table.times
+    numeric = table.times is None or any(
+        np.asarray(times).dtype.kind in "biufc" for times in table.times
     )
-    if choice == "auto":
-        if not dated:
-            return ()
-        covered = [
-            set(calendar_periods(times[:reference]))
-            for times, reference in zip(table.times, references, strict=True)
-        ]
-        common = set.intersection(*covered)
-        return tuple(name for name in ("day", "week") if name in common)
-    if not dated:
+    if numeric and choice != "auto":
         raise ConfigError(
             describe(
                 "--calendar",
@@ -172,7 +200,16 @@ def _calendar_periods(
                 fix="Pass --time naming a date/time column, or --calendar none.",
             )
         )
-    return tuple(choice.split("+"))
+    if numeric:
+        return ()
+    if choice != "auto":
+        return tuple(choice.split("+"))
+    covered = [
+        set(calendar_periods(times[:reference]))
+        for times, reference in zip(table.times, references, strict=True)
+    ]
+    common = set.intersection(*covered)
+    return tuple(name for name in ("day", "week") if name in common)
 
 
 def _table(args: argparse.Namespace) -> Any:

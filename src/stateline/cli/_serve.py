@@ -28,6 +28,7 @@ _DETECTOR_FIELDS = (
     "range_base",
     "quiet",
     "alarm",
+    "cap",
 )
 
 _EPILOG = f"""examples:

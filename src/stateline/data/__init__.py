@@ -6,6 +6,7 @@ deep-learning framework, so data can be prepared on machines without one.
 
 from ._calendar import calendar_features as calendar_features
 from ._calendar import calendar_periods as calendar_periods
+from ._calendar import calendar_times as calendar_times
 from ._datasets import hourly_temperatures as hourly_temperatures
 from ._datasets import japanese_vowels as japanese_vowels
 from ._datasets import taylor_electricity as taylor_electricity
@@ -29,6 +30,7 @@ __all__ = [
     "Windows",
     "calendar_features",
     "calendar_periods",
+    "calendar_times",
     "hourly_temperatures",
     "japanese_vowels",
     "load_table",

@@ -55,7 +55,9 @@ class StreamDetector:
       stream's recent history at every step, exactly as offline;
     - with ``threshold="likelihood"`` a step is flagged where its anomaly
       score reaches ``alarm``; the likelihood does the adapting and the error
-      statistics stay as calibrated, so streamed flags equal offline ones;
+      statistics stay as calibrated, so streamed flags equal offline ones
+      (the anomaly score always uses the error statistics as calibrated, so
+      it equals the offline one whatever ``learn`` says);
     - otherwise, with ``learn=True`` the error statistics, and a Gaussian
       threshold's score statistics, keep learning from every step that was
       not flagged (also from flagged ones with ``learn_flagged=True``).
@@ -132,6 +134,9 @@ class StreamDetector:
             "last_score": ((), np.float64, np.nan),
             "last_flag": ((), np.bool_, False),
             "last_anomaly": ((), np.float64, np.nan),
+            # The error moments as calibrated: the likelihood's surprise, whatever learns later.
+            "calibrated_mean": ((width,), np.float64, 0.0),
+            "calibrated_std": ((width,), np.float64, 0.0),
         }
         likelihood_columns: dict[str, tuple[tuple[int, ...], Any, Any]] = {
             "short": ((), np.float64, 0.0),
@@ -327,6 +332,8 @@ class StreamDetector:
         self.column("mean")[slot] = moments.mean
         self.column("m2")[slot] = moments.m2
         self.column("smoothed")[slot] = scorer.smoothed
+        self.column("calibrated_mean")[slot] = moments.mean
+        self.column("calibrated_std")[slot] = moments.std
         self.column("errors")[slot] = 0.0  # no longer needed; keeps snapshots small
         score = float(scores[-1])
         if config.threshold == "likelihood":
@@ -360,10 +367,13 @@ class StreamDetector:
         scores = combine_channels(smoothed, config.combine)
         likelihood = config.likelihood()
         state = self._likelihood_state(slots)
+        calibrated = squared_z(
+            error, self.column("calibrated_mean")[slots], self.column("calibrated_std")[slots]
+        )
         anomaly = likelihood_step(
             state,
             likelihood,
-            surprise(squared, config.combine),
+            surprise(calibrated, config.combine),
             observed,
             likelihood.quiet_steps(config.reference),
         )
