@@ -77,3 +77,35 @@ def test_detect_errors_name_the_problem(tmp_path: Path) -> None:
     assert short.returncode == 1 and "--reference" in short.stderr
     unknown = run("detect", str(table), "--ignore", "zzz")
     assert unknown.returncode == 1 and "zzz" in unknown.stderr
+    small = run("detect", str(table), "--reference", "5", "--predictor", "moving_average")
+    assert small.returncode == 1 and "--reference is too small" in small.stderr
+    capped = run("detect", str(table), "--reference", "20", "--max-reference", "3")
+    assert capped.returncode == 1 and "--max-reference is too small" in capped.stderr
+    stamps = pd.date_range("2024-01-01", periods=50, freq="h").to_series().reset_index(drop=True)
+    stamps[30] = pd.NaT
+    gappy = tmp_path / "gappy.csv"
+    pd.DataFrame({"time": stamps, "a": np.arange(50.0)}).to_csv(gappy, index=False)
+    gap = run("detect", str(gappy), "--time", "time", "--reference", "20")
+    assert gap.returncode == 1 and "has gaps" in gap.stderr and "row 30" in gap.stderr
+
+
+def test_each_stream_is_scored_as_if_alone(tmp_path: Path) -> None:
+    """With --group and --reference P%, a stream's scores do not depend on the other streams."""
+    rng = np.random.default_rng(0)
+    a = np.sin(np.arange(300) / 5) + rng.normal(0, 0.1, 300)
+    b = rng.normal(0, 1, 60)
+    both = pd.DataFrame({"g": ["a"] * 300 + ["b"] * 60, "v": np.concatenate([a, b])})
+    alone = both[both.g == "a"]
+    scores = []
+    for name, frame in (("both", both), ("alone", alone)):
+        path = tmp_path / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        output = tmp_path / f"out-{name}"
+        result = run(
+            "detect", str(path), "--group", "g", "--reference", "30%",
+            "--predictor", "moving_average", "--output", str(output),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        frame_scores = pd.read_csv(output / "scores.csv")
+        scores.append(frame_scores[frame_scores.g == "a"].reset_index(drop=True))
+    pd.testing.assert_frame_equal(scores[0], scores[1])
