@@ -13,7 +13,7 @@ a 32-unit LSTM forecaster (40 epochs, no early stopping) with calendar inputs
 the time of day, and the day of the week from two weeks on) trained on the
 probationary rows (standardised by them), its one-step errors turned into the
 anomaly likelihood (``DetectorConfig(threshold="likelihood")``: short vs long
-window tail, graded range rule, quiet period). One row per seed, then their
+window tail, graded range rule, quiet period, surprise capped at 10). One row per seed, then their
 mean. The ablation rows take one part away each, from seed 0's forecast errors
 (the "no calendar inputs" row trains a second LSTM without them). The
 moving-average detector goes through the same likelihood. The windowed
@@ -71,6 +71,7 @@ ABLATIONS = {
     "no adaptation (long window frozen at the reference)": {"long": 0.0},
     "no range rule": {"range_tolerance": None},
     "no quiet period": {"quiet": 0.0},
+    "no cap on the surprise": {"cap": 1e300},
 }
 
 
