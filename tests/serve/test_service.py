@@ -78,3 +78,34 @@ def test_anomaly_scores_equal_the_offline_detector(
         np.testing.assert_allclose(scores, expected.anomaly_scores, rtol=1e-4, atol=1e-6)
         np.testing.assert_array_equal([f for _, f in got[name]], expected.flags)
     assert any(flag for _, flag in got["spiky"][150:155])
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    spec=st.lists(
+        st.tuples(st.sampled_from(["Seattle", "San Francisco"]), st.integers(1, 3)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_a_batch_answers_what_one_event_at_a_time_answers(
+    spec: list[tuple[str, int]], model_dir: Path, temperatures_csv: Path, tmp_path_factory: object
+) -> None:
+    """Mixed step counts and a stream several times in one batch: every answer (status, seq,
+    forecast) is what sending the events one by one gives (#15, findings 1 and 5)."""
+    frame = pd.read_csv(temperatures_csv)
+    series = {c: frame.loc[frame.city == c, "temp"].to_numpy() for c in frame.city.unique()}
+    done = dict.fromkeys(series, 0)
+    events = []
+    for city, k in spec:
+        chunk = series[city][done[city] : done[city] + k]
+        events.append(Event(city, chunk[:, None].tolist(), done[city]))
+        done[city] += k
+    folders = [Path(str(tmp_path_factory.mktemp("state"))) for _ in range(2)]  # type: ignore[attr-defined]
+    batch = StreamService(serve_config(model_dir, folders[0])).step(events)
+    single = StreamService(serve_config(model_dir, folders[1]))
+    alone = [single.step([event])[0] for event in events]
+    for got, want, event in zip(batch, alone, events, strict=True):
+        assert got["status"] == want["status"] == "ok"
+        assert got["seq"] == want["seq"] == event.seq + len(event.values) - 1
+        np.testing.assert_allclose(got["forecast"], want["forecast"], rtol=1e-6)

@@ -223,3 +223,25 @@ def test_rejects_targets_the_model_does_not_forecast() -> None:
         StreamDetector(engine, targets=3)
     with pytest.raises(ConfigError, match="combine='trimmed'"):
         StreamDetector(engine, DetectorConfig(combine="trimmed"), targets=1)
+
+
+@settings(max_examples=10, deadline=None)
+@given(ids=st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=12))
+def test_a_stream_several_times_in_one_call_is_scored_in_order(ids: list[str]) -> None:
+    """Repeated ids in one call: what stepping the events one at a time gives (plan_calls)."""
+    config = DetectorConfig(threshold="likelihood", reference=5, warmup=1)
+    model = make_model(2)
+    rng = np.random.default_rng(len(ids))
+    warm = rng.normal(size=(8, 3, INPUTS))
+    x = rng.normal(size=(len(ids), INPUTS))
+    together, alone = make_detector(model, config), make_detector(model, config)
+    for detector in (together, alone):
+        for t in range(8):
+            detector.step(["a", "b", "c"], warm[t])
+    result = together.step(ids, x)
+    for position, stream in enumerate(ids):
+        one = alone.step([stream], x[position : position + 1])
+        assert result.status[position] == one.status[0]
+        np.testing.assert_allclose(result.predictions[position], one.predictions[0], rtol=1e-6)
+        assert result.anomaly_scores is not None and one.anomaly_scores is not None
+        np.testing.assert_allclose(result.anomaly_scores[position], one.anomaly_scores[0])

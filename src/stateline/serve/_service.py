@@ -27,6 +27,7 @@ from ..anomaly import DetectorConfig
 from ..data import Scaler
 from ..online import OnlineConfig, OnlineLearner
 from ..stream import StateStore, Status, StreamDetector, StreamEngine
+from ..stream._grouping import plan_calls
 from ..train import Forecaster
 from ._metrics import Registry
 
@@ -171,21 +172,20 @@ class StreamService:
                 )
             )
         answers: list[dict[str, Any] | None] = [None] * len(events)
-        # Consecutive events with the same step count and seq use are stepped together;
-        # a change starts a new group, so each stream's events keep their order.
-        groups: list[list[tuple[int, NDArray[np.float64]]]] = []
-        keys: list[tuple[int, bool]] = []
+        valid: list[tuple[int, NDArray[np.float64]]] = []
         for index, event in enumerate(events):
             values, problem = self._values(event)
             if problem is not None:
                 answers[index] = _answer(event, Status.ERROR, error=problem)
                 continue
             assert values is not None
-            key = (len(values), event.seq is None)
-            if not keys or keys[-1] != key:
-                groups.append([])
-                keys.append(key)
-            groups[-1].append((index, values))
+            valid.append((index, values))
+        # As few engine calls as keep every stream's events in order (plan_calls).
+        calls = plan_calls(
+            [events[index].stream for index, _ in valid],
+            [(len(values), events[index].seq is None) for index, values in valid],
+        )
+        groups = [[valid[position] for position in call] for call in calls]
         with self.lock:
             for members in groups:
                 self._step_group(events, members, answers, now)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -13,6 +12,7 @@ from numpy.typing import ArrayLike, NDArray
 from .._errors import ConfigError, describe
 from .._validate import require_positive_int
 from ._engine import StreamEngine
+from ._grouping import plan_calls
 from ._store import StreamId
 
 __all__ = ["EventResult", "MicroBatcher"]
@@ -41,9 +41,11 @@ class MicroBatcher:
     """Collect concurrent events for up to ``max_events`` or ``max_delay_us`` microseconds.
 
     Every caller awaits :meth:`step` for its own event; the batcher groups the
-    events that arrive together and makes one :meth:`StreamEngine.step` call
-    per group of events with the same number of steps (events of one stream
-    keep their arrival order). Use it as an async context manager.
+    events that arrive together and makes as few :meth:`StreamEngine.step`
+    calls as keep every stream's events in arrival order (one call holds
+    events with the same number of steps; see
+    :func:`~stateline.stream._grouping.plan_calls`). Use it as an async
+    context manager.
 
     >>> import asyncio
     >>> from stateline.nn import ModelConfig, SequenceModel
@@ -142,11 +144,10 @@ class MicroBatcher:
                 queue.task_done()
 
     def _process(self, batch: list[_Pending]) -> None:
-        groups: dict[tuple[Any, bool], list[_Pending]] = {}
-        for event in batch:
-            key = (event.x.shape[:-1], event.seq is not None)
-            groups.setdefault(key, []).append(event)
-        for (_, has_seq), events in groups.items():
+        kinds = [(event.x.shape[:-1], event.seq is not None) for event in batch]
+        for call in plan_calls([event.stream_id for event in batch], kinds):
+            events = [batch[index] for index in call]
+            has_seq = events[0].seq is not None
             try:
                 result = self.engine.step(
                     [e.stream_id for e in events],

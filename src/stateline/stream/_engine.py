@@ -15,6 +15,7 @@ from .._errors import ShapeError, describe
 from .._validate import require_positive_int
 from ..nn import Carry
 from ._fused import FusedStep
+from ._grouping import plan_calls
 from ._kernel import StepKernel
 from ._store import NO_SEQUENCE, StateStore, StreamId
 
@@ -427,14 +428,4 @@ def _flags(value: Any, count: int, name: str) -> NDArray[np.bool_]:
 
 def _rounds(ids: list[StreamId], indices: list[int]) -> list[list[int]]:
     """Split events so that no stream appears twice in a round, keeping each stream's order."""
-    if len(set(map(ids.__getitem__, indices))) == len(indices):
-        return [indices] if indices else []
-    seen: dict[StreamId, int] = {}
-    rounds: list[list[int]] = []
-    for index in indices:
-        occurrence = seen.get(ids[index], 0)
-        seen[ids[index]] = occurrence + 1
-        if occurrence == len(rounds):
-            rounds.append([])
-        rounds[occurrence].append(index)
-    return rounds
+    return plan_calls(ids, indices=indices)
