@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stateline import Forecaster
+from stateline import ConfigError, Forecaster
 from stateline.anomaly import DetectorConfig, ForecastDetector
 from stateline.serve import Event, StreamService
 
@@ -109,3 +110,17 @@ def test_a_batch_answers_what_one_event_at_a_time_answers(
         assert got["status"] == want["status"] == "ok"
         assert got["seq"] == want["seq"] == event.seq + len(event.values) - 1
         np.testing.assert_allclose(got["forecast"], want["forecast"], rtol=1e-6)
+
+
+def test_a_request_refused_for_capacity_changes_nothing(model_dir: Path, tmp_path: Path) -> None:
+    """#15, finding 3: a batch naming more streams than --capacity is refused whole, up front."""
+    service = StreamService(serve_config(model_dir, tmp_path, capacity=3))
+    service.step([Event("a", [[50.0]], 0), Event("b", [[51.0]], 0)])
+    before = {key: service.stream(key)["seq"] for key in ("a", "b")}
+    # a twice: two engine calls, each within capacity on its own, four streams in all
+    batch = [Event("a", [[52.0]], 1), Event("w", [[50.0]], 0), Event("x", [[50.0]], 0)]
+    batch += [Event("a", [[53.0]], 2), Event("y", [[50.0]], 0)]
+    with pytest.raises(ConfigError, match="too many streams"):
+        service.step(batch)
+    assert {key: service.stream(key)["seq"] for key in ("a", "b")} == before
+    assert sorted(map(str, service.store)) == ["a", "b"]

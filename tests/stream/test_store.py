@@ -100,6 +100,21 @@ def test_too_small_capacity_and_bad_settings() -> None:
         engine.step(list("abc"), np.ones((3, 2)))
 
 
+def test_a_call_refused_for_capacity_evicts_nothing() -> None:
+    """#15, finding 3: more new streams than the capacity allows changes nothing held."""
+    model = make_model()
+    store = StateStore(model, capacity=4)
+    engine = StreamEngine(model, store)
+    engine.step(["a", "b", "c"], np.ones((3, 2)), seq=[0, 0, 0])
+    carries = {key: store.carry_of(key) for key in "abc"}
+    with pytest.raises(ConfigError, match="capacity is too small"):
+        engine.step(list("vwxyz"), np.ones((5, 2)))
+    assert sorted(map(str, store)) == ["a", "b", "c"] and store.evictions == 0
+    for key, carry in carries.items():
+        assert all(torch.equal(x, y) for x, y in zip(store.carry_of(key), carry, strict=True))
+    assert engine.step(["a"], np.ones((1, 2)), seq=[1]).status == ["ok"]
+
+
 def test_snapshot_and_restore_bring_back_every_carry_exactly(tmp_path: Path) -> None:
     model = make_model()
     store = StateStore(model)

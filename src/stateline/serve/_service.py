@@ -180,6 +180,17 @@ class StreamService:
                 continue
             assert values is not None
             valid.append((index, values))
+        streams = {events[index].stream for index, _ in valid}
+        if len(streams) > self.store.capacity:  # refused before anything changes
+            raise ConfigError(
+                describe(
+                    "events",
+                    f"at most --capacity {self.store.capacity} streams per request",
+                    f"{len(streams)} streams",
+                    problem="name too many streams.",
+                    fix="Split the batch, or raise --capacity.",
+                )
+            )
         # As few engine calls as keep every stream's events in order (plan_calls).
         calls = plan_calls(
             [events[index].stream for index, _ in valid],

@@ -359,6 +359,16 @@ class StateStore:
         self._slots = slots
 
     def _allocate(self, ids: list[StreamId], protected: set[int]) -> dict[StreamId, int]:
+        if len(ids) + len(protected) > self.capacity:  # refuse before evicting anything
+            raise ConfigError(
+                describe(
+                    "capacity",
+                    f"at least {len(ids) + len(protected)} slots for the streams of one call",
+                    str(self.capacity),
+                    problem="is too small.",
+                    fix="Send fewer new streams per call, or raise the capacity.",
+                )
+            )
         needed = len(ids) - len(self._free)
         if needed > 0 and self._slots < self.capacity:
             target = self._slots
