@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -205,3 +207,19 @@ def test_single_event_fast_path_matches_the_general_path_and_offline() -> None:
     unsequenced = engine.step(["a"], series[:1])
     assert unsequenced.status == [Status.OK]
     assert engine.store.last_seq[engine.store.slot_of("a")] == 12
+
+
+def test_the_engine_leaves_its_callers_model_mode_alone() -> None:
+    """#15, finding 17: a model in training mode stays so; steps still run without dropout."""
+    torch.manual_seed(0)
+    config = ModelConfig(inputs=2, hidden=6, outputs=1, layers=2, dropout=0.5)
+    model = SequenceModel(config).train()
+    reference = copy.deepcopy(model).eval()
+    engine = StreamEngine(model, StateStore(model))
+    expected = StreamEngine(reference, StateStore(reference))
+    x = np.random.default_rng(0).normal(size=(2, 3, 2)).astype(np.float32)
+    for _ in range(2):
+        got = engine.step(["a", "b"], x).predictions
+        want = expected.step(["a", "b"], x).predictions
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    assert model.training

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from stateline import (
     ConfigError,
@@ -114,3 +115,19 @@ def test_beats_seasonal_naive_and_persistence_on_real_electricity_load() -> None
     persistence = np.mean(np.abs(y[cut - 1 : -1] - y[cut:]))
     assert ours < 0.8 * seasonal_naive
     assert ours < 0.8 * persistence
+
+
+def test_fitting_leaves_the_global_random_generator_alone() -> None:
+    """#15, finding 17: fit is seeded by its config, not by reseeding the caller's generator."""
+    torch.manual_seed(1234)
+    before = torch.random.get_rng_state()
+    expected_next = torch.rand(3)
+    torch.random.set_rng_state(before)
+    series = np.sin(np.arange(200.0) / 5)
+    config = ForecasterConfig(hidden=4, chunk=20, epochs=2, progress=False, seed=7)
+    first = Forecaster(config).fit(series)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert torch.equal(torch.rand(3), expected_next)
+    second = Forecaster(config).fit(series)  # still reproducible from its own seed
+    for a, b in zip(first.model_.parameters(), second.model_.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -15,6 +15,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, ShapeError, describe
 from ..stream import StateStore, StepResult, StreamDetector, StreamEngine
+from ..stream._engine import inference_mode
 from ..stream._store import StreamId
 from ._config import OnlineConfig
 
@@ -321,7 +322,7 @@ class OnlineLearner:
             for length in np.unique(lengths).tolist():
                 chosen = slots[lengths == length]
                 inputs = torch.from_numpy(x[lengths == length, :length]).to(store.device)
-                with torch.no_grad():
+                with torch.no_grad(), inference_mode(model):
                     out, carry = model(inputs.to(store.dtype))
                 index = torch.from_numpy(chosen).to(store.device)
                 store.scatter(index, carry)

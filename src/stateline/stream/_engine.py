@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -109,7 +110,7 @@ class StreamEngine:
     ) -> None:
         require_positive_int("max_batch", max_batch)
         require_positive_int("cache_rows", cache_rows, optional=True)
-        self.model = model.eval()
+        self.model = model  # its mode is the caller's: steps run in eval mode (see _torch_step)
         self.store = store
         self.strict = strict
         self.max_batch = max_batch
@@ -231,7 +232,7 @@ class StreamEngine:
             return fused
         carry = store.gather(rows)
         model: StepModel = self.model  # type: ignore[assignment]
-        with torch.no_grad():
+        with torch.no_grad(), inference_mode(self.model):
             if xs.shape[1] == 1:
                 carry, y = model.step(carry, xs[:, 0])
                 ys = y[:, None]
@@ -424,6 +425,19 @@ def _flags(value: Any, count: int, name: str) -> NDArray[np.bool_]:
     flags = _per_event(value, count, name, np.bool_, False)
     assert flags is not None
     return flags
+
+
+@contextmanager
+def inference_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode (no dropout) for the duration, then the caller's mode back."""
+    training = model.training
+    if training:
+        model.eval()
+    try:
+        yield
+    finally:
+        if training:
+            model.train()
 
 
 def _rounds(ids: list[StreamId], indices: list[int]) -> list[list[int]]:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from numpy.typing import ArrayLike, NDArray
 
 from .._errors import DataError, NotFittedError, ShapeError, describe
@@ -18,6 +17,7 @@ from ..data._lanes import check_features, sequence_list
 from ..nn import SequenceModel
 from ._checkpoint import load_checkpoint, save_checkpoint
 from ._estimator_config import EstimatorConfig
+from ._seeding import seeded
 from ._tbptt import History, fit, run_layout
 
 __all__ = ["ClassifierConfig", "SequenceClassifier"]
@@ -103,14 +103,14 @@ class SequenceClassifier:
             None if len(held) == 0 else self._layout([arrays[i] for i in held], codes[held])
         )
         binary = len(self.classes_) == 2
-        torch.manual_seed(config.seed)
-        self.model_ = SequenceModel(
-            config.model_config(
-                inputs=arrays[0].shape[1],
-                outputs=1 if binary else len(self.classes_),
-                task="binary" if binary else "multiclass",
+        with seeded(config.seed):  # the caller's global generators stay as they were
+            self.model_ = SequenceModel(
+                config.model_config(
+                    inputs=arrays[0].shape[1],
+                    outputs=1 if binary else len(self.classes_),
+                    task="binary" if binary else "multiclass",
+                )
             )
-        )
         self.history_ = fit(
             self.model_,
             layout,

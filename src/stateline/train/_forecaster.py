@@ -18,6 +18,7 @@ from ..data._checks import as_array, require_finite
 from ..nn import Carry, SequenceModel, select_rows
 from ._checkpoint import load_checkpoint, save_checkpoint
 from ._estimator_config import EstimatorConfig
+from ._seeding import seeded
 from ._tbptt import History, fit, run_layout
 
 if TYPE_CHECKING:
@@ -150,10 +151,12 @@ class Forecaster:
             )
         )
 
-        torch.manual_seed(config.seed)
-        self.model_ = SequenceModel(
-            config.model_config(inputs=inputs[0].shape[1], outputs=config.horizon * self.targets_)
-        )
+        with seeded(config.seed):  # the caller's global generators stay as they were
+            self.model_ = SequenceModel(
+                config.model_config(
+                    inputs=inputs[0].shape[1], outputs=config.horizon * self.targets_
+                )
+            )
         self.history_ = fit(
             self.model_, layout, config=config.train_config(), validation=validation
         )

@@ -20,6 +20,7 @@ from ..nn import Carry, CarryModel, detach_carry
 from ._checkpoint import save_checkpoint
 from ._config import TrainConfig
 from ._loss import device_for, masked_loss
+from ._seeding import seeded
 
 __all__ = ["EpochRecord", "History", "evaluate", "fit", "run_layout", "tbptt_chunk"]
 
@@ -159,8 +160,20 @@ def fit(
                 fix="Use a chunk at least as long as the longest sequence, or keep the order.",
             )
         )
+    with seeded(config.seed):
+        return _fit(model, layout, config, validation, task, target_at, shuffle_chunks)
+
+
+def _fit(
+    model: nn.Module,
+    layout: LaneLayout,
+    config: TrainConfig,
+    validation: LaneLayout | None,
+    task: str,
+    target_at: TargetAt,
+    shuffle_chunks: bool,
+) -> History:
     device = device_for(config.device)
-    torch.manual_seed(config.seed)
     order_generator = np.random.default_rng(config.seed)
     model.to(device)
     dtype = next(model.parameters()).dtype
