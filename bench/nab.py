@@ -321,6 +321,14 @@ def _report(nab: Path, seeds: int, plots: Path | None, console: Console) -> None
     rows.append(
         ("  ablation: no likelihood (smoothed squared error score)", swept(series, raw), "", 0.0)
     )
+    hundman = {}
+    for item in series:
+        detection = ForecastDetector(config_for(item, threshold="dynamic")).score_errors(
+            errors[item.name], reference=item.probation
+        )
+        hundman[item.name] = detection.flags.astype(float)
+    name = "  ablation: no likelihood, Hundman's dynamic threshold on that score (its flags)"
+    rows.append((name, swept(series, hundman), f"{own_flags(series, hundman):.1f}", 0.0))
     plain, plain_values, seconds = forecast_errors(series, calendar=False)
     plain_scores, _ = likelihood_scores(series, plain, plain_values)
     rows.append(("  ablation: no calendar inputs", swept(series, plain_scores), "", seconds))

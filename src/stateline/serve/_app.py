@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, WebSocket
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError
 from starlette.websockets import WebSocketDisconnect
 
 from .. import __version__
@@ -24,7 +24,8 @@ from ._service import Event, ServeConfig, StreamService
 
 __all__ = ["create_app"]
 
-Values = list[float] | list[list[float]]
+# Strict: JSON numbers only ("55" and true are refused, not read as 55.0 and 1.0).
+Values = list[StrictFloat] | list[list[StrictFloat]]
 
 
 def _service_of(request: Request) -> StreamService:
@@ -187,7 +188,10 @@ def create_app(config: ServeConfig) -> FastAPI:
     @app.post("/v1/streams/{stream_id}/steps", response_model=StepOut, dependencies=[writer])
     def step_one(stream_id: str, body: StepIn, service: Service) -> dict[str, Any]:
         event = Event(stream_id, body.values, body.seq, body.start, body.end)
-        return service.step([event])[0]
+        answer = service.step([event])[0]
+        if answer["status"] == "error":  # one event: its error is the request's (422)
+            raise HTTPException(status_code=422, detail=answer.get("error"))
+        return answer
 
     @app.post("/v1/steps", response_model=BatchOut, dependencies=[writer])
     def step_many(body: BatchIn, service: Service) -> dict[str, Any]:
