@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
@@ -91,5 +92,23 @@ def run_serve(argv: Sequence[str]) -> None:
     config = config_from_args(ServeConfig, args, detector=detector, online=online)
     app = create_app(config)
     print(f"stateline serving {config.model} on http://{config.host}:{config.port}/", flush=True)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
+    # uvicorn re-raises the SIGTERM/SIGINT it shut down on once it is done; catch that here
+    # so the final snapshot's outcome decides the exit code (0, or 1 when it failed).
+    stopped: list[int] = []
+    previous = {
+        sig: signal.signal(sig, lambda number, frame: stopped.append(number))
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     sys.stdout.flush()
+    failed = getattr(app.state, "final_snapshot_error", None)
+    if failed:
+        raise StatelineError(
+            f"the final snapshot to {config.state_dir} could not be written ({failed}); "
+            "the state since the last snapshot is lost.\n"
+            "  Fix: make the snapshot directory writable (--snapshot-dir)."
+        )

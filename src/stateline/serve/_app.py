@@ -115,7 +115,10 @@ def create_app(config: ServeConfig) -> FastAPI:
                 await task
             if learning is not None:
                 await asyncio.to_thread(learning.join)
-            await asyncio.to_thread(service.snapshot)
+            try:
+                await asyncio.to_thread(service.snapshot)
+            except Exception as error:  # logged by the service; the CLI exits non-zero
+                app.state.final_snapshot_error = f"{type(error).__name__}: {error}"
 
     app = FastAPI(
         title="stateline",
@@ -246,8 +249,18 @@ def create_app(config: ServeConfig) -> FastAPI:
 
 
 async def _snapshots(service: StreamService, interval: float) -> None:
-    """Snapshot every ``interval`` seconds (and expire idle streams) until cancelled."""
+    """Snapshot every ``interval`` seconds (and expire idle streams) until cancelled.
+
+    A failed snapshot is logged and counted by the service (``/healthz`` says
+    ``degraded``) and retried after 0.5 s, then 1, 2, 4 ... seconds, at most
+    ``interval``, until one is written.
+    """
+    delay = interval
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(delay)
         await asyncio.to_thread(service.expire)
-        await asyncio.to_thread(service.snapshot)
+        try:
+            await asyncio.to_thread(service.snapshot)
+            delay = interval
+        except Exception:
+            delay = min(interval, 0.5 * 2 ** min(service.snapshot_failing - 1, 10))

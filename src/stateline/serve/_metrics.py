@@ -6,7 +6,7 @@ import bisect
 import threading
 from collections.abc import Callable, Sequence
 
-__all__ = ["Counter", "Gauge", "Histogram", "Registry"]
+__all__ = ["Counter", "Gauge", "Histogram", "LastError", "Registry"]
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
@@ -106,6 +106,24 @@ class Histogram:
         return lines
 
 
+class LastError:
+    """The last error of something, as a label of a gauge that is 1 (nothing while none).
+
+    >>> LastError("job_last_error", "Last error.", lambda: "disk full").render()[-1]
+    'job_last_error{error="disk full"} 1'
+    """
+
+    def __init__(self, name: str, help_text: str, read: Callable[[], str | None]) -> None:
+        self.name, self.help, self.read = name, help_text, read
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge"]
+        error = self.read()
+        if error:
+            lines.append(f'{self.name}{{error="{_escape(error[:200])}"}} 1')
+        return lines
+
+
 class Registry:
     """The service's metrics, rendered in the Prometheus text format (version 0.0.4)."""
 
@@ -121,23 +139,30 @@ class Registry:
         self.flags = Counter("stateline_flags_total", "Steps flagged as anomalous.")
         self.evictions = Counter("stateline_evictions_total", "Streams evicted (capacity or ttl).")
         self.snapshots = Counter("stateline_snapshots_total", "State snapshots written.")
+        self.snapshot_failures = Counter(
+            "stateline_snapshot_failures_total", "State snapshots that could not be written."
+        )
         self.latency = Histogram(
             "stateline_request_latency_seconds", "Time to answer a request.", LATENCY_BUCKETS
         )
         self.batch = Histogram("stateline_batch_events", "Events per step call.", BATCH_BUCKETS)
-        self.gauges: list[Gauge] = []
+        self.gauges: list[Gauge | LastError] = []
 
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         self.gauges.append(Gauge(name, help_text, read))
 
+    def last_error(self, name: str, help_text: str, read: Callable[[], str | None]) -> None:
+        self.gauges.append(LastError(name, help_text, read))
+
     def render(self) -> str:
         lines: list[str] = []
-        metrics: tuple[Counter | Histogram | Gauge, ...] = (
+        metrics: tuple[Counter | Histogram | Gauge | LastError, ...] = (
             self.requests,
             self.steps,
             self.flags,
             self.evictions,
             self.snapshots,
+            self.snapshot_failures,
             self.latency,
             self.batch,
             *self.gauges,

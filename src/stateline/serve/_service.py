@@ -7,6 +7,7 @@ Python: the app only parses requests and renders answers.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
@@ -30,6 +31,8 @@ from ..stream import StateStore, Status, StreamDetector, StreamEngine
 from ..stream._grouping import plan_calls
 from ..train import Forecaster
 from ._metrics import Registry
+
+LOG = logging.getLogger("stateline.serve")
 
 __all__ = ["Event", "ServeConfig", "StreamService"]
 
@@ -137,6 +140,11 @@ class StreamService:
         self.history: OrderedDict[str, deque[dict[str, Any]]] = OrderedDict()
         self.started = time.time()
         self.last_snapshot: float | None = None
+        self.snapshot_failures = 0
+        """Snapshots that failed, in all."""
+        self.snapshot_failing = 0
+        """Snapshots that failed since the last one that was written."""
+        self.last_snapshot_error: str | None = None
         self.restored = 0
         self.learner: OnlineLearner | None = None
         if config.online is not None:
@@ -153,6 +161,16 @@ class StreamService:
             "stateline_last_snapshot_timestamp_seconds",
             "When the last snapshot was written (0: never).",
             lambda: self.last_snapshot or 0.0,
+        )
+        self.metrics.gauge(
+            "stateline_snapshot_failing",
+            "Snapshots failed since the last one written (0: durable).",
+            lambda: float(self.snapshot_failing),
+        )
+        self.metrics.last_error(
+            "stateline_snapshot_last_error",
+            "The last snapshot error, as a label (absent: none).",
+            lambda: self.last_snapshot_error,
         )
 
     # ------------------------------------------------------------------ public
@@ -235,10 +253,25 @@ class StreamService:
         (the store's snapshot names the weights it was made with).
         """
         with self.lock:
-            if self.learner is not None:
-                self._save_online_weights()
-            path = self.store.snapshot(self.config.state_dir)
+            try:
+                if self.learner is not None:
+                    self._save_online_weights()
+                path = self.store.snapshot(self.config.state_dir)
+            except Exception as error:
+                self.snapshot_failures += 1
+                self.snapshot_failing += 1
+                self.last_snapshot_error = f"{type(error).__name__}: {error}"
+                self.metrics.snapshot_failures.inc()
+                LOG.error(
+                    "snapshot to %s failed (%d in a row): %s; the state since the last "
+                    "snapshot is not durable",
+                    self.config.state_dir,
+                    self.snapshot_failing,
+                    self.last_snapshot_error,
+                )
+                raise
             self.last_snapshot = time.time()
+            self.snapshot_failing = 0
             self.metrics.snapshots.inc()
             return path
 
@@ -248,7 +281,13 @@ class StreamService:
 
     def health(self) -> dict[str, Any]:
         return {
-            "status": "ok",
+            "status": "degraded" if self.snapshot_failing else "ok",
+            "snapshot": {
+                "last": self.last_snapshot,
+                "failures": self.snapshot_failures,
+                "failing": self.snapshot_failing,
+                "last_error": self.last_snapshot_error,
+            },
             "streams": len(self.store),
             "model": str(self.config.model),
             "inputs": self.inputs,

@@ -1,0 +1,96 @@
+"""#15, finding 2: a snapshot that fails is retried, logged and visible; a final one that fails
+makes `stateline serve` exit non-zero."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from stateline.serve import Event, StreamService
+from stateline.serve._app import _snapshots
+
+from .conftest import REFERENCE, SCRIPT, TOKEN, WARMUP, free_port, serve_config
+
+
+def run_loop(service: StreamService, seconds: float, interval: float) -> None:
+    async def main() -> None:
+        task = asyncio.create_task(_snapshots(service, interval))
+        await asyncio.sleep(seconds)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+
+
+def test_failed_snapshots_are_retried_logged_and_visible(
+    model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the state folder's parent should be")
+    service = StreamService(serve_config(model_dir, blocker / "state"))
+    service.step([Event("a", [[50.0]], 0)])
+    assert service.health()["status"] == "ok"
+    with caplog.at_level(logging.ERROR, logger="stateline.serve"):
+        run_loop(service, seconds=1.2, interval=0.05)
+    health = service.health()
+    assert health["status"] == "degraded"
+    assert health["snapshot"]["failing"] >= 3 and health["snapshot"]["last_error"]
+    text = service.metrics.render()
+    assert f"stateline_snapshot_failures_total {float(service.snapshot_failures)}" in text
+    assert "stateline_snapshot_last_error{error=" in text
+    assert "stateline_snapshot_failing" in text
+    assert any("snapshot to" in record.getMessage() for record in caplog.records)
+    retries = service.snapshot_failures
+    assert retries >= 3
+    blocker.unlink()  # the disk is back: the next try writes, health is ok again
+    run_loop(service, seconds=0.3, interval=0.05)
+    assert service.health()["status"] == "ok" and service.last_snapshot is not None
+
+
+def test_serve_exits_non_zero_when_the_final_snapshot_fails(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    assert SCRIPT is not None
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [
+                SCRIPT, "serve", "--model", str(model_dir), "--port", str(port),
+                "--snapshot-dir", str(blocker / "state"), "--snapshot-interval", "3600",
+                "--reference", str(REFERENCE), "--warmup", str(WARMUP),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "STATELINE_TOKEN": TOKEN},
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = log.read_text()
+    assert code == 1, text
+    assert "final snapshot" in text and "could not be written" in text
