@@ -217,3 +217,27 @@ def test_columns_grow_reset_for_new_streams_and_travel_with_snapshots(tmp_path: 
         other.add_column("total")
     with pytest.raises(ConfigError, match="columns"):
         other.column("missing")
+
+
+def test_an_evicted_stream_that_returns_is_told_it_restarted() -> None:
+    """#15, finding 4: a stream evicted for capacity comes back as ``restarted``, not ``ok``."""
+    clock = Clock()
+    model = make_model()
+    store = StateStore(model, capacity=2, initial_slots=2, clock=clock)
+    engine = StreamEngine(model, store)
+    fresh = StreamEngine(model, StateStore(model))
+    for seq, key in enumerate("abc"):
+        clock.now += 1
+        engine.step([key], np.ones((1, 2)), seq=[seq])
+    assert "a" not in store and store.evictions == 1
+    clock.now += 1
+    back = engine.step(["a"], np.full((1, 2), 0.5), seq=[10])
+    assert back.status == ["restarted"] and back.applied.tolist() == [True]
+    np.testing.assert_allclose(
+        back.predictions, fresh.step(["a"], np.full((1, 2), 0.5)).predictions, atol=1e-6
+    )
+    assert engine.step(["a"], np.ones((1, 2)), seq=[11]).status == ["ok"]
+    clock.now += 1
+    engine.step(["a", "b"], np.ones((2, 2)), seq=[12, 5])  # c is now the oldest: evicted
+    assert engine.step(["c"], np.ones((1, 2)), seq=[3], start=True).status == ["ok"]  # on purpose
+    assert engine.step(["new"], np.ones((1, 2)), seq=[0]).status == ["ok"]  # never seen before

@@ -132,7 +132,7 @@ class _Sender:
                 failures = 0
                 for event, result in zip(events, results, strict=True):
                     name = event["stream"]
-                    if result["status"] in ("ok", "gap"):
+                    if result["status"] in ("ok", "gap", "restarted"):
                         self.applied[name] += 1
                     elif result["status"] == "error":
                         raise DataError(

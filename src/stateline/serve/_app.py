@@ -57,7 +57,7 @@ class BatchIn(BaseModel):
 
 class StepOut(BaseModel):
     stream: str
-    status: str = Field(description="ok, gap, duplicate, stale or error")
+    status: str = Field(description="ok, gap, restarted, duplicate, stale or error")
     seq: int | None = Field(description="the stream's last applied sequence number")
     forecast: list[list[list[float | None]]] = Field(
         description="per step sent: the forecast of the next `horizon` steps, original units"

@@ -133,7 +133,7 @@ class Registry:
         )
         self.steps = Counter(
             "stateline_steps_total",
-            "Events by outcome (ok, gap, duplicate, stale, error).",
+            "Events by outcome (ok, gap, restarted, duplicate, stale, error).",
             ("status",),
         )
         self.flags = Counter("stateline_flags_total", "Steps flagged as anomalous.")

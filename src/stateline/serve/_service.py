@@ -28,6 +28,7 @@ from ..anomaly import DetectorConfig
 from ..data import Scaler
 from ..online import OnlineConfig, OnlineLearner
 from ..stream import StateStore, Status, StreamDetector, StreamEngine
+from ..stream._engine import APPLIED
 from ..stream._grouping import plan_calls
 from ..train import Forecaster
 from ._metrics import Registry
@@ -491,7 +492,7 @@ class StreamService:
             answer["anomaly_scores"] = anomaly_lists[position]
             answer["level"] = levels[position]
             answer["seq"] = _seq(seqs[position])
-            if status in (Status.OK, Status.GAP):
+            if status in APPLIED:
                 self._remember(event, raw, answer)
             answers[index] = answer
 

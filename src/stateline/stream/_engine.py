@@ -34,8 +34,15 @@ class Status:
     """Not applied again: ``seq`` was the last one applied; its earlier prediction is returned."""
     STALE = "stale"
     """Not applied: ``seq`` is older than the last one applied."""
+    RESTARTED = "restarted"
+    """Applied to a fresh state: the stream had been evicted (capacity or ttl) and its earlier
+    state is lost. (Send ``start=True`` to begin a stream anew on purpose.)"""
     ERROR = "error"
     """Rejected; see ``StepResult.errors``. No carry was changed."""
+
+
+APPLIED = (Status.OK, Status.GAP, Status.RESTARTED)
+"""The statuses of events whose steps were applied."""
 
 
 class StepModel(Protocol):
@@ -64,8 +71,8 @@ class StepResult:
 
     @property
     def applied(self) -> NDArray[np.bool_]:
-        """True for events whose steps were applied (``ok`` or ``gap``)."""
-        return np.array([s in (Status.OK, Status.GAP) for s in self.status], dtype=bool)
+        """True for events whose steps were applied (``ok``, ``gap`` or ``restarted``)."""
+        return np.array([s in APPLIED for s in self.status], dtype=bool)
 
 
 class StreamEngine:
@@ -339,6 +346,12 @@ class StreamEngine:
         all_kept = bool(keep.all())
         accepted_ids = ids if everyone and all_kept else [ids[i] for i in accepted.tolist()]
         looked_up = known_slots if all_kept else known_slots[keep]
+        returning = (looked_up < 0) & ~starts[accepted]
+        if returning.any():  # a stream that lost its state comes back: say so
+            picked = np.flatnonzero(returning)
+            lost = store.lost([accepted_ids[i] for i in picked.tolist()])
+            for position in picked[lost].tolist():
+                status[int(accepted[position])] = Status.RESTARTED
         slots = store.slots(accepted_ids, create=True, looked_up=looked_up)
         restart = slots[starts[accepted]]
         if len(restart):  # the stream starts over: zero carry, per-stream columns from fill

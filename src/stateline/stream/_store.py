@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from itertools import repeat
 from pathlib import Path
@@ -67,8 +68,10 @@ class StateStore:
         device: str | None = None,
         initial_slots: int = 1024,
         clock: Callable[[], float] = time.time,
+        remember_lost: int = 100_000,
     ) -> None:
         require_positive_int("capacity", capacity)
+        require_positive_int("remember_lost", remember_lost)
         if ttl is not None and ttl <= 0:
             raise ConfigError(
                 describe("ttl", "None or seconds > 0", repr(ttl), problem="is invalid.")
@@ -97,6 +100,8 @@ class StateStore:
         self.last_output = np.zeros((0, self.outputs), dtype=np.float32)
         self._columns: dict[str, tuple[NDArray[Any], Any]] = {}
         self.evictions = 0
+        self.remember_lost = remember_lost
+        self._lost: OrderedDict[StreamId, int] = OrderedDict()
         self._grow(min(capacity, max(1, initial_slots)))
 
     # ----------------------------------------------------------------- mapping
@@ -157,6 +162,15 @@ class StateStore:
         for position in missing:
             out[position] = created[stream_ids[position]]
         return out
+
+    def lost(self, stream_ids: Sequence[StreamId]) -> NDArray[np.bool_]:
+        """Which of ``stream_ids`` were evicted (capacity or ttl) and are not held again.
+
+        The store remembers the last ``remember_lost`` evicted ids (not those
+        deleted on purpose), so an engine can tell a stream that lost its state
+        from a new one.
+        """
+        return np.fromiter((i in self._lost for i in stream_ids), dtype=bool, count=len(stream_ids))
 
     # ---------------------------------------------------------------- carries
     def gather(self, slots: Tensor) -> Carry:
@@ -390,6 +404,7 @@ class StateStore:
         now = self.clock()
         created: dict[StreamId, int] = {}
         for stream_id in ids:
+            self._lost.pop(stream_id, None)
             slot = self._free.pop()
             self._slot_of[stream_id] = slot
             self._id_of[slot] = stream_id
@@ -425,6 +440,12 @@ class StateStore:
                     stream_id, tuple(part[:, position : position + 1].clone() for part in carries)
                 )
         self.evictions += len(slots)
+        for slot in slots.tolist():  # remembered, so a return is told apart from a new stream
+            stream_id = self._id_of[slot]
+            self._lost[stream_id] = int(self.last_seq[slot])
+            self._lost.move_to_end(stream_id)
+        while len(self._lost) > self.remember_lost:
+            self._lost.popitem(last=False)
         self._release(slots.tolist())
 
     def _release(self, slots: list[int]) -> None:
