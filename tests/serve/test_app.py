@@ -7,7 +7,7 @@ import json
 import httpx
 import numpy as np
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from .conftest import AUTH, REFERENCE, TOKEN
@@ -112,3 +112,59 @@ def test_websocket_ingest(server: str) -> None:
             assert answer["results"][0]["seq"] == seq
         socket.send("not json")
         assert "error" in json.loads(socket.recv(timeout=10))
+
+
+def test_every_bad_event_of_a_batch_is_answered_alone(server: str) -> None:
+    """#15, findings 8 and 9: schema errors, a huge seq, a lone surrogate and a non-object are
+    each answered with an error naming the field; the good events of the batch still apply."""
+    body = (
+        '{"events": ['
+        '{"stream": "good", "values": [50.0], "seq": 0},'
+        '{"stream": "text", "values": ["55"]},'
+        '{"stream": "", "values": [50.0]},'
+        '{"stream": "huge", "values": [50.0], "seq": 9223372036854775808},'
+        '{"stream": "\\ud800", "values": [50.0]},'
+        "7,"
+        '{"stream": "good", "values": [51.0], "seq": 1}'
+        "]}"
+    )
+    answer = httpx.post(
+        server + "/v1/steps",
+        content=body.encode(),
+        headers={**AUTH, "content-type": "application/json"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [r["status"] for r in results] == [
+        "ok",
+        "error",
+        "error",
+        "error",
+        "error",
+        "error",
+        "ok",
+    ]
+    assert "events[1].values" in results[1]["error"]
+    assert "events[2].stream" in results[2]["error"]
+    assert "events[3].seq" in results[3]["error"]
+    assert "events[4].stream" in results[4]["error"]
+    assert results[4]["stream"] is None and results[6]["seq"] == 1
+    single = post(server, "/v1/streams/a/steps", {"values": [1.0], "seq": 2**64})
+    assert single.status_code == 422 and "seq" in single.text
+
+
+def test_websocket_refuses_binary_frames_and_survives_deep_json(server: str) -> None:
+    """#15, finding 8: a binary frame closes with 1003; nesting too deep is an error message."""
+    url = server.replace("http", "ws") + f"/v1/ws?token={TOKEN}"
+    with connect(url) as socket:
+        socket.send("[" * 100_000 + "]" * 100_000)
+        assert "error" in json.loads(socket.recv(timeout=10))
+        socket.send(json.dumps({"events": [{"stream": "w2", "values": [50.0]}, 5]}))
+        statuses = [r["status"] for r in json.loads(socket.recv(timeout=10))["results"]]
+        assert statuses == ["ok", "error"]
+        socket.send(b"\x00\x01binary")
+        with pytest.raises(ConnectionClosed) as closed:
+            socket.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003
+    assert httpx.get(server + "/healthz").json()["status"] == "ok"

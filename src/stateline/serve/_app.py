@@ -14,8 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, WebSocket
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError
-from starlette.websockets import WebSocketDisconnect
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError, field_validator
 
 from .. import __version__
 from .._errors import ConfigError, StatelineError, describe
@@ -28,6 +27,63 @@ __all__ = ["create_app"]
 Values = list[StrictFloat] | list[list[StrictFloat]]
 
 
+def stream_id_text(value: str) -> str:
+    """A stream id must be text that UTF-8 can encode (a lone surrogate cannot)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
+    return value
+
+
+def _validation_message(error: ValidationError, where: str) -> str:
+    """``where.field: message`` for each problem pydantic found (at most three)."""
+    parts = []
+    for problem in error.errors()[:3]:
+        field = ".".join(str(part) for part in problem["loc"])
+        parts.append(f"{where}{'.' + field if field else ''}: {problem['msg']}")
+    return "; ".join(parts)
+
+
+def answer_batch(service: StreamService, raw_events: list[Any]) -> list[dict[str, Any]]:
+    """Check every event on its own, apply the good ones in order, answer every one."""
+    answers: list[dict[str, Any] | None] = [None] * len(raw_events)
+    events, positions = [], []
+    for position, raw in enumerate(raw_events):
+        try:
+            event = EventIn.model_validate(raw)
+        except ValidationError as error:
+            stream = raw.get("stream") if isinstance(raw, dict) else None
+            answers[position] = {
+                "stream": stream if isinstance(stream, str) and _encodable(stream) else None,
+                "status": "error",
+                "seq": None,
+                "forecast": [],
+                "scores": [],
+                "flags": [],
+                "anomaly_scores": [],
+                "level": None,
+                "error": _validation_message(error, f"events[{position}]"),
+            }
+            continue
+        events.append(Event(event.stream, event.values, event.seq, event.start, event.end))
+        positions.append(position)
+    refused = len(raw_events) - len(events)
+    if refused:
+        service.metrics.steps.inc("error", amount=refused)
+    for position, answer in zip(positions, service.step(events) if events else [], strict=True):
+        answers[position] = answer
+    return [answer for answer in answers if answer is not None]
+
+
+def _encodable(text: str) -> bool:
+    try:
+        stream_id_text(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _service_of(request: Request) -> StreamService:
     service: StreamService = request.app.state.service
     return service
@@ -36,12 +92,18 @@ def _service_of(request: Request) -> StreamService:
 Service = Annotated[StreamService, Depends(_service_of)]
 
 
+MAX_SEQ = 2**63 - 1
+"""The largest sequence number (the store keeps them as signed 64-bit integers)."""
+
+
 class StepIn(BaseModel):
     """One stream's step(s)."""
 
     model_config = ConfigDict(extra="forbid")
     values: Values = Field(description="one step (inputs,) or k steps (k, inputs), original units")
-    seq: int | None = Field(None, ge=0, description="sequence number of the first step")
+    seq: int | None = Field(
+        None, ge=0, le=MAX_SEQ, description="sequence number of the first step (< 2^63)"
+    )
     start: bool = Field(False, description="reset the stream before this step")
     end: bool = Field(False, description="forget the stream after this step")
 
@@ -49,14 +111,23 @@ class StepIn(BaseModel):
 class EventIn(StepIn):
     stream: str = Field(min_length=1, max_length=256)
 
+    @field_validator("stream")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return stream_id_text(value)
+
 
 class BatchIn(BaseModel):
+    """Events to apply in order; each is checked on its own (a bad one is answered alone)."""
+
     model_config = ConfigDict(extra="forbid")
-    events: list[EventIn]
+    events: list[Any] = Field(
+        description="events: objects with stream, values and optionally seq, start, end"
+    )
 
 
 class StepOut(BaseModel):
-    stream: str
+    stream: str | None
     status: str = Field(description="ok, gap, restarted, duplicate, stale or error")
     seq: int | None = Field(description="the stream's last applied sequence number")
     forecast: list[list[list[float | None]]] = Field(
@@ -190,6 +261,7 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @app.post("/v1/streams/{stream_id}/steps", response_model=StepOut, dependencies=[writer])
     def step_one(stream_id: str, body: StepIn, service: Service) -> dict[str, Any]:
+        _check_path_id(stream_id)
         event = Event(stream_id, body.values, body.seq, body.start, body.end)
         answer = service.step([event])[0]
         if answer["status"] == "error":  # one event: its error is the request's (422)
@@ -198,8 +270,7 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @app.post("/v1/steps", response_model=BatchOut, dependencies=[writer])
     def step_many(body: BatchIn, service: Service) -> dict[str, Any]:
-        events = [Event(e.stream, e.values, e.seq, e.start, e.end) for e in body.events]
-        return {"results": service.step(events)}
+        return {"results": answer_batch(service, body.events)}
 
     @app.get("/v1/streams")
     def list_streams(service: Service) -> dict[str, Any]:
@@ -207,10 +278,12 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @app.get("/v1/streams/{stream_id}")
     def get_stream(stream_id: str, service: Service) -> dict[str, Any]:
+        _check_path_id(stream_id)
         return service.stream(stream_id)
 
     @app.delete("/v1/streams/{stream_id}", status_code=204, dependencies=[writer])
     def delete_stream(stream_id: str, service: Service) -> Response:
+        _check_path_id(stream_id)
         service.delete(stream_id)
         return Response(status_code=204)
 
@@ -229,23 +302,35 @@ def create_app(config: ServeConfig) -> FastAPI:
         await socket.accept()
         service: StreamService = socket.app.state.service
         while True:
-            try:
-                text = await socket.receive_text()
-            except WebSocketDisconnect:
+            message = await socket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:  # a binary frame: not what this endpoint speaks
+                await socket.close(code=1003, reason="send text frames of JSON, not binary")
                 return
             if len(text) > config.max_body_bytes:
-                message = f"message too large: at most {config.max_body_bytes} bytes"
-                await socket.send_text(json.dumps({"error": message}))
+                message_text = f"message too large: at most {config.max_body_bytes} bytes"
+                await socket.send_text(json.dumps({"error": message_text}))
                 continue
             try:
                 batch = BatchIn.model_validate(json.loads(text))
-                events = [Event(e.stream, e.values, e.seq, e.start, e.end) for e in batch.events]
-                results = await asyncio.to_thread(service.step, events)
+                results = await asyncio.to_thread(answer_batch, service, batch.events)
                 await socket.send_text(json.dumps({"results": results}))
-            except (ValidationError, json.JSONDecodeError, StatelineError) as error:
-                await socket.send_text(json.dumps({"error": str(error)}))
+            except ValidationError as error:
+                await socket.send_text(json.dumps({"error": _validation_message(error, "message")}))
+            except (json.JSONDecodeError, RecursionError, StatelineError) as error:
+                reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+                await socket.send_text(json.dumps({"error": f"message: {reason}"}))
 
     return app
+
+
+def _check_path_id(stream_id: str) -> None:
+    if not _encodable(stream_id):
+        raise HTTPException(
+            status_code=422, detail="stream_id: must be valid Unicode text (a lone surrogate)"
+        )
 
 
 async def _snapshots(service: StreamService, interval: float) -> None:
