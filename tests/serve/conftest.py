@@ -76,7 +76,9 @@ def server(model_dir: Path, tmp_path: Path) -> Iterator[str]:
 
     port = free_port()
     app = create_app(serve_config(model_dir, tmp_path / "state", max_body_bytes=20_000))
-    instance = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    instance = uvicorn.Server(
+        uvicorn.Config(app, port=port, log_level="warning", ws_max_size=20_000)  # as serve does
+    )
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

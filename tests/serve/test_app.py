@@ -168,3 +168,31 @@ def test_websocket_refuses_binary_frames_and_survives_deep_json(server: str) -> 
             socket.recv(timeout=10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003
     assert httpx.get(server + "/healthz").json()["status"] == "ok"
+
+
+def test_the_body_limit_counts_the_bytes_actually_read(server: str) -> None:
+    """#15, finding 6: a chunked body (no Content-Length) past --max-body-bytes gets 413 and
+    applies nothing; a WebSocket message past it closes the connection (1009)."""
+    event = json.dumps({"stream": "chunked", "values": [50.0]})
+
+    def chunks() -> object:
+        yield b'{"events": ['
+        for position in range(2000):  # about 80 kB, in pieces of 40 bytes
+            yield (event + ("," if position < 1999 else "")).encode()
+        yield b"]}"
+
+    answer = httpx.post(
+        server + "/v1/steps",
+        content=chunks(),
+        headers={**AUTH, "content-type": "application/json"},
+        timeout=30,
+    )
+    assert answer.status_code == 413 and "too large" in answer.json()["detail"]
+    assert httpx.get(server + "/v1/streams/chunked").status_code == 404  # nothing applied
+    url = server.replace("http", "ws") + f"/v1/ws?token={TOKEN}"
+    with connect(url) as socket:
+        socket.send(json.dumps({"events": [{"stream": "w3", "values": [50.0]}] * 2000}))
+        with pytest.raises(ConnectionClosed) as closed:
+            socket.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    assert httpx.get(server + "/healthz").json()["status"] == "ok"

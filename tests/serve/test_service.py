@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stateline import ConfigError, Forecaster
+from stateline import ConfigError, DataError, Forecaster
 from stateline.anomaly import DetectorConfig, ForecastDetector
 from stateline.serve import Event, StreamService
 
@@ -124,3 +124,15 @@ def test_a_request_refused_for_capacity_changes_nothing(model_dir: Path, tmp_pat
         service.step(batch)
     assert {key: service.stream(key)["seq"] for key in ("a", "b")} == before
     assert sorted(map(str, service.store)) == ["a", "b"]
+
+
+def test_steps_are_bounded_per_event_and_per_request(model_dir: Path, tmp_path: Path) -> None:
+    """#15, finding 7: --max-event-steps refuses one event alone, --max-steps a request whole."""
+    service = StreamService(serve_config(model_dir, tmp_path, max_event_steps=5, max_steps=12))
+    long_event = Event("a", [[50.0]] * 6, 0)
+    answers = service.step([long_event, Event("b", [[50.0]] * 5, 0)])
+    assert answers[0]["status"] == "error" and "--max-event-steps 5" in answers[0]["error"]
+    assert answers[1]["status"] == "ok"
+    with pytest.raises(DataError, match="--max-steps 12"):
+        service.step([Event(key, [[50.0]] * 5, 5) for key in ("b", "c", "d")])
+    assert sorted(map(str, service.store)) == ["b"]  # nothing of the refused request applied

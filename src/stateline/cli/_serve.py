@@ -100,7 +100,13 @@ def run_serve(argv: Sequence[str]) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT)
     }
     try:
-        uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
+        uvicorn.run(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            ws_max_size=config.max_body_bytes,  # WebSocket messages: the same limit, as read
+        )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

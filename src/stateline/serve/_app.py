@@ -197,6 +197,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         description="Stateful LSTM/GRU forecasts and anomaly scores for live streams.",
         lifespan=lifespan,
     )
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
 
     def authorised(request: Request) -> None:
         given = request.headers.get("authorization", "").encode()
@@ -324,6 +325,39 @@ def create_app(config: ServeConfig) -> FastAPI:
                 await socket.send_text(json.dumps({"error": f"message: {reason}"}))
 
     return app
+
+
+class BodyLimit:
+    """ASGI middleware: refuse a request body past ``limit`` bytes as they are read (413).
+
+    ``Content-Length`` is checked by the metrics middleware before anything is
+    read; this counts what actually arrives, so a chunked body (no length
+    given) or a lying length cannot make the server read more.
+    """
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise HTTPException(
+                        status_code=413,
+                        detail=f"Request body too large: expected at most {self.limit} bytes, "
+                        f"received more. Split the batch.",
+                    )
+            return message
+
+        await self.app(scope, limited, send)
 
 
 def _check_path_id(stream_id: str) -> None:

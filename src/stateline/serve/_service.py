@@ -67,6 +67,8 @@ class ServeConfig:
     history_streams: int = 1000
     max_body_bytes: int = 1_048_576
     max_events: int = 10_000
+    max_steps: int = 65_536
+    max_event_steps: int = 4_096
     learn: bool = True
     detector: DetectorConfig = field(default_factory=lambda: DetectorConfig(reference=200))
     online: OnlineConfig | None = None
@@ -74,7 +76,8 @@ class ServeConfig:
     def __post_init__(self) -> None:
         for name in ("port", "capacity", "history", "history_streams", "max_body_bytes"):
             require_positive_int(name, getattr(self, name))
-        require_positive_int("max_events", self.max_events)
+        for name in ("max_events", "max_steps", "max_event_steps"):
+            require_positive_int(name, getattr(self, name))
         if not self.snapshot_interval > 0:
             raise ConfigError(
                 describe(
@@ -199,6 +202,17 @@ class StreamService:
                 continue
             assert values is not None
             valid.append((index, values))
+        steps = sum(len(values) for _, values in valid)
+        if steps > self.config.max_steps:  # refused before anything changes
+            raise DataError(
+                describe(
+                    "events",
+                    f"at most --max-steps {self.config.max_steps} steps per request",
+                    f"{steps} steps",
+                    problem="hold too many steps.",
+                    fix="Split the batch.",
+                )
+            )
         streams = {events[index].stream for index, _ in valid}
         if len(streams) > self.store.capacity:  # refused before anything changes
             raise ConfigError(
@@ -216,9 +230,10 @@ class StreamService:
             [(len(values), events[index].seq is None) for index, values in valid],
         )
         groups = [[valid[position] for position in call] for call in calls]
-        with self.lock:
-            for members in groups:
+        for members in groups:  # the lock is let go between calls: other clients get turns
+            with self.lock:
                 self._step_group(events, members, answers, now)
+        with self.lock:
             self.metrics.batch.observe(len(events))
             for status, count in Counter(a["status"] for a in answers if a).items():
                 self.metrics.steps.inc(status, amount=count)
@@ -415,6 +430,14 @@ class StreamService:
             )
         if not np.isfinite(values).all():
             return None, describe("values", "finite numbers", "NaN or inf")
+        if len(values) > self.config.max_event_steps:
+            return None, describe(
+                "values",
+                f"at most --max-event-steps {self.config.max_event_steps} steps per event",
+                f"{len(values)} steps",
+                problem="hold too many steps.",
+                fix="Split the event into several with consecutive seq.",
+            )
         return values, None
 
     def _scale(self, values: NDArray[np.float64]) -> NDArray[np.float64]:
