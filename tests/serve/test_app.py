@@ -196,3 +196,21 @@ def test_the_body_limit_counts_the_bytes_actually_read(server: str) -> None:
             socket.recv(timeout=10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
     assert httpx.get(server + "/healthz").json()["status"] == "ok"
+
+
+def test_one_stream_id_grammar_for_every_endpoint(server: str) -> None:
+    """#15, finding 10: ids a batch can create can also be read and deleted; others are refused
+    everywhere alike (a '/', undecodable bytes, more than 256 characters)."""
+    results = post(server, "/v1/steps", {"events": [{"stream": "a/b", "values": [50.0]}]})
+    assert results.json()["results"][0]["status"] == "error"
+    assert "events[0].stream" in results.json()["results"][0]["error"]
+    for bad in ("%FF", "%FE", "x" * 300):
+        for method in ("GET", "DELETE"):
+            answer = httpx.request(method, f"{server}/v1/streams/{bad}", headers=AUTH)
+            assert answer.status_code == 422 and "stream_id" in answer.text, (method, bad)
+        step = post(server, f"/v1/streams/{bad}/steps", {"values": [50.0]})
+        assert step.status_code == 422
+    created = post(server, "/v1/steps", {"events": [{"stream": "ünï çødé", "values": [50.0]}]})
+    assert created.json()["results"][0]["status"] == "ok"
+    assert httpx.get(f"{server}/v1/streams/ünï çødé").status_code == 200
+    assert httpx.delete(f"{server}/v1/streams/ünï çødé", headers=AUTH).status_code == 204

@@ -27,12 +27,31 @@ __all__ = ["create_app"]
 Values = list[StrictFloat] | list[list[StrictFloat]]
 
 
+STREAM_ID_RULE = (
+    "1 to 256 characters of Unicode text, without '/', control characters or U+FFFD "
+    "(what undecodable bytes become)"
+)
+"""The one grammar of stream ids, for the batch body, the path and the WebSocket."""
+
+
 def stream_id_text(value: str) -> str:
-    """A stream id must be text that UTF-8 can encode (a lone surrogate cannot)."""
+    """Check a stream id against :data:`STREAM_ID_RULE`; returns it unchanged.
+
+    >>> stream_id_text("pump-7/a")
+    Traceback (most recent call last):
+    ...
+    ValueError: must be 1 to 256 characters of Unicode text, without '/', ...
+    """
     try:
         value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
+        valid = 1 <= len(value) <= 256 and not any(
+            character == "/" or character == "\ufffd" or ord(character) < 32 or character == "\x7f"
+            for character in value
+        )
+    except UnicodeEncodeError:  # a lone surrogate
+        valid = False
+    if not valid:
+        raise ValueError(f"must be {STREAM_ID_RULE}")
     return value
 
 
@@ -362,9 +381,7 @@ class BodyLimit:
 
 def _check_path_id(stream_id: str) -> None:
     if not _encodable(stream_id):
-        raise HTTPException(
-            status_code=422, detail="stream_id: must be valid Unicode text (a lone surrogate)"
-        )
+        raise HTTPException(status_code=422, detail=f"stream_id: must be {STREAM_ID_RULE}")
 
 
 async def _snapshots(service: StreamService, interval: float) -> None:
