@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 
 from ._errors import ConfigError, describe
 
-__all__ = ["require_number", "require_positive_int"]
+__all__ = ["plain_numbers", "require_number", "require_positive_int"]
 
 
 def require_positive_int(name: str, value: object, *, optional: bool = False) -> None:
@@ -43,3 +44,31 @@ def require_number(name: str, value: object, expected: str, low: float, high: fl
     number = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if not number or not math.isfinite(float(value)) or not low <= float(value) <= high:  # type: ignore[arg-type]
         raise ConfigError(describe(name, expected, repr(value), problem="is invalid."))
+
+
+def plain_numbers(config: object) -> None:
+    """Turn NumPy integers and floats in a (frozen) dataclass's fields into Python ones.
+
+    Configuration takes ``np.int64(48)`` wherever it takes ``48`` (the value
+    a NumPy computation gives), and keeps plain numbers, so that PyTorch and
+    JSON take them too. Booleans stay as they are.
+
+    >>> import numpy as np
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class Example:
+    ...     chunk: int
+    ...     rate: float
+    ...     def __post_init__(self) -> None:
+    ...         plain_numbers(self)
+    >>> example = Example(np.int64(48), np.float32(0.5))
+    >>> type(example.chunk).__name__, type(example.rate).__name__
+    ('int', 'float')
+    """
+    for item in dataclasses.fields(config):  # type: ignore[arg-type]
+        value = getattr(config, item.name)
+        if isinstance(value, bool) or type(value) in (int, float):
+            continue
+        if isinstance(value, numbers.Integral):
+            object.__setattr__(config, item.name, int(value))
+        elif isinstance(value, numbers.Real) and type(value).__module__ == "numpy":
+            object.__setattr__(config, item.name, float(value))

@@ -131,3 +131,15 @@ def test_fitting_leaves_the_global_random_generator_alone() -> None:
     second = Forecaster(config).fit(series)  # still reproducible from its own seed
     for a, b in zip(first.model_.parameters(), second.model_.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_numpy_numbers_are_taken_wherever_plain_ones_are(tmp_path: Path) -> None:
+    """#15, finding 16: ``ForecasterConfig(chunk=np.int64(48))`` works, fits and saves."""
+    config = ForecasterConfig(
+        chunk=np.int64(20), hidden=np.int32(4), epochs=np.int64(1), learning_rate=np.float32(0.01),
+        progress=False,
+    )  # fmt: skip
+    assert type(config.chunk) is int and type(config.learning_rate) is float
+    model = Forecaster(config).fit(np.sin(np.arange(200.0) / 5))
+    model.save(tmp_path / "model")
+    assert Forecaster.load(tmp_path / "model").config == config

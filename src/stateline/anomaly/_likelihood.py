@@ -39,7 +39,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._validate import require_number
+from .._validate import plain_numbers, require_number
 
 __all__ = [
     "LikelihoodConfig",
@@ -76,6 +76,7 @@ class LikelihoodConfig:
     floor: float = 1e-3
 
     def __post_init__(self) -> None:
+        plain_numbers(self)
         require_number("short", self.short, "a weight in (0, 1]", 1e-12, 1.0)
         require_number("long", self.long, "a weight in [0, 1] (0: no adaptation)", 0.0, 1.0)
         require_number("alarm", self.alarm, "a score in (0, 1]", 1e-12, 1.0)

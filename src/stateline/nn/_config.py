@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from .._errors import ConfigError, describe
-from .._validate import require_positive_int
+from .._validate import plain_numbers, require_positive_int
 
 __all__ = ["ModelConfig", "Seq2SeqConfig"]
 
@@ -50,6 +50,7 @@ class ModelConfig:
     task: Task = "regression"
 
     def __post_init__(self) -> None:
+        plain_numbers(self)
         for name in ("inputs", "outputs", "hidden", "layers"):
             require_positive_int(name, getattr(self, name))
         _cell(self.cell)
@@ -89,6 +90,7 @@ class Seq2SeqConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
+        plain_numbers(self)
         for name in ("inputs", "targets", "hidden", "layers"):
             require_positive_int(name, getattr(self, name))
         _cell(self.cell)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .._errors import ConfigError, describe
-from .._validate import require_positive_int
+from .._validate import plain_numbers, require_positive_int
 
 __all__ = ["OnlineConfig"]
 
@@ -45,6 +45,7 @@ class OnlineConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        plain_numbers(self)
         for name in ("buffer", "update_every", "lanes", "chunk", "epochs"):
             require_positive_int(name, getattr(self, name))
         require_positive_int("recompute_steps", self.recompute_steps, optional=True)

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from .._errors import ConfigError, DataError, describe
 from .._files import write_atomically
-from .._validate import require_positive_int
+from .._validate import plain_numbers, require_positive_int
 from ..anomaly import DetectorConfig
 from ..data import Scaler
 from ..online import OnlineConfig, OnlineLearner
@@ -74,6 +74,7 @@ class ServeConfig:
     online: OnlineConfig | None = None
 
     def __post_init__(self) -> None:
+        plain_numbers(self)
         for name in ("port", "capacity", "history", "history_streams", "max_body_bytes"):
             require_positive_int(name, getattr(self, name))
         for name in ("max_events", "max_steps", "max_event_steps"):

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._errors import DataError, NotFittedError, ShapeError, describe
-from .._validate import require_positive_int
+from .._validate import plain_numbers, require_positive_int
 from ..data import LaneLayout, Scaler, pack_lanes
 from ..data._lanes import check_features, sequence_list
 from ..nn import SequenceModel
@@ -41,6 +41,7 @@ class ClassifierConfig(EstimatorConfig):
     validation_share: float = 0.15
 
     def __post_init__(self) -> None:
+        plain_numbers(self)
         require_positive_int("lanes", self.lanes)
         require_positive_int("chunk", self.chunk, optional=True)
         super().__post_init__()

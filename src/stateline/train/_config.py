@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from .._errors import ConfigError, describe
-from .._validate import require_positive_int
+from .._validate import plain_numbers, require_positive_int
 
 __all__ = ["TrainConfig"]
 
@@ -49,6 +49,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None
 
     def __post_init__(self) -> None:
+        plain_numbers(self)
         require_positive_int("epochs", self.epochs)
         _check(self.learning_rate > 0, "learning_rate", "a number > 0", self.learning_rate)
         _check(self.weight_decay >= 0, "weight_decay", "a number >= 0", self.weight_decay)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .._errors import ConfigError, describe
+from .._validate import plain_numbers
 from ..nn import ModelConfig
 from ..nn._config import Task
 from ._config import TrainConfig
@@ -38,6 +39,7 @@ class EstimatorConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        plain_numbers(self)
         if not 0.0 <= self.validation_share < 0.5:
             raise ConfigError(
                 describe(

@@ -12,7 +12,7 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, DataError, NotFittedError, ShapeError, describe
-from .._validate import require_positive_int
+from .._validate import plain_numbers, require_positive_int
 from ..data import Scaler, load_table, pack_lanes
 from ..data._checks import as_array, require_finite
 from ..nn import Carry, SequenceModel, select_rows
@@ -49,6 +49,7 @@ class ForecasterConfig(EstimatorConfig):
     chunk: int = 64
 
     def __post_init__(self) -> None:
+        plain_numbers(self)
         require_positive_int("lanes", self.lanes, optional=True)
         require_positive_int("horizon", self.horizon)
         require_positive_int("chunk", self.chunk)
