@@ -165,6 +165,7 @@ def main_bench() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--batch", type=int, default=64, help="streams per batch request")
+    parser.add_argument("--threads", type=int, help="the server's --threads (default: its own)")
     args = parser.parse_args()
     console = Console(width=140)
     folder = Path(tempfile.mkdtemp(prefix="stateline-bench-serve-"))
@@ -173,7 +174,8 @@ def main_bench() -> None:
     script = shutil.which("stateline", path=str(Path(sys.executable).parent))
     server = subprocess.Popen(
         [str(script), "serve", "--model", str(model), "--port", str(port),
-         "--snapshot-dir", str(folder / "state"), "--reference", "50", "--warmup", "5"],
+         "--snapshot-dir", str(folder / "state"), "--reference", "50", "--warmup", "5",
+         *(["--threads", str(args.threads)] if args.threads else [])],
         env={**os.environ, "STATELINE_TOKEN": TOKEN},
         stdout=subprocess.DEVNULL,
     )  # fmt: skip

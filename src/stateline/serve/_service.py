@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 import time
 from collections import Counter, OrderedDict, deque
@@ -53,7 +54,15 @@ class ServeConfig:
     --online``) keeps the model learning from its streams
     (:class:`~stateline.online.OnlineLearner`); its weights are written next
     to every snapshot (``online.pt``) and loaded on start, before the store.
+    ``threads`` is what ``stateline serve`` gives PyTorch and the BLAS library
+    for its process (``None``: half the cores, at least 1, leaving the rest to
+    the server's own threads and its clients).
     """
+
+    @property
+    def compute_threads(self) -> int:
+        """The threads ``threads`` stands for on this machine."""
+        return self.threads or max(1, (os.cpu_count() or 1) // 2)
 
     model: str
     host: str = "127.0.0.1"
@@ -69,6 +78,7 @@ class ServeConfig:
     max_events: int = 10_000
     max_steps: int = 65_536
     max_event_steps: int = 4_096
+    threads: int | None = None
     learn: bool = True
     detector: DetectorConfig = field(default_factory=lambda: DetectorConfig(reference=200))
     online: OnlineConfig | None = None
@@ -79,6 +89,7 @@ class ServeConfig:
             require_positive_int(name, getattr(self, name))
         for name in ("max_events", "max_steps", "max_event_steps"):
             require_positive_int(name, getattr(self, name))
+        require_positive_int("threads", self.threads, optional=True)
         if not self.snapshot_interval > 0:
             raise ConfigError(
                 describe(
