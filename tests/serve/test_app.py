@@ -158,7 +158,7 @@ def test_websocket_refuses_binary_frames_and_survives_deep_json(server: str) -> 
     """#15, finding 8: a binary frame closes with 1003; nesting too deep is an error message."""
     url = server.replace("http", "ws") + f"/v1/ws?token={TOKEN}"
     with connect(url) as socket:
-        socket.send("[" * 100_000 + "]" * 100_000)
+        socket.send("[" * 9_000 + "]" * 9_000)  # under the size limit, far too deep
         assert "error" in json.loads(socket.recv(timeout=10))
         socket.send(json.dumps({"events": [{"stream": "w2", "values": [50.0]}, 5]}))
         statuses = [r["status"] for r in json.loads(socket.recv(timeout=10))["results"]]
@@ -214,3 +214,20 @@ def test_one_stream_id_grammar_for_every_endpoint(server: str) -> None:
     assert created.json()["results"][0]["status"] == "ok"
     assert httpx.get(f"{server}/v1/streams/ünï çødé").status_code == 200
     assert httpx.delete(f"{server}/v1/streams/ünï çødé", headers=AUTH).status_code == 204
+
+
+def test_the_stream_list_comes_in_pages(server: str) -> None:
+    """#15, finding 13: GET /v1/streams returns a page (default 100, at most 1000)."""
+    events = [{"stream": f"page-{i:03d}", "values": [50.0]} for i in range(250)]
+    assert post(server, "/v1/steps", {"events": events}).status_code == 200
+    first = httpx.get(server + "/v1/streams").json()
+    assert len(first["streams"]) == 100 and first["total"] >= 250 and first["next"] == 100
+    seen = [row["stream"] for row in first["streams"]]
+    offset = first["next"]
+    while offset is not None:
+        page = httpx.get(server + f"/v1/streams?offset={offset}&limit=1000").json()
+        seen += [row["stream"] for row in page["streams"]]
+        offset = page["next"]
+    assert len(seen) == len(set(seen)) == first["total"]
+    assert {f"page-{i:03d}" for i in range(250)} <= set(seen)
+    assert httpx.get(server + "/v1/streams?limit=5000").status_code == 422

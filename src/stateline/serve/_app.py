@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.resources import files
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response, WebSocket
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, WebSocket
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError, field_validator
 
@@ -293,8 +293,13 @@ def create_app(config: ServeConfig) -> FastAPI:
         return {"results": answer_batch(service, body.events)}
 
     @app.get("/v1/streams")
-    def list_streams(service: Service) -> dict[str, Any]:
-        return {"streams": service.streams()}
+    def list_streams(
+        service: Service,
+        limit: Annotated[int, Query(ge=1, le=1000, description="rows per page")] = 100,
+        offset: Annotated[int, Query(ge=0, le=MAX_SEQ, description="rows to skip")] = 0,
+    ) -> dict[str, Any]:
+        """A page of the held streams; ``next`` is the offset of the next page (null: last)."""
+        return service.streams(limit=limit, offset=offset)
 
     @app.get("/v1/streams/{stream_id}")
     def get_stream(stream_id: str, service: Service) -> dict[str, Any]:

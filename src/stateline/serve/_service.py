@@ -6,6 +6,7 @@ Python: the app only parses requests and renders answers.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -264,10 +265,24 @@ class StreamService:
                 "history": list(self.history.get(stream_id, [])),
             }
 
-    def streams(self) -> list[dict[str, Any]]:
-        """One row per stream: id, last seq, score, flag, level, last seen."""
+    def streams(self, *, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """A page of rows (id, last seq, scores, flag, level, last seen), in the store's order.
+
+        Only the page's rows are built: reading it costs ``offset + limit``
+        steps of iteration, not a row per held stream.
+        """
         with self.lock:
-            return [self._row(str(i), self.store.slot_of(i)) for i in self.store]
+            ids = list(itertools.islice(iter(self.store), offset, offset + limit))
+            total = len(self.store)
+            rows = [self._row(str(i), self.store.slot_of(i)) for i in ids]
+        following = offset + len(rows)
+        return {
+            "streams": rows,
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+            "next": following if following < total else None,
+        }
 
     def delete(self, stream_id: str) -> None:
         with self.lock:
