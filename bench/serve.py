@@ -122,7 +122,7 @@ def load(url: str, clients: int, streams: int, batch: bool, seconds: float) -> d
     lost = doubled = 0
     for worker in workers:
         for stream, sent in worker.next_seq.items():
-            held = httpx.get(f"{url}/v1/streams/{stream}").json()["seq"]
+            held = httpx.get(f"{url}/v1/streams/{stream}", headers=AUTH).json()["seq"]
             lost += max(0, (sent - 1) - held)
             doubled += max(0, held - (sent - 1))
     return {
@@ -191,7 +191,7 @@ def main_bench() -> None:
                 time.sleep(0.2)
         single = load(url, args.clients, 8, False, args.seconds)
         batched = load(url, args.clients, args.batch, True, args.seconds)
-        metrics = httpx.get(url + "/metrics").text
+        metrics = httpx.get(url + "/metrics", headers=AUTH).text
     finally:
         server.terminate()
         server.wait(timeout=60)

@@ -34,10 +34,10 @@ def test_steps_answer_forecasts_scores_and_flags(server: str) -> None:
     assert stale.status_code == 200, stale.text
     assert stale.json()["results"][0]["status"] == "stale"
     assert stale.json()["results"][0]["forecast"] == [[[None]]]
-    state = httpx.get(server + "/v1/streams/pump-1").json()
+    state = httpx.get(server + "/v1/streams/pump-1", headers=AUTH).json()
     assert state["seq"] == seq and state["calibrated"] and len(state["history"]) == len(values)
     assert httpx.delete(server + "/v1/streams/pump-1", headers=AUTH).status_code == 204
-    assert httpx.get(server + "/v1/streams/pump-1").status_code == 404
+    assert httpx.get(server + "/v1/streams/pump-1", headers=AUTH).status_code == 404
 
 
 def test_batch_of_many_streams_with_k_steps_and_one_bad_event(server: str) -> None:
@@ -50,7 +50,7 @@ def test_batch_of_many_streams_with_k_steps_and_one_bad_event(server: str) -> No
     assert [r["status"] for r in results] == ["ok", "error", "ok"]
     assert len(results[0]["forecast"]) == 3 and results[0]["seq"] == 2
     assert "Expected: 1 numbers per step" in results[1]["error"]
-    rows = httpx.get(server + "/v1/streams").json()["streams"]
+    rows = httpx.get(server + "/v1/streams", headers=AUTH).json()["streams"]
     assert sorted(r["stream"] for r in rows) == ["a", "c"]
 
 
@@ -83,7 +83,7 @@ def test_bad_requests_get_clear_4xx_and_the_server_lives_on(server: str) -> None
 
 def test_metrics_health_and_schema(server: str) -> None:
     post(server, "/v1/steps", {"events": [{"stream": "m", "values": [1.0]}]})
-    text = httpx.get(server + "/metrics").text
+    text = httpx.get(server + "/metrics", headers=AUTH).text
     for name in (
         "stateline_requests_total",
         "stateline_batch_events_bucket",
@@ -188,7 +188,9 @@ def test_the_body_limit_counts_the_bytes_actually_read(server: str) -> None:
         timeout=30,
     )
     assert answer.status_code == 413 and "too large" in answer.json()["detail"]
-    assert httpx.get(server + "/v1/streams/chunked").status_code == 404  # nothing applied
+    assert (
+        httpx.get(server + "/v1/streams/chunked", headers=AUTH).status_code == 404
+    )  # nothing applied
     url = server.replace("http", "ws") + f"/v1/ws?token={TOKEN}"
     with connect(url) as socket:
         socket.send(json.dumps({"events": [{"stream": "w3", "values": [50.0]}] * 2000}))
@@ -212,7 +214,7 @@ def test_one_stream_id_grammar_for_every_endpoint(server: str) -> None:
         assert step.status_code == 422
     created = post(server, "/v1/steps", {"events": [{"stream": "ünï çødé", "values": [50.0]}]})
     assert created.json()["results"][0]["status"] == "ok"
-    assert httpx.get(f"{server}/v1/streams/ünï çødé").status_code == 200
+    assert httpx.get(f"{server}/v1/streams/ünï çødé", headers=AUTH).status_code == 200
     assert httpx.delete(f"{server}/v1/streams/ünï çødé", headers=AUTH).status_code == 204
 
 
@@ -220,14 +222,27 @@ def test_the_stream_list_comes_in_pages(server: str) -> None:
     """#15, finding 13: GET /v1/streams returns a page (default 100, at most 1000)."""
     events = [{"stream": f"page-{i:03d}", "values": [50.0]} for i in range(250)]
     assert post(server, "/v1/steps", {"events": events}).status_code == 200
-    first = httpx.get(server + "/v1/streams").json()
+    first = httpx.get(server + "/v1/streams", headers=AUTH).json()
     assert len(first["streams"]) == 100 and first["total"] >= 250 and first["next"] == 100
     seen = [row["stream"] for row in first["streams"]]
     offset = first["next"]
     while offset is not None:
-        page = httpx.get(server + f"/v1/streams?offset={offset}&limit=1000").json()
+        page = httpx.get(server + f"/v1/streams?offset={offset}&limit=1000", headers=AUTH).json()
         seen += [row["stream"] for row in page["streams"]]
         offset = page["next"]
     assert len(seen) == len(set(seen)) == first["total"]
     assert {f"page-{i:03d}" for i in range(250)} <= set(seen)
-    assert httpx.get(server + "/v1/streams?limit=5000").status_code == 422
+    assert httpx.get(server + "/v1/streams?limit=5000", headers=AUTH).status_code == 422
+
+
+def test_reads_need_the_token_and_the_host_must_be_ours(server: str) -> None:
+    """#15, finding 12: stream data and metrics need the token; a foreign Host header (DNS
+    rebinding) is refused; health names no server path."""
+    post(server, "/v1/steps", {"events": [{"stream": "secret", "values": [50.0]}]})
+    for path in ("/v1/streams", "/v1/streams/secret", "/metrics"):
+        assert httpx.get(server + path).status_code == 401, path
+        assert httpx.get(server + path, headers=AUTH).status_code == 200, path
+    health = httpx.get(server + "/healthz").json()
+    assert "/" not in health["model"]
+    rebound = httpx.get(server + "/healthz", headers={"Host": "evil.example"})
+    assert rebound.status_code == 400 and "Host" in rebound.json()["detail"]

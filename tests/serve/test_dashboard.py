@@ -41,6 +41,22 @@ def browser() -> object:
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
 
 
+def enter_token(driver: object) -> None:
+    """Reads need the token: the page asks for it once; it never goes into the URL."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 30).until(  # type: ignore[arg-type]
+        lambda d: d.find_element(By.ID, "token-form").is_displayed()
+    )
+    driver.find_element(By.ID, "token").send_keys(TOKEN)  # type: ignore[attr-defined]
+    driver.find_element(By.CSS_SELECTOR, "#token-form button").click()  # type: ignore[attr-defined]
+    WebDriverWait(driver, 30).until(  # type: ignore[arg-type]
+        lambda d: not d.find_element(By.ID, "token-form").is_displayed()
+    )
+    assert TOKEN not in driver.current_url  # type: ignore[attr-defined]
+
+
 def test_chart_updates_while_replay_runs(
     model_dir: Path, temperatures_csv: Path, tmp_path: Path
 ) -> None:
@@ -59,6 +75,7 @@ def test_chart_updates_while_replay_runs(
     driver = browser()
     try:
         driver.get(server.url + "/?stream=Seattle")  # type: ignore[attr-defined]
+        enter_token(driver)
         chart = driver.find_element(By.ID, "values")  # type: ignore[attr-defined]
         seen = []
         deadline = time.monotonic() + 60
@@ -113,6 +130,7 @@ def test_dashboard_shows_when_the_model_was_last_updated(
             )
             assert answer.status_code == 200, answer.text
         driver.get(server.url + "/")  # type: ignore[attr-defined]
+        enter_token(driver)
         deadline = time.monotonic() + 60
         shown = ""
         while time.monotonic() < deadline:

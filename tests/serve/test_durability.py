@@ -51,7 +51,10 @@ def test_kill_9_restart_and_resend_from_last_applied_seq(
     try:
         health = httpx.get(second.url + "/healthz").json()
         assert health["restored_streams"] == 2
-        last = {s: httpx.get(f"{second.url}/v1/streams/{s}").json()["seq"] for s in STREAMS}
+        last = {
+            s: httpx.get(f"{second.url}/v1/streams/{s}", headers=AUTH).json()["seq"]
+            for s in STREAMS
+        }
         assert all(99 <= seq <= 129 for seq in last.values()), last  # lost: one interval at most
         resume = min(last.values()) + 1
         # The client resends from its last acknowledged seq (129) minus what the server lacks;
@@ -63,7 +66,7 @@ def test_kill_9_restart_and_resend_from_last_applied_seq(
     third = ServerProcess(model_dir, state, free_port(), INTERVAL)
     try:
         for stream in STREAMS:
-            assert httpx.get(f"{third.url}/v1/streams/{stream}").json()["seq"] == 199
+            assert httpx.get(f"{third.url}/v1/streams/{stream}", headers=AUTH).json()["seq"] == 199
     finally:
         third.stop()
 

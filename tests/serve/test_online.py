@@ -102,7 +102,7 @@ def test_running_server_updates_the_model_in_the_background(
         while httpx.get(url + "/healthz").json()["online"]["version"] < 2:
             assert time.monotonic() < deadline, "the model was not updated in the background"
             time.sleep(0.1)
-        metrics = httpx.get(url + "/metrics").text
+        metrics = httpx.get(url + "/metrics", headers=AUTH).text
         assert "stateline_online_last_update_timestamp_seconds" in metrics
     finally:
         server.should_exit = True

@@ -230,14 +230,30 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     writer = Depends(authorised)
 
+    def authorised_read(request: Request) -> None:
+        if not config.public_reads:
+            authorised(request)
+
+    reader = Depends(authorised_read)
+    hosts = allowed_hosts(config)
+
     @app.middleware("http")
     async def limits_and_metrics(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         started = time.perf_counter()
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > config.max_body_bytes):
+        host = request.headers.get("host", "")
+        if hosts is not None and host_name(host) not in hosts:
             response: Response = JSONResponse(
+                status_code=400,
+                content={
+                    "detail": f"Host header {host[:100]!r} is not one this server answers to: "
+                    f"expected one of {sorted(hosts)}. Fix: --allowed-hosts NAME[,NAME...]."
+                },
+            )
+        elif length is not None and (not length.isdigit() or int(length) > config.max_body_bytes):
+            response = JSONResponse(
                 status_code=413,
                 content={
                     "detail": f"Request body too large: expected at most "
@@ -273,7 +289,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     def healthz(service: Service) -> dict[str, Any]:
         return service.health()
 
-    @app.get("/metrics", response_class=PlainTextResponse)
+    @app.get("/metrics", response_class=PlainTextResponse, dependencies=[reader])
     def metrics(service: Service) -> PlainTextResponse:
         return PlainTextResponse(
             service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
@@ -292,7 +308,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     def step_many(body: BatchIn, service: Service) -> dict[str, Any]:
         return {"results": answer_batch(service, body.events)}
 
-    @app.get("/v1/streams")
+    @app.get("/v1/streams", dependencies=[reader])
     def list_streams(
         service: Service,
         limit: Annotated[int, Query(ge=1, le=1000, description="rows per page")] = 100,
@@ -301,7 +317,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         """A page of the held streams; ``next`` is the offset of the next page (null: last)."""
         return service.streams(limit=limit, offset=offset)
 
-    @app.get("/v1/streams/{stream_id}")
+    @app.get("/v1/streams/{stream_id}", dependencies=[reader])
     def get_stream(stream_id: str, service: Service) -> dict[str, Any]:
         _check_path_id(stream_id)
         return service.stream(stream_id)
@@ -318,6 +334,9 @@ def create_app(config: ServeConfig) -> FastAPI:
 
         The token goes in the ``Authorization`` header or a ``token`` query parameter.
         """
+        if hosts is not None and host_name(socket.headers.get("host", "")) not in hosts:
+            await socket.close(code=1008, reason="Host header not allowed")
+            return
         header = socket.headers.get("authorization", "")
         query = socket.query_params.get("token", "")
         given = (header or f"Bearer {query}").encode()
@@ -349,6 +368,26 @@ def create_app(config: ServeConfig) -> FastAPI:
                 await socket.send_text(json.dumps({"error": f"message: {reason}"}))
 
     return app
+
+
+def allowed_hosts(config: ServeConfig) -> set[str] | None:
+    """The host names requests may name in ``Host`` (None: any, bound to every address)."""
+    extra = {name.strip().lower() for name in (config.allowed_hosts or "").split(",") if name}
+    if config.host in ("0.0.0.0", "::", "") and not extra:
+        return None
+    return {config.host.lower(), "localhost", "127.0.0.1", "::1"} | extra
+
+
+def host_name(header: str) -> str:
+    """``Host`` without its port: ``example.org:8000`` -> ``example.org``, ``[::1]:80`` -> ``::1``.
+
+    >>> host_name("[::1]:8000"), host_name("LocalHost:80"), host_name("example.org")
+    ('::1', 'localhost', 'example.org')
+    """
+    value = header.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
 class BodyLimit:

@@ -55,6 +55,12 @@ class ServeConfig:
     --online``) keeps the model learning from its streams
     (:class:`~stateline.online.OnlineLearner`); its weights are written next
     to every snapshot (``online.pt``) and loaded on start, before the store.
+    Reads of stream data (``/v1/streams``, ``/metrics``) need the token too
+    unless ``public_reads``; ``/healthz`` stays open and names no server path.
+    Requests whose ``Host`` header is not the bound address (or ``localhost``)
+    or one of ``allowed_hosts`` (comma-separated) are refused, so a web page
+    cannot reach the server through DNS rebinding; bound to ``0.0.0.0`` with
+    no ``allowed_hosts``, any host is taken.
     ``threads`` is what ``stateline serve`` gives PyTorch and the BLAS library
     for its process (``None``: half the cores, at least 1, leaving the rest to
     the server's own threads and its clients).
@@ -80,6 +86,8 @@ class ServeConfig:
     max_steps: int = 65_536
     max_event_steps: int = 4_096
     threads: int | None = None
+    public_reads: bool = False
+    allowed_hosts: str | None = None
     learn: bool = True
     detector: DetectorConfig = field(default_factory=lambda: DetectorConfig(reference=200))
     online: OnlineConfig | None = None
@@ -332,7 +340,7 @@ class StreamService:
                 "last_error": self.last_snapshot_error,
             },
             "streams": len(self.store),
-            "model": str(self.config.model),
+            "model": Path(self.config.model).name,  # no server paths
             "inputs": self.inputs,
             "columns": self.columns,
             "targets": self.targets,
