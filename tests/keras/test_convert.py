@@ -193,3 +193,35 @@ def test_serve_takes_a_keras_file(tmp_path: Path) -> None:
     assert answers[-1]["scores"][0] is not None and answers[0]["scores"] == [None]
     service.snapshot()
     assert (tmp_path / "model.state" / "state.pt").is_file()
+
+
+def test_only_chains_convert_and_the_layer_that_breaks_one_is_named() -> None:
+    """#15, finding 14: two heads, a skipped layer or ConvLSTM1D are refused by name; a
+    chain with ``unroll=True`` (same math) converts and computes what Keras computes."""
+    inputs = keras.Input((None, 2))
+    hidden = keras.layers.LSTM(4, return_sequences=True, name="shared")(inputs)
+    heads = keras.Model(
+        inputs, [keras.layers.Dense(1, name="a")(hidden), keras.layers.Dense(1, name="b")(hidden)]
+    )
+    with pytest.raises(ConfigError, match="2 outputs"):
+        from_keras(heads)
+    first = keras.layers.LSTM(4, return_sequences=True, name="first")(inputs)
+    keras.layers.LSTM(3, return_sequences=True, name="unused")(first)
+    skipping = keras.Model(inputs, keras.layers.Dense(1, name="skip")(first))
+    converted = from_keras(skipping)  # "unused" is not part of the model: a chain
+    assert isinstance(converted, KerasSequenceModel)
+    second = keras.layers.LSTM(3, return_sequences=True, name="second")(first)
+    branch = keras.Model(inputs, keras.layers.Dense(1, name="late")(first + 0 * second[..., :1]))
+    with pytest.raises(ConfigError):  # an op layer joins two branches: refused, named
+        from_keras(branch)
+    conv = keras.Sequential([keras.Input((None, 5, 2)), keras.layers.ConvLSTM1D(2, 3, name="conv")])
+    with pytest.raises(ConfigError, match="ConvLSTM1D") as refused:
+        from_keras(conv)
+    assert "layer 'conv' is not supported" in str(refused.value)
+    unrolled = keras.Sequential(
+        [keras.Input((7, 2)), keras.layers.LSTM(3, unroll=True, return_sequences=True)]
+    )
+    x = np.random.default_rng(0).normal(size=(2, 7, 2)).astype(np.float32)
+    with torch.no_grad():
+        got, _ = from_keras(unrolled)(torch.from_numpy(x))
+    np.testing.assert_allclose(got.numpy(), unrolled.predict(x, verbose=0), atol=1e-5)

@@ -58,6 +58,8 @@ def from_keras(model_or_path: Any) -> KerasSequenceModel:
     model = model_or_path
     if isinstance(model_or_path, (str, Path)):
         model = keras.saving.load_model(str(model_or_path), compile=False)
+    _require_supported(model)
+    _require_chain(model)
     inputs = model.input_shape
     if isinstance(inputs, list) or len(inputs) != 3:
         raise ConfigError(
@@ -229,8 +231,89 @@ def _activation(value: Any, layer: str) -> str:
 
 
 def _check_recurrent(layer: Any, config: dict[str, Any]) -> None:
-    for option in ("go_backwards", "unroll"):
-        if config.get(option):
-            raise ConfigError(
-                describe(f"layer {layer.name!r}", f"{option}=False", f"{option}=True")
+    """``go_backwards`` changes the math and is refused; ``unroll`` does not and is taken."""
+    if config.get("go_backwards"):
+        raise ConfigError(
+            describe(
+                f"layer {layer.name!r}",
+                "go_backwards=False",
+                "go_backwards=True",
+                problem="reads its sequence backwards, which a stream cannot.",
             )
+        )
+
+
+def _kind(layer: Any) -> str:
+    kind = type(layer).__name__
+    if kind == "TimeDistributed" and type(layer.layer).__name__ == "Dense":
+        return "TimeDistributed(Dense)"
+    return kind
+
+
+def _require_supported(model: Any) -> None:
+    """Name the first layer stateline cannot convert (ConvLSTM1D ...), before anything else."""
+    for layer in model.layers:
+        if _kind(layer) not in SUPPORTED_LAYERS:
+            raise ConfigError(
+                describe(
+                    f"layer {layer.name!r}",
+                    f"one of {', '.join(SUPPORTED_LAYERS)}",
+                    _kind(layer),
+                    problem="is not supported.",
+                )
+            )
+
+
+def _source(layer: Any) -> Any:
+    """The layer whose output is ``layer``'s one input (a Masking mask aside), else None."""
+    try:
+        value = layer.input
+        tensors = value if isinstance(value, (list, tuple)) else [value]
+        data = [tensor for tensor in tensors if "bool" not in str(tensor.dtype)]
+        return data[0]._keras_history.operation if len(data) == 1 else None
+    except (AttributeError, ValueError):  # called more than once
+        return None
+
+
+def _require_chain(model: Any) -> None:
+    """Refuse any graph that is not one chain: input -> layer -> layer -> ... -> output."""
+    outputs = list(model.outputs)
+    if len(outputs) != 1:
+        raise ConfigError(
+            describe(
+                "model",
+                "one output at the end of a chain of layers",
+                f"{len(outputs)} outputs",
+                problem="is not a chain of layers.",
+            )
+        )
+    previous = None
+    for layer in model.layers:
+        if type(layer).__name__ == "InputLayer":
+            previous = layer
+            continue
+        source = _source(layer)
+        expected = previous.name if previous is not None else "the model's input"
+        chained = source is not None and (
+            source is previous or (previous is None and type(source).__name__ == "InputLayer")
+        )
+        if not chained:
+            raise ConfigError(
+                describe(
+                    f"layer {layer.name!r}",
+                    f"the output of {expected!r} as its only input (a chain)",
+                    "another input" if source is None else f"the output of {source.name!r}",
+                    problem="is not part of a chain of layers.",
+                )
+            )
+        previous = layer
+    producer = outputs[0]._keras_history.operation
+    if producer is not previous:
+        raise ConfigError(
+            describe(
+                "model",
+                f"its last layer {getattr(previous, 'name', None)!r} as the output",
+                f"the output of {producer.name!r}",
+                problem="is not a chain of layers.",
+            )
+        )
