@@ -233,6 +233,8 @@ def test_the_stream_list_comes_in_pages(server: str) -> None:
     assert len(seen) == len(set(seen)) == first["total"]
     assert {f"page-{i:03d}" for i in range(250)} <= set(seen)
     assert httpx.get(server + "/v1/streams?limit=5000", headers=AUTH).status_code == 422
+    far = httpx.get(server + f"/v1/streams?offset={2**63 - 1}", headers=AUTH)  # found by fuzzing
+    assert far.status_code == 200 and far.json()["streams"] == []
 
 
 def test_reads_need_the_token_and_the_host_must_be_ours(server: str) -> None:

@@ -280,8 +280,8 @@ class StreamService:
         steps of iteration, not a row per held stream.
         """
         with self.lock:
-            ids = list(itertools.islice(iter(self.store), offset, offset + limit))
             total = len(self.store)
+            ids = list(itertools.islice(iter(self.store), offset, min(offset + limit, total)))
             rows = [self._row(str(i), self.store.slot_of(i)) for i in ids]
         following = offset + len(rows)
         return {
