@@ -63,13 +63,14 @@ class DetectorConfig:
     k: float = 3.0
     reference: int = 400
     warmup: int = 50
-    short: float = 0.2
-    long: float = 0.002
-    range_tolerance: float | None = 0.05
-    range_base: float = 0.8
-    quiet: float = 0.2
-    alarm: float = 0.9
-    cap: float = 10.0
+    # The likelihood's settings, with LikelihoodConfig's defaults (one source for both).
+    short: float = LikelihoodConfig.short
+    long: float = LikelihoodConfig.long
+    range_tolerance: float | None = LikelihoodConfig.range_tolerance
+    range_base: float = LikelihoodConfig.range_base
+    quiet: float = LikelihoodConfig.quiet
+    alarm: float = LikelihoodConfig.alarm
+    cap: float = LikelihoodConfig.cap
     progress: bool = False
 
     def __post_init__(self) -> None:

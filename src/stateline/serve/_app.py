@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError,
 from .. import __version__
 from .._errors import ConfigError, StatelineError, describe
 from ..stream import UnknownStreamError
-from ._service import Event, ServeConfig, StreamService
+from ._service import Event, ServeConfig, StreamService, blank_answer
 
 __all__ = ["create_app"]
 
@@ -73,17 +73,11 @@ def answer_batch(service: StreamService, raw_events: list[Any]) -> list[dict[str
             event = EventIn.model_validate(raw)
         except ValidationError as error:
             stream = raw.get("stream") if isinstance(raw, dict) else None
-            answers[position] = {
-                "stream": stream if isinstance(stream, str) and _encodable(stream) else None,
-                "status": "error",
-                "seq": None,
-                "forecast": [],
-                "scores": [],
-                "flags": [],
-                "anomaly_scores": [],
-                "level": None,
-                "error": _validation_message(error, f"events[{position}]"),
-            }
+            answers[position] = blank_answer(
+                stream if isinstance(stream, str) and _encodable(stream) else None,
+                "error",
+                error=_validation_message(error, f"events[{position}]"),
+            )
             continue
         events.append(Event(event.stream, event.values, event.seq, event.start, event.end))
         positions.append(position)

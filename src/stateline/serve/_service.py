@@ -586,8 +586,13 @@ class StreamService:
 
 
 def _answer(event: Event, status: str, *, error: str | None = None) -> dict[str, Any]:
+    return blank_answer(event.stream, status, error=error)
+
+
+def blank_answer(stream: str | None, status: str, *, error: str | None = None) -> dict[str, Any]:
+    """An answer with nothing applied yet (the shape of every answer of the API)."""
     answer: dict[str, Any] = {
-        "stream": event.stream,
+        "stream": stream,
         "status": status,
         "seq": None,
         "forecast": [],

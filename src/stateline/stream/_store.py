@@ -390,17 +390,8 @@ class StateStore:
                 target = min(self.capacity, target * 2)
             self._grow(target)
         needed = len(ids) - len(self._free)
-        if needed > 0:
+        if needed > 0:  # enough can go: checked above
             self._evict_least_recent(needed, protected)
-        if len(ids) > len(self._free):
-            raise ConfigError(
-                describe(
-                    "capacity",
-                    f"at least {len(ids) + len(protected)} slots for the streams of one call",
-                    str(self.capacity),
-                    problem="is too small.",
-                )
-            )
         now = self.clock()
         created: dict[StreamId, int] = {}
         for stream_id in ids:
