@@ -8,7 +8,10 @@ Messages follow one shape: what was wrong, ``Expected: ...``, ``Received: ...``
 and, where there is a known fix, what to do.
 
 >>> try:
-...     raise ShapeError(describe("x", "a 2-D array (samples, features)", "shape (5,)"))
+...     message = describe(
+...         "x", "a 2-D array (samples, features)", "shape (5,)", problem="has the wrong shape."
+...     )
+...     raise ShapeError(message)
 ... except ValueError as error:
 ...     print(error)
 x has the wrong shape.
@@ -53,10 +56,12 @@ def describe(
     expected: str,
     received: str,
     *,
-    problem: str = "has the wrong shape.",
+    problem: str,
     fix: str | None = None,
 ) -> str:
-    """Build an error message in stateline's shape.
+    """Build an error message in stateline's shape; ``problem`` says what is wrong.
+
+    (It has no default: a default headline ended up on errors it did not fit.)
 
     >>> print(describe("lanes", "an integer >= 1", "0", problem="is invalid.",
     ...                fix="Pass lanes=1 or more."))

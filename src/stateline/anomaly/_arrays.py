@@ -14,7 +14,14 @@ def as_row(values: ArrayLike, argument: str) -> NDArray[np.float64]:
     """One step's values ``(channels,)``; a scalar is one channel."""
     row = np.atleast_1d(np.asarray(values, dtype=np.float64))
     if row.ndim != 1:
-        raise ShapeError(describe(argument, "one value per channel (1-D)", f"shape {row.shape}"))
+        raise ShapeError(
+            describe(
+                argument,
+                "one value per channel (1-D)",
+                f"shape {row.shape}",
+                problem="has the wrong shape.",
+            )
+        )
     return row
 
 
@@ -24,7 +31,12 @@ def as_steps(values: ArrayLike, argument: str) -> NDArray[np.float64]:
     block = block[:, None] if block.ndim == 1 else block
     if block.ndim != 2:
         raise ShapeError(
-            describe(argument, "(steps, channels) or (steps,)", f"shape {block.shape}")
+            describe(
+                argument,
+                "(steps, channels) or (steps,)",
+                f"shape {block.shape}",
+                problem="has the wrong shape.",
+            )
         )
     return block
 

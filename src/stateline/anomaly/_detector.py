@@ -203,7 +203,10 @@ class ForecastDetector:
             if part.shape[1] != self.channels_:
                 raise ShapeError(
                     describe(
-                        f"normal[{position}]", f"{self.channels_} channels", f"{part.shape[1]}"
+                        f"normal[{position}]",
+                        f"{self.channels_} channels",
+                        f"{part.shape[1]}",
+                        problem="has the wrong shape.",
                     )
                 )
         extra = None if covariates is None else _as_list(covariates, "covariates")
@@ -302,7 +305,12 @@ class ForecastDetector:
         if observed is not None:
             if observed.shape != errors.shape:
                 raise ShapeError(
-                    describe("values", f"shape {errors.shape} (as errors)", f"{observed.shape}")
+                    describe(
+                        "values",
+                        f"shape {errors.shape} (as errors)",
+                        f"{observed.shape}",
+                        problem="has the wrong shape.",
+                    )
                 )
             _require_finite(observed, "values")
         calibration = slice(warmup, reference)
@@ -346,7 +354,12 @@ class ForecastDetector:
         array = _as_list([series])[0]
         if array.shape[1] != self.channels_:
             raise ShapeError(
-                describe("series", f"{self.channels_} channels (as fitted)", f"{array.shape[1]}")
+                describe(
+                    "series",
+                    f"{self.channels_} channels (as fitted)",
+                    f"{array.shape[1]}",
+                    problem="has the wrong shape.",
+                )
             )
         if len(array) <= reference:
             raise DataError(
@@ -377,7 +390,12 @@ class ForecastDetector:
         extra = _as_list([covariates], "covariates")[0]
         if extra.shape != (steps, self.covariates_):
             raise ShapeError(
-                describe("covariates", f"shape ({steps}, {self.covariates_})", f"{extra.shape}")
+                describe(
+                    "covariates",
+                    f"shape ({steps}, {self.covariates_})",
+                    f"{extra.shape}",
+                    problem="has the wrong shape.",
+                )
             )
         return extra
 
@@ -455,7 +473,10 @@ def _require_aligned(
     if len(covariates) != len(parts):
         raise ShapeError(
             describe(
-                "covariates", f"one array per normal part ({len(parts)})", f"{len(covariates)}"
+                "covariates",
+                f"one array per normal part ({len(parts)})",
+                f"{len(covariates)}",
+                problem="has the wrong shape.",
             )
         )
     for position, (part, extra) in enumerate(zip(parts, covariates, strict=True)):
@@ -465,6 +486,7 @@ def _require_aligned(
                     f"covariates[{position}]",
                     f"({len(part)}, {covariates[0].shape[1]}) like its normal part",
                     f"shape {extra.shape}",
+                    problem="has the wrong shape.",
                 )
             )
 
@@ -478,7 +500,12 @@ def _as_list(
         array = as_steps(np.asarray(item, dtype=np.float64), f"{name}[{position}]")
         if len(array) < 2:
             raise ShapeError(
-                describe(f"{name}[{position}]", "(steps >= 2, channels)", f"shape {array.shape}")
+                describe(
+                    f"{name}[{position}]",
+                    "(steps >= 2, channels)",
+                    f"shape {array.shape}",
+                    problem="has the wrong shape.",
+                )
             )
         if not np.isfinite(array).all():
             raise DataError(
@@ -491,5 +518,5 @@ def _as_list(
             )
         arrays.append(array)
     if not arrays:
-        raise ShapeError(describe(name, "at least one series", "none"))
+        raise ShapeError(describe(name, "at least one series", "none", problem="is empty."))
     return arrays

@@ -169,7 +169,10 @@ def _pairs(
     if len(label_list) != len(flag_list):
         raise ShapeError(
             describe(
-                "flags", f"one array per series ({len(label_list)})", f"{len(flag_list)} arrays"
+                "flags",
+                f"one array per series ({len(label_list)})",
+                f"{len(flag_list)} arrays",
+                problem="has the wrong shape.",
             )
         )
     pairs = []

@@ -191,13 +191,18 @@ def nab_optimise(
     """
     if len(scores) != len(windows):
         raise ShapeError(
-            describe("windows", f"one array per series ({len(scores)})", f"{len(windows)} arrays")
+            describe(
+                "windows",
+                f"one array per series ({len(scores)})",
+                f"{len(windows)} arrays",
+                problem="has the wrong shape.",
+            )
         )
     arrays = [np.asarray(s, dtype=np.float64) for s in scores]
     pooled = np.concatenate(arrays) if arrays else np.zeros(0)
     pooled = pooled[np.isfinite(pooled)]
     if len(pooled) == 0:
-        raise ShapeError(describe("scores", "finite anomaly scores", "none"))
+        raise ShapeError(describe("scores", "finite anomaly scores", "none", problem="is empty."))
     levels = np.unique(np.quantile(pooled, np.linspace(0.0, 1.0, candidates)))
     best: tuple[float, NabResult] | None = None
     for level in levels[::-1]:

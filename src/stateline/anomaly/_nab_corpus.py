@@ -93,7 +93,14 @@ class NabCorpusResult:
         """The normalised score of the files of one category."""
         chosen = [file for file in self.files if file.split("/")[0] == name]
         if not chosen:
-            raise DataError(describe("category", f"a category of {sorted(self.files)}", repr(name)))
+            raise DataError(
+                describe(
+                    "category",
+                    f"a category of {sorted(self.files)}",
+                    repr(name),
+                    problem="is unknown.",
+                )
+            )
         return self._normalised(chosen)
 
     def _normalised(self, names: list[str]) -> float:
@@ -135,7 +142,14 @@ def load_nab(root: str | Path, categories: Sequence[str] | None = None) -> list[
             )
         )
     if not series:
-        raise DataError(describe("root", "NAB data files", f"none under {folder / 'data'}"))
+        raise DataError(
+            describe(
+                "root",
+                "NAB data files",
+                f"none under {folder / 'data'}",
+                problem="holds no NAB data files.",
+            )
+        )
     return series
 
 
@@ -169,7 +183,14 @@ def read_nab_results(root: str | Path, detector: str) -> dict[str, NDArray[np.fl
         name = f"{path.parent.name}/{path.name.removeprefix(detector + '_')}"
         scores[name] = pd.read_csv(path)["anomaly_score"].to_numpy(dtype=np.float64)
     if not scores:
-        raise DataError(describe("detector", f"result files under {folder}", "none"))
+        raise DataError(
+            describe(
+                "detector",
+                f"result files under {folder}",
+                "none",
+                problem="has no published results here.",
+            )
+        )
     return scores
 
 
@@ -274,7 +295,10 @@ def _scores_of(item: NabSeries, scores: Mapping[str, ArrayLike]) -> NDArray[np.f
     if values.ndim != 1 or len(values) != len(item.values):
         raise ShapeError(
             describe(
-                f"scores[{item.name!r}]", f"shape ({len(item.values)},)", f"shape {values.shape}"
+                f"scores[{item.name!r}]",
+                f"shape ({len(item.values)},)",
+                f"shape {values.shape}",
+                problem="has the wrong shape.",
             )
         )
     if np.isinf(values).any():

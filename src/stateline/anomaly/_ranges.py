@@ -16,10 +16,22 @@ def as_flags(values: ArrayLike, argument: str, length: int | None = None) -> NDA
     """A 1-D boolean array from 0/1 or boolean values, checked for shape."""
     array = np.asarray(values)
     if array.ndim != 1:
-        raise ShapeError(describe(argument, "a 1-D array of 0/1 flags", f"shape {array.shape}"))
+        raise ShapeError(
+            describe(
+                argument,
+                "a 1-D array of 0/1 flags",
+                f"shape {array.shape}",
+                problem="has the wrong shape.",
+            )
+        )
     if length is not None and len(array) != length:
         raise ShapeError(
-            describe(argument, f"{length} flags (one per step)", f"{len(array)} flags")
+            describe(
+                argument,
+                f"{length} flags (one per step)",
+                f"{len(array)} flags",
+                problem="has the wrong shape.",
+            )
         )
     if array.dtype != np.bool_:
         if not np.isin(array, (0, 1)).all():

@@ -60,7 +60,12 @@ def flag_report(
     flagged = [as_flags(flag, "flags") for flag in flags]
     if not truths or len(truths) != len(flagged):
         raise ShapeError(
-            describe("flags", f"one array per labelled series ({len(truths)})", f"{len(flagged)}")
+            describe(
+                "flags",
+                f"one array per labelled series ({len(truths)})",
+                f"{len(flagged)}",
+                problem="has the wrong shape.",
+            )
         )
     nab: NabResult | None = None
     delays: list[int | None] = []

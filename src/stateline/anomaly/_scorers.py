@@ -255,6 +255,7 @@ class ErrorScorer:
                     "errors",
                     f"{len(self.moments.mean)} channels (as learned)",
                     f"{block.shape[1]} channels",
+                    problem="has the wrong shape.",
                 )
             )
         return squared_z(block, self.moments.mean, self.moments.std, self.floor)

@@ -53,21 +53,33 @@ def leave_one_group_out(
     label_list = [np.asarray(label).astype(bool) for label in labels]
     names = list(groups)
     if len(names) != len(label_list):
-        raise ShapeError(describe("groups", f"one per series ({len(label_list)})", f"{len(names)}"))
+        raise ShapeError(
+            describe(
+                "groups",
+                f"one per series ({len(label_list)})",
+                f"{len(names)}",
+                problem="has the wrong shape.",
+            )
+        )
     distinct = list(dict.fromkeys(names))
     if len(distinct) < 2:
         raise ConfigError(
             describe("groups", "at least 2 distinct groups", repr(distinct), problem="is too few.")
         )
     if not candidates:
-        raise ConfigError(describe("candidates", "at least one setting", "none"))
+        raise ConfigError(
+            describe("candidates", "at least one setting", "none", problem="is empty.")
+        )
     flag_sets: dict[Key, list[NDArray[np.bool_]]] = {}
     for key, flags in candidates.items():
         arrays = [np.asarray(flag).astype(bool) for flag in flags]
         if len(arrays) != len(label_list):
             raise ShapeError(
                 describe(
-                    f"candidates[{key!r}]", f"flags for {len(label_list)} series", f"{len(arrays)}"
+                    f"candidates[{key!r}]",
+                    f"flags for {len(label_list)} series",
+                    f"{len(arrays)}",
+                    problem="has the wrong shape.",
                 )
             )
         flag_sets[key] = arrays

@@ -95,6 +95,7 @@ def load_skab(root: str | Path) -> list[SkabExperiment]:
                     str(path),
                     f"columns {list(SENSORS)} + anomaly, changepoint",
                     f"missing {missing}",
+                    problem="is not a SKAB experiment file.",
                 )
             )
         experiments.append(
@@ -133,6 +134,7 @@ def evaluate_skab(
                     f"flags of {experiment.name}",
                     f"one flag per step: shape {experiment.anomaly.shape}",
                     f"shape {flagged.shape}",
+                    problem="has the wrong shape.",
                 )
             )
         labels.append(experiment.anomaly)

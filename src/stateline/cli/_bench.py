@@ -46,7 +46,12 @@ def run_bench(argv: Sequence[str]) -> list[tuple[int, float, float]]:
     args = bench_parser().parse_args(list(argv))
     if any(n < 1 for n in args.streams) or args.seconds <= 0:
         raise ConfigError(
-            describe("--streams/--seconds", "positive numbers", f"{args.streams}/{args.seconds}")
+            describe(
+                "--streams/--seconds",
+                "positive numbers",
+                f"{args.streams}/{args.seconds}",
+                problem="are invalid.",
+            )
         )
     if args.model:
         model = Forecaster.load(args.model).model_

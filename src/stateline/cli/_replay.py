@@ -69,7 +69,9 @@ def run_replay(argv: Sequence[str]) -> dict[str, int]:
             describe("--token", "the server's bearer token", "nothing", problem="is missing.")
         )
     if args.rate < 0:
-        raise StatelineError(describe("--rate", "steps per second >= 0", str(args.rate)))
+        raise StatelineError(
+            describe("--rate", "steps per second >= 0", str(args.rate), problem="is invalid.")
+        )
     client = httpx.Client(
         base_url=args.url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
     )

@@ -28,7 +28,14 @@ def calendar_times(times: ArrayLike, name: str = "times") -> NDArray[np.datetime
 
     raw = np.asarray(times)
     if raw.ndim != 1:
-        raise DataError(describe(name, "a 1-D array of time stamps", f"shape {raw.shape}"))
+        raise DataError(
+            describe(
+                name,
+                "a 1-D array of time stamps",
+                f"shape {raw.shape}",
+                problem="has the wrong shape.",
+            )
+        )
     if raw.dtype.kind in "biufc":
         raise DataError(
             describe(

@@ -70,7 +70,13 @@ def require_ndim(
     """Raise ShapeError unless ``array.ndim`` is one of ``ndims``."""
     if array.ndim not in ndims:
         raise ShapeError(
-            describe(argument, meaning, f"{array.ndim}-D array of shape {array.shape}", fix=fix)
+            describe(
+                argument,
+                meaning,
+                f"{array.ndim}-D array of shape {array.shape}",
+                fix=fix,
+                problem="has the wrong shape.",
+            )
         )
 
 

@@ -165,6 +165,7 @@ class LaneLayout:
                     f"leading axes (chunks, lanes, chunk) = {expected}",
                     f"shape {stacked.shape}",
                     fix="Collect one (lanes, chunk, ...) output per chunk, in order.",
+                    problem="has the wrong shape.",
                 )
             )
         timeline = _lane_timeline(stacked)
@@ -252,7 +253,9 @@ def pack_lanes(
 def sequence_list(sequences: ArrayLike | Sequence[ArrayLike], argument: str) -> list[NDArray[Any]]:
     if isinstance(sequences, (list, tuple)):
         if len(sequences) == 0:
-            raise ShapeError(describe(argument, "at least one sequence", "an empty list"))
+            raise ShapeError(
+                describe(argument, "at least one sequence", "an empty list", problem="is empty.")
+            )
         arrays = [as_array(item, f"{argument}[{index}]") for index, item in enumerate(sequences)]
     else:
         whole = as_array(sequences, argument)
@@ -288,6 +291,7 @@ def check_features(arrays: list[NDArray[Any]]) -> None:
                     f"sequences[{index}]",
                     f"{width} features, like sequences[0]",
                     f"{array.shape[1]} features (shape {array.shape})",
+                    problem="has the wrong shape.",
                 )
             )
 
@@ -309,6 +313,7 @@ def _target_list(
                 "targets",
                 f"one target array per sequence: {len(arrays)}",
                 f"{len(items)} target arrays",
+                problem="has the wrong shape.",
             )
         )
     trailing = items[0].shape[1:]
@@ -320,6 +325,7 @@ def _target_list(
                     name,
                     f"one target per time step of sequences[{index}]: length {len(array)}",
                     f"shape {item.shape}",
+                    problem="has the wrong shape.",
                 )
             )
         if item.shape[1:] != trailing:
@@ -328,6 +334,7 @@ def _target_list(
                     name,
                     f"per-step shape {trailing}, like targets[0]",
                     f"per-step shape {item.shape[1:]}",
+                    problem="has the wrong shape.",
                 )
             )
         require_finite(item, name)

@@ -45,7 +45,9 @@ class Scaler:
         """Learn the mean and standard deviation of each feature (last axis)."""
         rows = np.concatenate([part.reshape(-1, part.shape[-1]) for part in _parts(data)])
         if rows.shape[0] == 0:
-            raise ShapeError(describe("data", "at least one sample to fit on", "no samples"))
+            raise ShapeError(
+                describe("data", "at least one sample to fit on", "no samples", problem="is empty.")
+            )
         mean = rows.mean(axis=0, dtype=np.float64)
         scale = rows.std(axis=0, dtype=np.float64)
         self.mean_ = mean
@@ -101,6 +103,7 @@ class Scaler:
                     "data",
                     f"{self.features} features on the last axis (as fitted)",
                     f"shape {array.shape}",
+                    problem="has the wrong shape.",
                 )
             )
         require_finite(array, "data")
@@ -122,13 +125,17 @@ def _parts(data: ArrayLike | Sequence[ArrayLike]) -> list[NDArray[np.float64]]:
                     "an array with features on the last axis, at least 2-D",
                     f"shape {array.shape}",
                     fix="For one feature use values[:, None].",
+                    problem="has the wrong shape.",
                 )
             )
         require_finite(array, name)
         if parts and array.shape[-1] != parts[0].shape[-1]:
             raise ShapeError(
                 describe(
-                    name, f"{parts[0].shape[-1]} features, like data[0]", f"shape {array.shape}"
+                    name,
+                    f"{parts[0].shape[-1]} features, like data[0]",
+                    f"shape {array.shape}",
+                    problem="has the wrong shape.",
                 )
             )
         parts.append(array)

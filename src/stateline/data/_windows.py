@@ -71,6 +71,7 @@ class Windows:
                     "values",
                     f"one value per window: leading axis {len(self)}",
                     f"shape {array.shape}",
+                    problem="has the wrong shape.",
                 )
             )
         largest_lead = (self.horizon or 1) - 1
@@ -272,6 +273,7 @@ def _common_length(x_table: NDArray[Any] | None, y_table: NDArray[Any] | None) -
                 "labels",
                 f"one label row per feature row: {len(x_table)} rows",
                 f"{len(y_table)} rows",
+                problem="has the wrong shape.",
             )
         )
     table = x_table if x_table is not None else y_table
@@ -285,6 +287,11 @@ def _time_column(time: ArrayLike | None, samples: int) -> NDArray[Any] | None:
     values = np.asarray(time)
     if values.ndim != 1 or len(values) != samples:
         raise ShapeError(
-            describe("time", f"a 1-D array of {samples} time stamps", f"shape {values.shape}")
+            describe(
+                "time",
+                f"a 1-D array of {samples} time stamps",
+                f"shape {values.shape}",
+                problem="has the wrong shape.",
+            )
         )
     return values

@@ -83,7 +83,12 @@ def from_keras(model_or_path: Any) -> KerasSequenceModel:
         if kind == "Masking":
             if specs:
                 raise ConfigError(
-                    describe("Masking", "the first layer", f"after {len(specs)} layer(s)")
+                    describe(
+                        "Masking",
+                        "the first layer",
+                        f"after {len(specs)} layer(s)",
+                        problem="is misplaced.",
+                    )
                 )
             mask_value = float(config["mask_value"])
             continue

@@ -52,7 +52,11 @@ class LayerSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in ("lstm", "gru", "dense", "activation"):
-            raise ConfigError(describe("kind", "lstm, gru, dense or activation", repr(self.kind)))
+            raise ConfigError(
+                describe(
+                    "kind", "lstm, gru, dense or activation", repr(self.kind), problem="is unknown."
+                )
+            )
         for name in (self.activation, self.recurrent_activation):
             if name not in ACTIVATIONS:
                 raise ConfigError(

@@ -135,7 +135,12 @@ class Seq2Seq(nn.Module):
             )
         if start.ndim != 2 or start.shape[1] != self.config.targets:
             raise ShapeError(
-                describe("start", f"(batch, {self.config.targets})", f"shape {tuple(start.shape)}")
+                describe(
+                    "start",
+                    f"(batch, {self.config.targets})",
+                    f"shape {tuple(start.shape)}",
+                    problem="has the wrong shape.",
+                )
             )
         expected = (start.shape[0], horizon, self.config.targets)
         if targets is not None and tuple(targets.shape) != expected:
@@ -144,6 +149,7 @@ class Seq2Seq(nn.Module):
                     "targets",
                     f"(batch, horizon, targets) = {expected}",
                     f"shape {tuple(targets.shape)}",
+                    problem="has the wrong shape.",
                 )
             )
         if teacher_forcing > 0.0 and targets is None:

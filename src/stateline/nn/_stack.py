@@ -169,7 +169,12 @@ class RecurrentStack(nn.Module):
     def _check_inputs(self, xs: Tensor, carry: Carry | None, mask: Tensor | None) -> None:
         if xs.ndim != 3 or xs.shape[2] != self.inputs:
             raise ShapeError(
-                describe("xs", f"(batch, time, {self.inputs})", f"shape {tuple(xs.shape)}")
+                describe(
+                    "xs",
+                    f"(batch, time, {self.inputs})",
+                    f"shape {tuple(xs.shape)}",
+                    problem="has the wrong shape.",
+                )
             )
         expected_parts = 2 if self.cell == "lstm" else 1
         shape = (self.layers, xs.shape[0], self.hidden)
@@ -182,11 +187,15 @@ class RecurrentStack(nn.Module):
                     f"{expected_parts} tensor(s) of shape {shape}",
                     str([tuple(part.shape) for part in carry]),
                     fix="Create it with initial_carry(batch).",
+                    problem="has the wrong shape.",
                 )
             )
         if mask is not None and tuple(mask.shape) != tuple(xs.shape[:2]):
             raise ShapeError(
                 describe(
-                    "mask", f"(batch, time) = {tuple(xs.shape[:2])}", f"shape {tuple(mask.shape)}"
+                    "mask",
+                    f"(batch, time) = {tuple(xs.shape[:2])}",
+                    f"shape {tuple(mask.shape)}",
+                    problem="has the wrong shape.",
                 )
             )

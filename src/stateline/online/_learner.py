@@ -153,6 +153,7 @@ class OnlineLearner:
                     "x",
                     f"({len(stream_ids)}, {self.inputs}) or ({len(stream_ids)}, k, {self.inputs})",
                     f"shape {np.shape(x)}",
+                    problem="has the wrong shape.",
                 )
             )
         events, steps = values.shape[:2]

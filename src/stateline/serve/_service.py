@@ -454,7 +454,9 @@ class StreamService:
         try:
             values = np.asarray(event.values, dtype=np.float64)
         except (TypeError, ValueError):
-            return None, describe("values", "numbers", repr(event.values)[:80])
+            return None, describe(
+                "values", "numbers", repr(event.values)[:80], problem="are not numbers."
+            )
         if values.ndim == 1:
             values = values[None]
         if values.ndim != 2 or values.shape[1] != self.inputs or len(values) == 0:
@@ -462,9 +464,12 @@ class StreamService:
                 "values",
                 f"{self.inputs} numbers per step (or a list of such steps)",
                 f"shape {tuple(np.shape(event.values))}",
+                problem="has the wrong shape.",
             )
         if not np.isfinite(values).all():
-            return None, describe("values", "finite numbers", "NaN or inf")
+            return None, describe(
+                "values", "finite numbers", "NaN or inf", problem="hold NaN or inf."
+            )
         if len(values) > self.config.max_event_steps:
             return None, describe(
                 "values",

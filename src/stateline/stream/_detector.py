@@ -179,6 +179,7 @@ class StreamDetector:
                     f"({count}, inputs) or ({count}, k, inputs)",
                     f"shape {values.shape}",
                     fix="Pass one row of features per stream id.",
+                    problem="has the wrong shape.",
                 )
             )
         single = values.ndim == 2

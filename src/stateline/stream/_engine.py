@@ -258,7 +258,12 @@ class StreamEngine:
             rows = [np.asarray(item, dtype=np.float32) for item in x]
             if len(rows) != count:
                 raise ShapeError(
-                    describe("x", f"one entry per stream id: {count}", f"{len(rows)} entries")
+                    describe(
+                        "x",
+                        f"one entry per stream id: {count}",
+                        f"{len(rows)} entries",
+                        problem="has the wrong shape.",
+                    )
                 )
             steps_of = [1 if r.ndim == 1 else (r.shape[0] if r.ndim == 2 else -1) for r in rows]
             steps = max([s for s in steps_of if s > 0], default=1)
@@ -269,7 +274,10 @@ class StreamEngine:
                 shaped = row[None] if row.ndim == 1 else row
                 if shaped.ndim != 2 or shaped.shape != (steps, width):
                     errors[index] = describe(
-                        f"x[{index}]", f"{steps} step(s) of {width} features", f"shape {row.shape}"
+                        f"x[{index}]",
+                        f"{steps} step(s) of {width} features",
+                        f"shape {row.shape}",
+                        problem="has the wrong shape.",
                     )
                 else:
                     values[index] = shaped
@@ -282,6 +290,7 @@ class StreamEngine:
                         f"({count}, features) or ({count}, k, features)",
                         f"shape {array.shape}",
                         fix="Pass one row of features per stream id.",
+                        problem="has the wrong shape.",
                     )
                 )
             single = array.ndim == 2
@@ -294,6 +303,7 @@ class StreamEngine:
                         "x",
                         f"{self.inputs} features per step (the model's inputs)",
                         f"{width} features",
+                        problem="has the wrong shape.",
                     )
                 )
         finite = np.isfinite(values).all(axis=(1, 2))
@@ -424,12 +434,24 @@ def _per_event(value: Any, count: int, name: str, dtype: Any, default: Any) -> N
         return None if default is None else np.full(count, default, dtype=dtype)
     if np.ndim(value) == 0:
         if default is None:
-            raise ShapeError(describe(name, f"one value per event ({count})", repr(value)))
+            raise ShapeError(
+                describe(
+                    name,
+                    f"one value per event ({count})",
+                    repr(value),
+                    problem="has the wrong shape.",
+                )
+            )
         return np.full(count, value, dtype=dtype)
     array = np.asarray(value, dtype=dtype)
     if array.shape != (count,):
         raise ShapeError(
-            describe(name, f"one value per event: shape ({count},)", f"shape {array.shape}")
+            describe(
+                name,
+                f"one value per event: shape ({count},)",
+                f"shape {array.shape}",
+                problem="has the wrong shape.",
+            )
         )
     return array
 

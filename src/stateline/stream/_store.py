@@ -225,7 +225,12 @@ class StateStore:
             return self._columns[name][0]
         except KeyError:
             raise ConfigError(
-                describe("name", f"one of the store's columns {sorted(self._columns)}", repr(name))
+                describe(
+                    "name",
+                    f"one of the store's columns {sorted(self._columns)}",
+                    repr(name),
+                    problem="is unknown.",
+                )
             ) from None
 
     def fill_columns(self, slots: NDArray[np.int64]) -> None:

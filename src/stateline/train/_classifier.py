@@ -78,7 +78,10 @@ class SequenceClassifier:
         if len(label_list) != len(arrays):
             raise ShapeError(
                 describe(
-                    "labels", f"one label per sequence: {len(arrays)}", f"{len(label_list)} labels"
+                    "labels",
+                    f"one label per sequence: {len(arrays)}",
+                    f"{len(label_list)} labels",
+                    problem="has the wrong shape.",
                 )
             )
         self.classes_ = sorted(set(label_list), key=str)
@@ -206,6 +209,7 @@ def _sequences(sequences: Sequence[ArrayLike]) -> list[NDArray[np.float64]]:
                 "sequences",
                 "a non-empty list of (length_i, features) arrays",
                 type(sequences).__name__,
+                problem="has the wrong shape.",
             )
         )
     arrays = sequence_list(list(sequences), "sequences")

@@ -267,12 +267,22 @@ class Forecaster:
         if extra is None:
             if self.covariate_scaler_ is not None:
                 raise ShapeError(
-                    describe("covariates", "the covariates the model was fitted with", "None")
+                    describe(
+                        "covariates",
+                        "the covariates the model was fitted with",
+                        "None",
+                        problem="are missing.",
+                    )
                 )
             return scaled
         if self.covariate_scaler_ is None:
             raise ShapeError(
-                describe("covariates", "None (fitted without covariates)", "covariates")
+                describe(
+                    "covariates",
+                    "None (fitted without covariates)",
+                    "covariates",
+                    problem="were not fitted.",
+                )
             )
         return [
             np.concatenate([s, self.covariate_scaler_.transform(e)], axis=1)
@@ -318,12 +328,20 @@ def _as_series(data: ArrayLike, argument: str, width: int | None) -> NDArray[np.
     if array.ndim != 2 or len(array) == 0:
         raise ShapeError(
             describe(
-                argument, "a non-empty (steps,) or (steps, targets) array", f"shape {array.shape}"
+                argument,
+                "a non-empty (steps,) or (steps, targets) array",
+                f"shape {array.shape}",
+                problem="has the wrong shape.",
             )
         )
     if width is not None and array.shape[1] != width:
         raise ShapeError(
-            describe(argument, f"{width} target column(s), as fitted", f"shape {array.shape}")
+            describe(
+                argument,
+                f"{width} target column(s), as fitted",
+                f"shape {array.shape}",
+                problem="has the wrong shape.",
+            )
         )
     require_finite(array, argument)
     return array
@@ -364,12 +382,22 @@ def _series(
     for index, s in enumerate(series):
         if s.shape[1] != width:
             raise ShapeError(
-                describe(f"data[{index}]", f"{width} columns like data[0]", f"shape {s.shape}")
+                describe(
+                    f"data[{index}]",
+                    f"{width} columns like data[0]",
+                    f"shape {s.shape}",
+                    problem="has the wrong shape.",
+                )
             )
     if extra is not None:
         for index, (s, e) in enumerate(zip(series, extra, strict=True)):
             if len(e) != len(s):
                 raise ShapeError(
-                    describe(f"covariates[{index}]", f"{len(s)} steps", f"shape {e.shape}")
+                    describe(
+                        f"covariates[{index}]",
+                        f"{len(s)} steps",
+                        f"shape {e.shape}",
+                        problem="has the wrong shape.",
+                    )
                 )
     return series, extra, list(range(len(series)))

@@ -80,6 +80,7 @@ def _tensors(
                 "layout",
                 "a LaneLayout with targets (pack_lanes(..., targets=...))",
                 "a layout without targets",
+                problem="has no targets.",
             )
         )
     y_dtype = torch.long if task == "multiclass" else dtype
