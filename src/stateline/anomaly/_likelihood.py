@@ -177,12 +177,11 @@ def range_scores(
 
 def likelihood_calibrate(
     state: LikelihoodState, config: LikelihoodConfig, surprise: NDArray[np.float64], start: int
-) -> NDArray[np.float64]:
+) -> None:
     """Start one stream's windows from its reference surprise ``(reference,)``; row 0 of state.
 
     The short average runs over every reference step; the long window starts
-    as the mean and variance of the short averages from ``start`` on. Returns
-    the short averages.
+    as the mean and variance of the short averages from ``start`` on.
     """
     surprise = np.fmin(surprise, config.cap)
     shorts = np.empty(len(surprise))
@@ -194,7 +193,6 @@ def likelihood_calibrate(
     state.mean[0] = shorts[start:].mean()
     state.var[0] = shorts[start:].var()
     state.quiet[0] = 0
-    return shorts
 
 
 def likelihood_step(

@@ -144,23 +144,15 @@ def nab_score(
     for index in np.flatnonzero(detections).tolist():
         if index < scored_from:
             continue
-        window = _window_of(spans, index)
+        window, value = detection_value(spans, index, weights)
         if window is not None:
             if window in detected:
                 continue  # only the first detection in a window counts
             detected.add(window)
-            start, end = spans[window]
-            position = -(end - index) / (end - start)
-            raw += weights.true_positive * scaled_sigmoid(position) / scaled_sigmoid(-1.0)
+            raw += value
             true_positives += 1
             continue
-        previous = _previous_window(spans, index)
-        if previous is None:
-            unweighted = -1.0
-        else:
-            start, end = spans[previous]
-            unweighted = scaled_sigmoid((index - (end - 1)) / max(end - start - 1, 1))
-        raw += weights.false_positive * unweighted
+        raw += value
         false_positives += 1
     scored = [w for w in range(len(spans)) if spans[w][1] > scored_from]
     false_negatives = sum(1 for w in scored if w not in detected)
@@ -215,6 +207,30 @@ def nab_optimise(
             best = (float(level), total)
     assert best is not None
     return best
+
+
+def detection_value(
+    spans: list[tuple[int, int]], index: int, weights: NabProfile
+) -> tuple[int | None, float]:
+    """What a detection at row ``index`` is worth, and the window it falls in (None: outside).
+
+    Inside a window: ``A_tp`` times the scaled sigmoid of its position, 1 at
+    the window's first row; outside: ``A_fp`` times the sigmoid of its distance
+    past the previous window (``-A_fp`` before any window). NAB's sweeper
+    gives every row this value.
+    """
+    window = _window_of(spans, index)
+    if window is not None:
+        start, end = spans[window]
+        position = -(end - index) / (end - start)
+        return window, weights.true_positive * scaled_sigmoid(position) / scaled_sigmoid(-1.0)
+    previous = _previous_window(spans, index)
+    if previous is None:
+        return None, -weights.false_positive
+    start, end = spans[previous]
+    return None, weights.false_positive * scaled_sigmoid(
+        (index - (end - 1)) / max(end - start - 1, 1)
+    )
 
 
 def _profile(name: str) -> NabProfile:

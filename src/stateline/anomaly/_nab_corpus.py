@@ -26,7 +26,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from .._errors import DataError, ShapeError, describe
-from ._nab import NAB_PROFILES, NabProfile, NabResult, _profile, nab_score, scaled_sigmoid
+from ._nab import NAB_PROFILES, NabProfile, NabResult, _profile, detection_value, nab_score
 
 __all__ = [
     "NabCorpusResult",
@@ -245,14 +245,12 @@ def nab_sweep(
     all_windows = np.concatenate(pooled_window)
     scored_windows = np.unique(all_windows[all_windows >= 0])
     order = np.argsort(-all_scores, kind="stable")
-    best_raw, best_threshold = -math.inf, math.inf  # inf: no detection at all
     best_value = np.full(window_count, -math.inf)
     false_positives = 0.0
     misses = len(scored_windows)
     detected_sum = 0.0
-    raw = -weights.false_negative * misses
-    if raw > best_raw:
-        best_raw, best_threshold = raw, math.inf
+    best_raw = -weights.false_negative * misses
+    best_threshold = math.inf  # no detection at all
     position = 0
     ordered_scores = all_scores[order]
     while position < len(order):
@@ -317,26 +315,13 @@ def _row_values(
     item: NabSeries, weights: NabProfile
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Each row's weighted score if it were a detection (NAB's sweepScore) and its window."""
-    tp, fp = weights.true_positive, weights.false_positive
-    rows = len(item.values)
-    value = np.empty(rows)
-    window = np.full(rows, -1, dtype=np.int64)
-    previous: tuple[int, int] | None = None
-    spans = item.windows.tolist()
-    for index in range(rows):
-        inside = next((w for w, (a, b) in enumerate(spans) if a <= index < b), None)
+    spans = [(int(a), int(b)) for a, b in item.windows.tolist()]
+    value = np.empty(len(item.values))
+    window = np.full(len(item.values), -1, dtype=np.int64)
+    for index in range(len(item.values)):
+        inside, value[index] = detection_value(spans, index, weights)
         if inside is not None:
-            start, end = spans[inside]
             window[index] = inside
-            value[index] = tp * scaled_sigmoid(-(end - index) / (end - start)) / scaled_sigmoid(-1)
-            if index == end - 1:
-                previous = (start, end)
-            continue
-        if previous is None:
-            value[index] = -fp
-        else:
-            start, end = previous
-            value[index] = fp * scaled_sigmoid(abs(end - 1 - index) / max(end - start - 1, 1))
     return value, window
 
 

@@ -341,10 +341,6 @@ class StreamDetector:
             self.column("level")[slot] = config.alarm
             return score, False
         threshold = config.make_threshold().fit(scores[config.warmup :])
-        self.column("count")[slot] = moments.count
-        self.column("mean")[slot] = moments.mean
-        self.column("m2")[slot] = moments.m2
-        self.column("smoothed")[slot] = scorer.smoothed
         self.column("level")[slot] = threshold.level
         if isinstance(threshold, GaussianThreshold):
             self.column("score_count")[slot] = threshold.moments.count
@@ -368,8 +364,13 @@ class StreamDetector:
         scores = combine_channels(smoothed, config.combine)
         likelihood = config.likelihood()
         state = self._likelihood_state(slots)
-        calibrated = squared_z(
-            error, self.column("calibrated_mean")[slots], self.column("calibrated_std")[slots]
+        moments_learn = self.learn and config.threshold != "likelihood"
+        calibrated = (  # the moments only move from calibration when they learn
+            squared_z(
+                error, self.column("calibrated_mean")[slots], self.column("calibrated_std")[slots]
+            )
+            if moments_learn
+            else squared
         )
         anomaly = likelihood_step(
             state,
