@@ -116,8 +116,11 @@ class KerasSequenceModel(nn.Module):
 
     The carry holds, per recurrent layer, ``(h, c)`` (LSTM) or ``(h,)`` (GRU),
     each ``(1, batch, units)``. A step whose features all equal ``mask_value``
-    (a Keras ``Masking`` layer) keeps the carry and repeats the previous
-    output, as Keras does. ``forward`` returns the output of every step; a
+    (a Keras ``Masking`` layer in the data) keeps the carry and repeats the
+    previous output, as Keras does. A step masked by the ``mask`` argument
+    follows the carry contract of every stateline model
+    (:func:`stateline.nn.check_carry_contract`): it keeps the carry and
+    outputs zeros. ``forward`` returns the output of every step; a
     Keras model whose last recurrent layer has ``return_sequences=False``
     returns the last of them (see ``config.sequence_output``).
 
@@ -221,7 +224,12 @@ class KerasSequenceModel(nn.Module):
         outputs = []
         for t in range(xs.shape[1]):
             new, y = self.step(carry, xs[:, t])
-            carry = new if mask is None else keep_where(mask[:, t], new, carry)
+            if mask is not None:  # the carry contract: a masked step keeps the carry, outputs 0
+                real = mask[:, t].to(device=y.device, dtype=torch.bool)
+                carry = keep_where(real, new, carry)
+                y = y * real[:, None].to(y.dtype)
+            else:
+                carry = new
             outputs.append(y)
         return torch.stack(outputs, dim=1), carry
 

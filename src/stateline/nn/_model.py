@@ -60,7 +60,10 @@ class SequenceModel(nn.Module):
     ) -> tuple[Tensor, Carry]:
         """``(batch, time, inputs)`` to ``((batch, time, outputs), carry)``."""
         hidden, carry = self.stack(xs, carry, reset=reset, mask=mask)
-        return self.head(self.dropout(hidden)), carry
+        outputs = self.head(self.dropout(hidden))
+        if mask is not None:  # masked steps output zeros (the carry contract), not the bias
+            outputs = outputs * mask.to(device=outputs.device, dtype=outputs.dtype)[..., None]
+        return outputs, carry
 
     def step(self, carry: Carry, x: Tensor) -> tuple[Carry, Tensor]:
         """One time step: ``x`` ``(batch, inputs)`` to ``(carry, (batch, outputs))``."""
