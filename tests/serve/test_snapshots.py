@@ -46,15 +46,15 @@ def test_failed_snapshots_are_retried_logged_and_visible(
     assert health["status"] == "degraded"
     assert health["snapshot"]["failing"] >= 3 and health["snapshot"]["last_error"]
     text = service.metrics.render()
-    assert f"stateline_snapshot_failures_total {float(service.snapshot_failures)}" in text
+    assert f"stateline_snapshot_failures_total {float(service.snapshots.failures)}" in text
     assert "stateline_snapshot_last_error{error=" in text
     assert "stateline_snapshot_failing" in text
     assert any("snapshot to" in record.getMessage() for record in caplog.records)
-    retries = service.snapshot_failures
+    retries = service.snapshots.failures
     assert retries >= 3
     blocker.unlink()  # the disk is back: the next try writes, health is ok again
     run_loop(service, seconds=0.3, interval=0.05)
-    assert service.health()["status"] == "ok" and service.last_snapshot is not None
+    assert service.health()["status"] == "ok" and service.snapshots.last is not None
 
 
 def test_serve_exits_non_zero_when_the_final_snapshot_fails(

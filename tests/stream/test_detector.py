@@ -170,7 +170,7 @@ def test_learning_is_the_online_detector_per_stream(learn_flagged: bool) -> None
         np.testing.assert_allclose(scores[name][reference:], [s for s, _ in expected], rtol=1e-6)
         np.testing.assert_array_equal(flags[name][reference:], [f for _, f in expected])
         assert flags[name].any()
-        learned = int(detector.column("count")[detector.engine.store.slot_of(name)])
+        learned = int(detector.columns.count[detector.engine.store.slot_of(name)])
         unflagged = int((~flags[name][reference:]).sum())
         extra = len(values) - reference if learn_flagged else unflagged
         assert learned == reference - warmup + extra
@@ -208,10 +208,10 @@ def test_duplicates_start_and_end() -> None:
     assert again.scores is not None and last.scores is not None
     assert again.scores[0] == last.scores[0] and np.isfinite(again.scores[0])
     slot = detector.engine.store.slot_of("a")
-    assert detector.column("seen")[slot] == 45
+    assert detector.columns.seen[slot] == 45
     restarted = detector.step(["a"], values[45:46], seq=[45], start=True)
     assert restarted.scores is not None and np.isnan(restarted.scores[0])
-    assert detector.column("seen")[slot] == 1 and np.isinf(detector.column("level")[slot])
+    assert detector.columns.seen[slot] == 1 and np.isinf(detector.columns.level[slot])
     ended = detector.step(["a"], values[46:47], seq=[46], end=True)
     assert ended.status == [Status.OK] and "a" not in detector.engine.store
 

@@ -110,7 +110,7 @@ def stream_faults(
     flags = np.zeros((steps, len(names)), dtype=bool)
     levels = np.full((steps, len(names)), np.nan)
     predictions = np.full((steps, len(names)), np.nan)
-    level_column = detector.column("level")
+    level_column = detector.columns.level
     for t in range(steps):
         started = time.perf_counter()
         result = detector.step(names, scaled[t][:, None], seq=[t] * len(names))

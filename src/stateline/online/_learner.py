@@ -106,9 +106,9 @@ class OnlineLearner:
         self._shadow = copy.deepcopy(engine.model).train()
         self._optimizer = torch.optim.Adam(self._shadow.parameters(), lr=self.config.learning_rate)
         buffer = self.config.buffer
-        store.add_column(_PREFIX + "x", (buffer, inputs), dtype=np.float32, fill=0.0)
-        store.add_column(_PREFIX + "ok", (buffer,), dtype=np.bool_, fill=False)
-        store.add_column(_PREFIX + "count", (), dtype=np.int64, fill=0)
+        self._x = store.add_column(_PREFIX + "x", (buffer, inputs), dtype=np.float32, fill=0.0)
+        self._ok = store.add_column(_PREFIX + "ok", (buffer,), dtype=np.bool_, fill=False)
+        self._count = store.add_column(_PREFIX + "count", (), dtype=np.int64, fill=0)
 
     # ------------------------------------------------------------------ public
     @property
@@ -166,8 +166,7 @@ class OnlineLearner:
         if not keep.any():
             return
         slots, values, learnable = slots[keep], values[keep], learnable[keep]
-        buffer, count = self.store.column(_PREFIX + "x"), self.store.column(_PREFIX + "count")
-        ok = self.store.column(_PREFIX + "ok")
+        buffer, count, ok = self._x.values, self._count.values, self._ok.values
         for step in range(steps):
             position = count[slots] % self.config.buffer
             buffer[slots, position] = values[:, step]
@@ -251,13 +250,13 @@ class OnlineLearner:
     ) -> tuple[NDArray[np.float32], NDArray[np.bool_], NDArray[np.int64]]:
         """The last ``steps`` buffered steps of each slot, left-aligned, with lengths."""
         buffer = self.config.buffer
-        count = self.store.column(_PREFIX + "count")[slots]
+        count = self._count[slots]
         lengths = np.minimum(count, min(steps, buffer))
         width = int(lengths.max()) if len(lengths) else 0
         start = count - lengths
         offsets = (start[:, None] + np.arange(width)[None, :]) % buffer
-        x = self.store.column(_PREFIX + "x")[slots[:, None], offsets]
-        ok = self.store.column(_PREFIX + "ok")[slots[:, None], offsets]
+        x = self._x[slots[:, None], offsets]
+        ok = self._ok[slots[:, None], offsets]
         valid = np.arange(width)[None, :] < lengths[:, None]
         x = np.where(valid[..., None], x, 0.0).astype(np.float32)
         return x, ok & valid, lengths
@@ -265,7 +264,8 @@ class OnlineLearner:
     def _buffered_slots(self, at_least: int) -> NDArray[np.int64]:
         """Slots of the held streams with at least ``at_least`` steps recorded."""
         held = self.store.held_slots()
-        return held[self.store.column(_PREFIX + "count")[held] >= at_least]
+        enough: NDArray[np.int64] = held[self._count.values[held] >= at_least]
+        return enough
 
     def _sample(self) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]] | None:
         """Copy the training batch out of the store (under the lock)."""

@@ -5,8 +5,8 @@ store owned by its lifespan); ``StreamService`` is the same service as plain
 Python. FastAPI and uvicorn are only imported here, never by ``import stateline``.
 """
 
-from ._service import Event as Event
-from ._service import ServeConfig as ServeConfig
+from ._config import ServeConfig as ServeConfig
+from ._events import Event as Event
 from ._service import StreamService as StreamService
 
 __all__ = ["Event", "ServeConfig", "StreamService", "create_app"]

@@ -19,7 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError,
 from .. import __version__
 from .._errors import ConfigError, StatelineError, describe
 from ..stream import UnknownStreamError
-from ._service import Event, ServeConfig, StreamService, blank_answer
+from ._answers import blank_answer
+from ._config import ServeConfig
+from ._events import Event
+from ._service import StreamService
 
 __all__ = ["create_app"]
 
@@ -437,4 +440,4 @@ async def _snapshots(service: StreamService, interval: float) -> None:
             await asyncio.to_thread(service.snapshot)
             delay = interval
         except Exception:
-            delay = min(interval, 0.5 * 2 ** min(service.snapshot_failing - 1, 10))
+            delay = min(interval, 0.5 * 2 ** min(service.snapshots.failing - 1, 10))

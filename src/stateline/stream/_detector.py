@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -11,7 +10,6 @@ from numpy.typing import ArrayLike, NDArray
 from .._errors import ConfigError, ShapeError, describe
 from ..anomaly import DetectorConfig, ErrorScorer, GaussianThreshold
 from ..anomaly._likelihood import (
-    LikelihoodState,
     likelihood_calibrate,
     likelihood_step,
     track_range,
@@ -24,13 +22,11 @@ from ..anomaly._scorers import (
     surprise,
     welford_step,
 )
+from ._detector_columns import DetectorColumns
 from ._engine import Status, StepResult, StreamEngine, _flags, _per_event, _rounds
 from ._store import StreamId
 
 __all__ = ["StreamDetector"]
-
-_PREFIX = "detector."
-_LIKELIHOOD = "likelihood."
 
 
 class StreamDetector:
@@ -120,37 +116,8 @@ class StreamDetector:
         self.learn_flagged = learn_flagged
         self.flagged = 0
         reference = self.config.reference
-        self._columns: dict[str, tuple[tuple[int, ...], Any, Any]] = {
-            "seen": ((), np.int64, 0),
-            "errors": ((reference, width), np.float64, 0.0),
-            "count": ((), np.int64, 0),
-            "mean": ((width,), np.float64, 0.0),
-            "m2": ((width,), np.float64, 0.0),
-            "smoothed": ((width,), np.float64, np.nan),
-            "level": ((), np.float64, np.inf),
-            "score_count": ((), np.int64, 0),
-            "score_mean": ((), np.float64, 0.0),
-            "score_m2": ((), np.float64, 0.0),
-            "last_score": ((), np.float64, np.nan),
-            "last_flag": ((), np.bool_, False),
-            "last_anomaly": ((), np.float64, np.nan),
-            # The error moments as calibrated: the likelihood's surprise, whatever learns later.
-            "calibrated_mean": ((width,), np.float64, 0.0),
-            "calibrated_std": ((width,), np.float64, 0.0),
-        }
-        likelihood_columns: dict[str, tuple[tuple[int, ...], Any, Any]] = {
-            "short": ((), np.float64, 0.0),
-            "mean": ((), np.float64, 0.0),
-            "var": ((), np.float64, 0.0),
-            "low": ((width,), np.float64, np.nan),
-            "high": ((width,), np.float64, np.nan),
-            "quiet": ((), np.int64, 0),
-        }
-        assert tuple(likelihood_columns) == LikelihoodState.names()
-        for name, spec in likelihood_columns.items():
-            self._columns[_LIKELIHOOD + name] = spec
-        for name, (shape, dtype, fill) in self._columns.items():
-            store.add_column(_PREFIX + name, shape, dtype=dtype, fill=fill)
+        self.columns = DetectorColumns.add_to(store, reference=reference, width=width)
+        """Typed handles on the detector's per-stream columns in the store."""
 
     # ------------------------------------------------------------------ public
     def step(
@@ -221,10 +188,6 @@ class StreamDetector:
             )
         return StepResult(predictions, status, errors, scores, flags, anomaly)
 
-    def column(self, name: str) -> NDArray[Any]:
-        """One of the detector's per-slot arrays in the store (``level``, ``seen``, ...)."""
-        return self.engine.store.column(_PREFIX + name)
-
     # --------------------------------------------------------------- internals
     def _round(
         self,
@@ -243,9 +206,9 @@ class StreamDetector:
         before = store.lookup(ids)
         known = np.maximum(before, 0)
         previous = store.last_output[known, :width].astype(np.float64)
-        last_score = self.column("last_score")[known]
-        last_flag = self.column("last_flag")[known]
-        last_anomaly = self.column("last_anomaly")[known]
+        last_score = self.columns.last_score[known]
+        last_flag = self.columns.last_flag[known]
+        last_anomaly = self.columns.last_anomaly[known]
         result = self.engine.step(ids, given, seq=seq, start=start, now=now)
         k = steps.shape[1]
         predictions = result.predictions if given.ndim == 3 else result.predictions[:, None]
@@ -261,7 +224,7 @@ class StreamDetector:
         if len(applied):
             # New and started streams hold fresh columns: the store and engine reset them.
             slots = store.lookup([ids[i] for i in applied.tolist()])
-            seen_column = self.column("seen")
+            seen_column = self.columns.seen
             for j in range(k):
                 seen = seen_column[slots]
                 made = previous[applied] if j == 0 else predictions[applied, j - 1, :width]
@@ -271,9 +234,9 @@ class StreamDetector:
                     slots, seen, error, observed
                 )
                 seen_column[slots] = seen + 1
-            self.column("last_score")[slots] = scores[applied, -1]
-            self.column("last_flag")[slots] = flags[applied, -1]
-            self.column("last_anomaly")[slots] = anomaly[applied, -1]
+            self.columns.last_score[slots] = scores[applied, -1]
+            self.columns.last_flag[slots] = flags[applied, -1]
+            self.columns.last_anomaly[slots] = anomaly[applied, -1]
             for index in applied[end[applied]].tolist():
                 store.delete(ids[index])
         return StepResult(result.predictions, result.status, result.errors, scores, flags, anomaly)
@@ -292,10 +255,10 @@ class StreamDetector:
         calibrating = np.flatnonzero(seen < reference)
         if len(calibrating):
             where = slots[calibrating]
-            self.column("errors")[where, seen[calibrating]] = error[calibrating]
-            state = self._likelihood_state(where)
+            self.columns.errors[where, seen[calibrating]] = error[calibrating]
+            state = self.columns.likelihood.read(where)
             track_range(state, observed[calibrating])
-            self._store_likelihood_state(where, state)
+            self.columns.likelihood.write(where, state)
             for position in calibrating[seen[calibrating] == reference - 1].tolist():
                 scores[position], flags[position] = self._calibrate(int(slots[position]))
         live = np.flatnonzero(seen >= reference)
@@ -305,47 +268,37 @@ class StreamDetector:
             )
         return scores, flags, anomaly
 
-    def _likelihood_state(self, slots: NDArray[np.int64]) -> LikelihoodState:
-        """The likelihood's state of some slots (copies of the store's columns)."""
-        return LikelihoodState(
-            *(self.column(_LIKELIHOOD + name)[slots] for name in LikelihoodState.names())
-        )
-
-    def _store_likelihood_state(self, slots: NDArray[np.int64], state: LikelihoodState) -> None:
-        for name in LikelihoodState.names():
-            self.column(_LIKELIHOOD + name)[slots] = getattr(state, name)
-
     def _calibrate(self, slot: int) -> tuple[float, bool]:
         """The offline procedure on the stream's reference errors; returns the last step's."""
         config = self.config
-        errors = self.column("errors")[slot]
+        errors = self.columns.errors[slot]
         scorer = ErrorScorer(smoothing=config.smoothing, combine=config.combine)
         scorer.learn_many(errors[config.warmup :])
         scores = scorer.score_many(errors)
         slots = np.array([slot])
-        state = self._likelihood_state(slots)
+        state = self.columns.likelihood.read(slots)
         likelihood_calibrate(
             state, config.likelihood(), scorer.surprise_many(errors), config.warmup
         )
-        self._store_likelihood_state(slots, state)
+        self.columns.likelihood.write(slots, state)
         moments = scorer.moments
-        self.column("count")[slot] = moments.count
-        self.column("mean")[slot] = moments.mean
-        self.column("m2")[slot] = moments.m2
-        self.column("smoothed")[slot] = scorer.smoothed
-        self.column("calibrated_mean")[slot] = moments.mean
-        self.column("calibrated_std")[slot] = moments.std
-        self.column("errors")[slot] = 0.0  # no longer needed; keeps snapshots small
+        self.columns.count[slot] = moments.count
+        self.columns.mean[slot] = moments.mean
+        self.columns.m2[slot] = moments.m2
+        self.columns.smoothed[slot] = scorer.smoothed
+        self.columns.calibrated_mean[slot] = moments.mean
+        self.columns.calibrated_std[slot] = moments.std
+        self.columns.errors[slot] = 0.0  # no longer needed; keeps snapshots small
         score = float(scores[-1])
         if config.threshold == "likelihood":
-            self.column("level")[slot] = config.alarm
+            self.columns.level[slot] = config.alarm
             return score, False
         threshold = config.make_threshold().fit(scores[config.warmup :])
-        self.column("level")[slot] = threshold.level
+        self.columns.level[slot] = threshold.level
         if isinstance(threshold, GaussianThreshold):
-            self.column("score_count")[slot] = threshold.moments.count
-            self.column("score_mean")[slot] = threshold.moments.mean[0]
-            self.column("score_m2")[slot] = threshold.moments.m2[0]
+            self.columns.score_count[slot] = threshold.moments.count
+            self.columns.score_mean[slot] = threshold.moments.mean[0]
+            self.columns.score_m2[slot] = threshold.moments.m2[0]
         return score, bool(score > threshold.level)
 
     def _score_live(
@@ -354,20 +307,20 @@ class StreamDetector:
         """Score, flag and (optionally) learn, vectorised over streams: ErrorScorer's math,
         and the anomaly likelihood's step."""
         config = self.config
-        count = self.column("count")[slots]
-        std = moments_std(count[:, None], self.column("m2")[slots])
-        squared = squared_z(error, self.column("mean")[slots], std)
+        count = self.columns.count[slots]
+        std = moments_std(count[:, None], self.columns.m2[slots])
+        squared = squared_z(error, self.columns.mean[slots], std)
         smoothed = (
-            config.smoothing * squared + (1.0 - config.smoothing) * self.column("smoothed")[slots]
+            config.smoothing * squared + (1.0 - config.smoothing) * self.columns.smoothed[slots]
         )
-        self.column("smoothed")[slots] = smoothed
+        self.columns.smoothed[slots] = smoothed
         scores = combine_channels(smoothed, config.combine)
         likelihood = config.likelihood()
-        state = self._likelihood_state(slots)
+        state = self.columns.likelihood.read(slots)
         moments_learn = self.learn and config.threshold != "likelihood"
         calibrated = (  # the moments only move from calibration when they learn
             squared_z(
-                error, self.column("calibrated_mean")[slots], self.column("calibrated_std")[slots]
+                error, self.columns.calibrated_mean[slots], self.columns.calibrated_std[slots]
             )
             if moments_learn
             else squared
@@ -379,10 +332,10 @@ class StreamDetector:
             observed,
             likelihood.quiet_steps(config.reference),
         )
-        self._store_likelihood_state(slots, state)
+        self.columns.likelihood.write(slots, state)
         if config.threshold == "likelihood":
             return scores, anomaly >= config.alarm, anomaly
-        flags = scores > self.column("level")[slots]
+        flags = scores > self.columns.level[slots]
         if self.learn:
             learning = np.ones(len(slots), dtype=bool) if self.learn_flagged else ~flags
             self._learn(slots[learning], error[learning], scores[learning])
@@ -394,18 +347,18 @@ class StreamDetector:
         """Welford updates, as ``RunningMoments.learn_one`` does them, one per stream."""
         if not len(slots):
             return
-        count = self.column("count")[slots] + 1
+        count = self.columns.count[slots] + 1
         mean, m2 = welford_step(
-            count[:, None], self.column("mean")[slots], self.column("m2")[slots], error
+            count[:, None], self.columns.mean[slots], self.columns.m2[slots], error
         )
-        self.column("mean")[slots], self.column("m2")[slots] = mean, m2
-        self.column("count")[slots] = count
+        self.columns.mean[slots], self.columns.m2[slots] = mean, m2
+        self.columns.count[slots] = count
         if self.config.threshold != "gaussian":
             return
-        count = self.column("score_count")[slots] + 1
+        count = self.columns.score_count[slots] + 1
         mean, m2 = welford_step(
-            count, self.column("score_mean")[slots], self.column("score_m2")[slots], score
+            count, self.columns.score_mean[slots], self.columns.score_m2[slots], score
         )
-        self.column("score_count")[slots] = count
-        self.column("score_mean")[slots], self.column("score_m2")[slots] = mean, m2
-        self.column("level")[slots] = mean + self.config.k * moments_std(count, m2)
+        self.columns.score_count[slots] = count
+        self.columns.score_mean[slots], self.columns.score_m2[slots] = mean, m2
+        self.columns.level[slots] = mean + self.config.k * moments_std(count, m2)

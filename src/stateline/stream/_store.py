@@ -20,7 +20,7 @@ from .._validate import require_positive_int
 from ..nn import Carry, CarryModel
 from ._fingerprint import model_fingerprint
 
-__all__ = ["SnapshotMismatchError", "StateStore", "UnknownStreamError"]
+__all__ = ["Column", "SnapshotMismatchError", "StateStore", "UnknownStreamError"]
 
 StreamId = str | int
 EvictionCallback = Callable[[StreamId, Carry], None]
@@ -37,6 +37,41 @@ class UnknownStreamError(StatelineError, KeyError):
 
 class SnapshotMismatchError(StatelineError, ValueError):
     """A snapshot taken with another model (or layout) than the one restoring it."""
+
+
+class Column:
+    """A typed handle on one per-stream column of a :class:`StateStore`; index it like the array.
+
+    :meth:`StateStore.add_column` returns one. The handle outlives the store's
+    growth (which replaces the array), so keep the handle, not the array.
+
+    >>> from stateline.nn import ModelConfig, SequenceModel
+    >>> store = StateStore(SequenceModel(ModelConfig(inputs=1, hidden=2)), initial_slots=2)
+    >>> total = store.add_column("total", dtype=np.int64)
+    >>> slots = store.slots(["a", "b", "c"], create=True)  # grows past 2 slots
+    >>> total[slots] += 1
+    >>> total.name, total.values.shape, int(total[slots].sum())
+    ('total', (4,), 3)
+    """
+
+    __slots__ = ("_store", "name")
+
+    def __init__(self, store: StateStore, name: str) -> None:
+        self._store, self.name = store, name
+
+    @property
+    def values(self) -> NDArray[Any]:
+        """The whole per-slot array now (growth replaces it: fetch it on every use)."""
+        return self._store._columns[self.name][0]
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._store._columns[self.name][0][index]
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._store._columns[self.name][0][index] = value
+
+    def __repr__(self) -> str:
+        return f"Column({self.name!r})"
 
 
 class StateStore:
@@ -195,21 +230,22 @@ class StateStore:
     # ----------------------------------------------------------------- columns
     def add_column(
         self, name: str, shape: tuple[int, ...] = (), *, dtype: Any = np.float64, fill: Any = 0
-    ) -> None:
+    ) -> Column:
         """Keep one more per-stream array: ``shape`` per slot, ``fill`` for a new stream.
 
         Columns grow with the store, are reset to ``fill`` when a slot is given
         to a new stream (and when the engine restarts one, ``start=True``), and
         travel with :meth:`snapshot` / :meth:`restore`; a component that keeps
         per-stream state (the anomaly detector's error statistics, say) adds
-        its columns so that state is never lost apart from the carry. Fetch
-        the array with :meth:`column` on every use: growth replaces it.
+        its columns so that state is never lost apart from the carry. Returns
+        the column's typed :class:`Column` handle (growth replaces the array;
+        the handle always reaches the current one).
 
         >>> from stateline.nn import ModelConfig, SequenceModel
         >>> store = StateStore(SequenceModel(ModelConfig(inputs=1, hidden=2)), initial_slots=4)
-        >>> store.add_column("count", dtype=np.int64)
-        >>> store.column("count")[store.slots(["a"], create=True)] += 1
-        >>> store.column("count").shape, int(store.column("count").sum())
+        >>> count = store.add_column("count", dtype=np.int64)
+        >>> count[store.slots(["a"], create=True)] += 1
+        >>> count.values.shape, int(count.values.sum())
         ((4,), 1)
         """
         if name in self._columns:
@@ -218,9 +254,11 @@ class StateStore:
             )
         array = np.full((self._slots, *shape), fill, dtype=dtype)
         self._columns[name] = (array, fill)
+        return Column(self, name)
 
     def column(self, name: str) -> NDArray[Any]:
-        """The per-slot array of a column added with :meth:`add_column`."""
+        """The per-slot array of a column added with :meth:`add_column`, by name
+        (components keep the :class:`Column` handle ``add_column`` returned)."""
         try:
             return self._columns[name][0]
         except KeyError:
