@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from stateline.nn import ModelConfig, SequenceModel
 from stateline.stream import MicroBatcher, StateStore, Status, StreamEngine
-from stateline.stream._grouping import plan_calls
+from stateline.stream._grouping import event_rounds, id_array, plan_calls
 
 Event = tuple[str, int, np.ndarray]  # stream, seq, values (k, inputs)
 
@@ -124,3 +124,19 @@ def test_micro_batcher_equals_one_event_at_a_time(
     assert statuses == expected_status
     for got, want in zip(predictions, expected, strict=True):
         np.testing.assert_allclose(got.reshape(want.shape), want, atol=1e-6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    streams=st.lists(st.one_of(st.sampled_from("abcde"), st.integers(0, 4)), max_size=40),
+    data=st.data(),
+)
+def test_vectorised_rounds_are_the_planner_for_one_kind(
+    streams: list[object], data: st.DataObject
+) -> None:
+    """event_rounds (no Python per event) gives exactly plan_calls' calls for any subset."""
+    indices = sorted(
+        data.draw(st.sets(st.integers(0, max(len(streams) - 1, 0)))) if streams else []
+    )
+    rounds = event_rounds(id_array(streams), np.asarray(indices, dtype=np.int64))
+    assert [r.tolist() for r in rounds] == plan_calls(streams, indices=indices)

@@ -298,9 +298,10 @@ class StreamService:
         seqs = np.where(held, self.store.last_seq[slots], -1).tolist()
         self.metrics.flags.inc(amount=float(flags.sum()))
         targets = self.served.targets
+        statuses = result.status
         for position, (index, raw) in enumerate(members):
             event = chosen[position]
-            status = result.status[position]
+            status = statuses[position]
             answer = blank_answer(event.stream, status, error=result.errors.get(position))
             answer["forecast"] = forecast_lists[position]
             answer["scores"] = score_lists[position]

@@ -162,12 +162,13 @@ class MicroBatcher:
                         event.future.set_exception(error)
                 continue
             self.batches += 1
+            statuses = result.status
             for position, event in enumerate(events):
                 if not event.future.done():
                     event.future.set_result(
                         EventResult(
                             prediction=result.predictions[position],
-                            status=result.status[position],
+                            status=statuses[position],
                             error=result.errors.get(position),
                         )
                     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -23,8 +21,15 @@ from ..anomaly._scorers import (
     welford_step,
 )
 from ._detector_columns import DetectorColumns
-from ._engine import Status, StepResult, StreamEngine, _flags, _per_event, _rounds
-from ._store import StreamId
+from ._engine import (
+    DUPLICATE,
+    StepResult,
+    StreamEngine,
+    _flags,
+    _per_event,
+)
+from ._grouping import event_rounds, id_array
+from ._store import StreamIds
 
 __all__ = ["StreamDetector"]
 
@@ -122,7 +127,7 @@ class StreamDetector:
     # ------------------------------------------------------------------ public
     def step(
         self,
-        stream_ids: Sequence[StreamId],
+        stream_ids: StreamIds,
         x: ArrayLike,
         *,
         seq: ArrayLike | None = None,
@@ -136,7 +141,7 @@ class StreamDetector:
         (scaled) units. A duplicate of a stream's last event gets its earlier
         score and flag back.
         """
-        ids = list(stream_ids)
+        ids = id_array(stream_ids)
         count = len(ids)
         values = np.asarray(x, dtype=np.float64)
         if values.ndim not in (2, 3) or values.shape[0] != count:
@@ -159,12 +164,11 @@ class StreamDetector:
         scores = np.full((count, k), np.nan)
         anomaly = np.full((count, k), np.nan)
         flags = np.zeros((count, k), dtype=bool)
-        status = [Status.OK] * count
+        codes = np.zeros(count, dtype=np.int8)
         errors: dict[int, str] = {}
-        for indices in _rounds(ids, list(range(count))):
-            rows = np.asarray(indices, dtype=np.int64)
+        for rows in event_rounds(ids, np.arange(count)):
             result = self._round(
-                [ids[i] for i in indices],
+                ids if len(rows) == count else ids[rows],
                 values[rows],
                 steps[rows],
                 None if seqs is None else seqs[rows],
@@ -177,21 +181,20 @@ class StreamDetector:
             assert result.anomaly_scores is not None
             scores[rows], flags[rows] = result.scores, result.flags
             anomaly[rows] = result.anomaly_scores
-            for position, index in enumerate(indices):
-                status[index] = result.status[position]
-                if position in result.errors:
-                    errors[index] = result.errors[position]
+            codes[rows] = result.codes
+            for position, error in result.errors.items():
+                errors[int(rows[position])] = error
         self.flagged += int(flags.sum())
         if single:
             return StepResult(
-                predictions[:, 0], status, errors, scores[:, 0], flags[:, 0], anomaly[:, 0]
+                predictions[:, 0], codes, errors, scores[:, 0], flags[:, 0], anomaly[:, 0]
             )
-        return StepResult(predictions, status, errors, scores, flags, anomaly)
+        return StepResult(predictions, codes, errors, scores, flags, anomaly)
 
     # --------------------------------------------------------------- internals
     def _round(
         self,
-        ids: list[StreamId],
+        ids: NDArray[np.object_],
         given: NDArray[np.float64],
         steps: NDArray[np.float64],
         seq: NDArray[np.int64] | None,
@@ -216,14 +219,14 @@ class StreamDetector:
         anomaly = np.full((len(ids), k), np.nan)
         flags = np.zeros((len(ids), k), dtype=bool)
         if k == 1:
-            duplicate = np.array([state == Status.DUPLICATE for state in result.status])
+            duplicate = result.codes == DUPLICATE
             scores[duplicate, 0] = last_score[duplicate]
             flags[duplicate, 0] = last_flag[duplicate]
             anomaly[duplicate, 0] = last_anomaly[duplicate]
         applied = np.flatnonzero(result.applied)
         if len(applied):
             # New and started streams hold fresh columns: the store and engine reset them.
-            slots = store.lookup([ids[i] for i in applied.tolist()])
+            slots = store.lookup(ids[applied])
             seen_column = self.columns.seen
             for j in range(k):
                 seen = seen_column[slots]
@@ -237,9 +240,9 @@ class StreamDetector:
             self.columns.last_score[slots] = scores[applied, -1]
             self.columns.last_flag[slots] = flags[applied, -1]
             self.columns.last_anomaly[slots] = anomaly[applied, -1]
-            for index in applied[end[applied]].tolist():
-                store.delete(ids[index])
-        return StepResult(result.predictions, result.status, result.errors, scores, flags, anomaly)
+            for stream_id in ids[applied[end[applied]]].tolist():
+                store.delete(stream_id)
+        return StepResult(result.predictions, result.codes, result.errors, scores, flags, anomaly)
 
     def _score(
         self,

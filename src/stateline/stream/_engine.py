@@ -16,9 +16,9 @@ from .._errors import ShapeError, describe
 from .._validate import require_positive_int
 from ..nn import Carry
 from ._fused import FusedStep
-from ._grouping import plan_calls
+from ._grouping import event_rounds, id_array
 from ._kernel import StepKernel
-from ._store import NO_SEQUENCE, StateStore, StreamId
+from ._store import NO_SEQUENCE, StateStore, StreamId, StreamIds
 
 __all__ = ["Status", "StepResult", "StreamEngine"]
 
@@ -44,6 +44,19 @@ class Status:
 APPLIED = (Status.OK, Status.GAP, Status.RESTARTED)
 """The statuses of events whose steps were applied."""
 
+STATUS_NAMES = (
+    Status.OK,
+    Status.GAP,
+    Status.RESTARTED,
+    Status.DUPLICATE,
+    Status.STALE,
+    Status.ERROR,
+)
+"""Every status, in the order of their codes (``StepResult.codes``): applied ones first."""
+OK, GAP, RESTARTED, DUPLICATE, STALE, ERROR = range(6)
+"""The status codes, as ``numpy.int8`` values in ``StepResult.codes``."""
+_NAMES = np.array(STATUS_NAMES, dtype=object)
+
 
 class StepModel(Protocol):
     def step(self, carry: Carry, x: Tensor) -> tuple[Carry, Tensor]: ...
@@ -57,22 +70,31 @@ class StepResult:
 
     ``predictions`` is ``(events, outputs)`` for single steps, ``(events, k,
     outputs)`` for k steps; NaN where nothing was applied (except a duplicate
-    of the last event, which gets its earlier prediction back). ``scores``,
+    of the last event, which gets its earlier prediction back). ``codes``
+    holds each event's status as a small integer (an index into
+    :data:`STATUS_NAMES`), ``status`` the same as names. ``scores``,
     ``anomaly_scores`` and ``flags`` (``(events,)`` or ``(events, k)``) come
     from a :class:`StreamDetector`; a bare engine leaves them None.
     """
 
     predictions: NDArray[np.float32]
-    status: list[str]
+    codes: NDArray[np.int8]
     errors: dict[int, str] = field(default_factory=dict)
     scores: NDArray[np.float64] | None = None
     flags: NDArray[np.bool_] | None = None
     anomaly_scores: NDArray[np.float64] | None = None
 
     @property
+    def status(self) -> list[str]:
+        """Each event's status by name (``ok``, ``gap``, ...)."""
+        names: list[str] = _NAMES[self.codes].tolist()
+        return names
+
+    @property
     def applied(self) -> NDArray[np.bool_]:
         """True for events whose steps were applied (``ok``, ``gap`` or ``restarted``)."""
-        return np.array([s in APPLIED for s in self.status], dtype=bool)
+        applied: NDArray[np.bool_] = self.codes <= RESTARTED
+        return applied
 
 
 class StreamEngine:
@@ -134,7 +156,7 @@ class StreamEngine:
     # ------------------------------------------------------------------ public
     def step(
         self,
-        stream_ids: Sequence[StreamId],
+        stream_ids: StreamIds,
         x: ArrayLike | Sequence[ArrayLike],
         *,
         seq: ArrayLike | None = None,
@@ -147,7 +169,7 @@ class StreamEngine:
             fast = self._step_one(stream_ids[0], x, seq, now)
             if fast is not None:
                 return fast
-        ids = list(stream_ids)
+        ids = id_array(stream_ids)
         count = len(ids)
         values, errors, single = self._inputs(x, count)
         steps = values.shape[1]
@@ -156,20 +178,19 @@ class StreamEngine:
         ends = _flags(end, count, "end")
         outputs = max(self.store.outputs, 1)
         predictions = np.full((count, steps, outputs), np.nan, dtype=np.float32)
-        status = [Status.OK] * count
-        for index in errors:
-            status[index] = Status.ERROR
+        codes = np.zeros(count, dtype=np.int8)
+        if errors:
+            codes[list(errors)] = ERROR
         now = self.store.clock() if now is None else now
-
-        valid = [i for i in range(count) if i not in errors] if errors else list(range(count))
-        for round_indices in _rounds(ids, valid):
+        valid = np.flatnonzero(codes != ERROR)
+        for round_indices in event_rounds(ids, valid):
             self._apply(
-                round_indices, ids, values, seqs, starts, ends, now, predictions, status, errors
+                round_indices, ids, values, seqs, starts, ends, now, predictions, codes, errors
             )
         self.calls += 1
         self.events += count
         shaped = predictions[:, 0] if single else predictions
-        return StepResult(predictions=shaped, status=status, errors=errors)
+        return StepResult(predictions=shaped, codes=codes, errors=errors)
 
     def refresh(self) -> None:
         """Rebuild the step kernels (NumPy and fused) after the model's weights changed."""
@@ -213,7 +234,7 @@ class StreamEngine:
         store.last_seen[slot] = store.clock() if now is None else now
         self.calls += 1
         self.events += 1
-        return StepResult(predictions=prediction, status=[Status.OK], errors={})
+        return StepResult(predictions=prediction, codes=np.zeros(1, dtype=np.int8), errors={})
 
     def _kernel_step(
         self, slots: NDArray[np.int64] | slice, x: NDArray[np.float32]
@@ -316,29 +337,30 @@ class StreamEngine:
 
     def _apply(
         self,
-        indices: list[int],
-        ids: list[StreamId],
+        order: NDArray[np.int64],
+        ids: NDArray[np.object_],
         values: NDArray[np.float32],
         seqs: NDArray[Any] | None,
         starts: NDArray[np.bool_],
         ends: NDArray[np.bool_],
         now: float,
         predictions: NDArray[np.float32],
-        status: list[str],
+        codes: NDArray[np.int8],
         errors: dict[int, str],
     ) -> None:
+        """One round of distinct streams: checks, slots, step, bookkeeping, all vectorised."""
         store = self.store
         steps = values.shape[1]
-        order = np.asarray(indices, dtype=np.int64)
-        everyone = len(indices) == len(ids)  # then indices is range(len(ids))
-        known_slots = store.lookup(ids if everyone else [ids[i] for i in indices])
+        everyone = len(order) == len(ids)  # then order is arange(len(ids))
+        round_ids = ids if everyone else ids[order]
+        known_slots = store.lookup(round_ids)
         known = known_slots >= 0
         keep = np.ones(len(order), dtype=bool)
         if self.strict:
-            for position in np.nonzero(~known & ~starts[order])[0].tolist():
+            for position in np.flatnonzero(~known & ~starts[order]).tolist():
                 index = int(order[position])
                 keep[position] = False
-                status[index] = Status.ERROR
+                codes[index] = ERROR
                 errors[index] = describe(
                     "stream_id",
                     "a known stream, or start=True",
@@ -348,20 +370,19 @@ class StreamEngine:
                 )
         if seqs is not None:
             self._check_sequence(
-                order, known_slots, known, keep, seqs, steps, predictions, status, errors
+                order, known_slots, known, keep, seqs, steps, predictions, codes, errors
             )
-        accepted = order[keep]
+        all_kept = bool(keep.all())
+        accepted = order if all_kept else order[keep]
         if len(accepted) == 0:
             return
-        all_kept = bool(keep.all())
-        accepted_ids = ids if everyone and all_kept else [ids[i] for i in accepted.tolist()]
+        accepted_ids = round_ids if all_kept else round_ids[keep]
         looked_up = known_slots if all_kept else known_slots[keep]
         returning = (looked_up < 0) & ~starts[accepted]
         if returning.any():  # a stream that lost its state comes back: say so
             picked = np.flatnonzero(returning)
-            lost = store.lost([accepted_ids[i] for i in picked.tolist()])
-            for position in picked[lost].tolist():
-                status[int(accepted[position])] = Status.RESTARTED
+            lost = store.lost(accepted_ids[picked])
+            codes[accepted[picked[lost]]] = RESTARTED
         slots = store.slots(accepted_ids, create=True, looked_up=looked_up)
         restart = slots[starts[accepted]]
         if len(restart):  # the stream starts over: zero carry, per-stream columns from fill
@@ -382,8 +403,10 @@ class StreamEngine:
         else:
             store.last_seq[slots] = np.maximum(store.last_seq[slots], NO_SEQUENCE) + steps
         store.last_seen[slots] = now
-        for index in accepted[ends[accepted]].tolist():
-            store.delete(ids[index])
+        ending = ends[accepted]
+        if ending.any():
+            for stream_id in accepted_ids[ending].tolist():
+                store.delete(stream_id)
 
     def _check_sequence(
         self,
@@ -394,7 +417,7 @@ class StreamEngine:
         seqs: NDArray[Any],
         steps: int,
         predictions: NDArray[np.float32],
-        status: list[str],
+        codes: NDArray[np.int8],
         errors: dict[int, str],
     ) -> None:
         """Vectorised sequence-number checks; marks repeats, overlaps and gaps in place."""
@@ -405,17 +428,15 @@ class StreamEngine:
         final = first + steps - 1
         repeat = has_last & (final <= last)
         overlap = has_last & ~repeat & (first <= last)
-        for position in np.nonzero(repeat)[0].tolist():
+        if repeat.any():
+            duplicate = repeat & (final == last)
+            codes[order[repeat]] = STALE
+            codes[order[duplicate]] = DUPLICATE
+            if steps == 1 and store.outputs and duplicate.any():
+                predictions[order[duplicate], 0] = store.last_output[known_slots[duplicate]]
+        for position in np.flatnonzero(overlap).tolist():
             index = int(order[position])
-            if final[position] == last[position]:
-                status[index] = Status.DUPLICATE
-                if steps == 1 and store.outputs:
-                    predictions[index, 0] = store.last_output[known_slots[position]]
-            else:
-                status[index] = Status.STALE
-        for position in np.nonzero(overlap)[0].tolist():
-            index = int(order[position])
-            status[index] = Status.ERROR
+            codes[index] = ERROR
             errors[index] = describe(
                 "seq",
                 f"> {last[position]} (the last applied) for all {steps} steps",
@@ -423,9 +444,7 @@ class StreamEngine:
                 problem="overlaps applied steps.",
                 fix=f"Resend only the steps after seq {last[position]}.",
             )
-        gaps = np.nonzero(has_last & ~repeat & ~overlap & (first > last + 1))[0].tolist()
-        for gap in gaps:
-            status[int(order[gap])] = Status.GAP
+        codes[order[has_last & ~repeat & ~overlap & (first > last + 1)]] = GAP
         keep &= ~(repeat | overlap)
 
 
@@ -473,8 +492,3 @@ def inference_mode(model: nn.Module) -> Iterator[None]:
     finally:
         if training:
             model.train()
-
-
-def _rounds(ids: list[StreamId], indices: list[int]) -> list[list[int]]:
-    """Split events so that no stream appears twice in a round, keeping each stream's order."""
-    return plan_calls(ids, indices=indices)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 
-__all__ = ["plan_calls"]
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from ._store import StreamIds
+
+__all__ = ["event_rounds", "id_array", "plan_calls"]
 
 
 def plan_calls(
@@ -45,3 +51,35 @@ def plan_calls(
         calls[position].append(index)
         last[stream] = position
     return calls
+
+
+def id_array(stream_ids: StreamIds) -> NDArray[np.object_]:
+    """Stream ids as a 1-D object array of the ids themselves (Python ints for integer arrays).
+
+    >>> id_array(np.array([3, 4])).tolist(), id_array(["a", ("t", 1)]).shape
+    ([3, 4], (2,))
+    """
+    if isinstance(stream_ids, np.ndarray) and stream_ids.dtype != object:
+        return stream_ids.astype(object)  # Python ints / strs, as a dict key must match
+    return np.fromiter(stream_ids, dtype=object, count=len(stream_ids))
+
+
+def event_rounds(ids: NDArray[np.object_], indices: NDArray[np.int64]) -> list[NDArray[np.int64]]:
+    """Split events so that no stream appears twice in a round, keeping each stream's order.
+
+    Round ``r`` holds every stream's ``r``-th event (what :func:`plan_calls`
+    gives for events of one kind), found without Python work per event.
+
+    >>> [r.tolist() for r in event_rounds(id_array(["a", "b", "a", "a"]), np.arange(4))]
+    [[0, 1], [2], [3]]
+    """
+    if len(indices) == 0:
+        return []
+    chosen = ids[indices] if len(indices) != len(ids) else ids
+    if len(set(chosen)) == len(chosen):  # the common case: distinct streams, one round
+        return [indices]
+    codes, _ = pd.factorize(chosen)
+    occurrence = pd.Series(codes).groupby(codes).cumcount().to_numpy()
+    order = np.argsort(occurrence, kind="stable")
+    bounds = np.flatnonzero(np.diff(occurrence[order])) + 1
+    return [indices[part] for part in np.split(order, bounds)]

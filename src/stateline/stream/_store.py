@@ -23,6 +23,8 @@ from ._fingerprint import model_fingerprint
 __all__ = ["Column", "SnapshotMismatchError", "StateStore", "UnknownStreamError"]
 
 StreamId = str | int
+StreamIds = Sequence[StreamId] | NDArray[np.object_] | NDArray[np.integer[Any]]
+"""Stream ids: a list, or a 1-D NumPy array (object or integer)."""
 EvictionCallback = Callable[[StreamId, Carry], None]
 
 NO_SEQUENCE = -1
@@ -168,14 +170,14 @@ class StateStore:
         """The slots of every stream the store holds, in ascending order."""
         return np.sort(np.fromiter(self._slot_of.values(), dtype=np.int64, count=len(self)))
 
-    def lookup(self, stream_ids: Sequence[StreamId]) -> NDArray[np.int64]:
+    def lookup(self, stream_ids: StreamIds) -> NDArray[np.int64]:
         """Slots of the given streams, -1 for streams the store does not hold."""
         found = map(self._slot_of.get, stream_ids, repeat(-1))
         return np.fromiter(found, dtype=np.int64, count=len(stream_ids))
 
     def slots(
         self,
-        stream_ids: Sequence[StreamId],
+        stream_ids: StreamIds,
         *,
         create: bool,
         looked_up: NDArray[np.int64] | None = None,
@@ -198,7 +200,7 @@ class StateStore:
             out[position] = created[stream_ids[position]]
         return out
 
-    def lost(self, stream_ids: Sequence[StreamId]) -> NDArray[np.bool_]:
+    def lost(self, stream_ids: StreamIds) -> NDArray[np.bool_]:
         """Which of ``stream_ids`` were evicted (capacity or ttl) and are not held again.
 
         The store remembers the last ``remember_lost`` evicted ids (not those
