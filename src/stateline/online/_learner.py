@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +15,7 @@ from numpy.typing import ArrayLike, NDArray
 from .._errors import ConfigError, ShapeError, describe
 from ..stream import StateStore, StepResult, StreamDetector, StreamEngine
 from ..stream._engine import inference_mode
-from ..stream._store import StreamId
+from ..stream._store import StreamId, StreamIds
 from ._config import OnlineConfig
 
 __all__ = ["OnlineLearner", "UpdateReport"]
@@ -117,7 +116,7 @@ class OnlineLearner:
 
     def step(
         self,
-        stream_ids: Sequence[StreamId],
+        stream_ids: StreamIds,
         x: ArrayLike,
         **kwargs: Any,
     ) -> StepResult:
@@ -131,7 +130,7 @@ class OnlineLearner:
 
     def observe(
         self,
-        stream_ids: Sequence[StreamId],
+        stream_ids: StreamIds,
         x: ArrayLike,
         *,
         applied: ArrayLike | None = None,

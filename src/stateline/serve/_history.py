@@ -1,74 +1,166 @@
-"""The dashboard's memory: the last points of the most recently active streams."""
+"""The dashboard's memory: the last applied steps, in one ring of columns."""
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ._answers import nullable
+
 __all__ = ["StreamHistory"]
 
 
 class StreamHistory:
-    """The last ``points`` steps of the ``streams`` most recently active streams.
+    """The last ``points * streams`` steps the service applied, as arrays; ``points`` per stream.
 
-    One point per applied step: its seq, observed targets, the forecast made
-    for it before it came (``forecast``), the forecast it led to (``next``),
-    score, flag, anomaly score and level.
+    Recording a call is a handful of vectorised copies, whatever the number
+    of events (no Python work per event). A stream's history is read back by
+    :meth:`points`: its last ``points`` steps since it (re)started, each with
+    its seq, observed targets, the forecast made for it before it came
+    (``forecast``), the forecast it led to (``next``), score, flag, anomaly
+    score and level. With more than ``streams`` streams active at once, a
+    stream keeps fewer than ``points`` steps (the ring holds the latest ones
+    of all streams).
 
-    >>> history = StreamHistory(points=2, streams=1)
-    >>> answer = {"seq": 5, "forecast": [[[1.0]], [[2.0]]], "scores": [None, 0.5],
-    ...           "flags": [False, True], "anomaly_scores": [None, 0.9], "level": 3.0}
-    >>> history.remember("a", np.array([[0.5], [1.5]]), answer, start=False, end=False)
+    >>> history = StreamHistory(points=3, streams=2)
+    >>> history.record(np.array(["a", "b"], dtype=object), seq=np.array([5, 0]),
+    ...     targets=np.array([[[0.5], [1.5]], [[9.0], [9.0]]]), next=np.array([[[1.0], [2.0]],
+    ...     [[9.0], [9.0]]]), scores=np.full((2, 2), np.nan), flags=np.zeros((2, 2), bool),
+    ...     anomaly=np.full((2, 2), np.nan), level=np.array([3.0, 3.0]),
+    ...     start=np.zeros(2, bool), end=np.zeros(2, bool))
     >>> [(point["seq"], point["forecast"], point["next"]) for point in history.points("a")]
     [(4, None, [1.0]), (5, [1.0], [2.0])]
     """
 
     def __init__(self, *, points: int, streams: int) -> None:
         self.points_per_stream, self.streams = points, streams
-        self._points: OrderedDict[str, deque[dict[str, Any]]] = OrderedDict()
+        self.capacity = points * streams
+        self._rows = 0
+        self._head = 0  # where the next row goes
+        self._written = 0
+        self._arrays: dict[str, NDArray[Any]] = {}
+
+    def record(
+        self,
+        ids: NDArray[np.object_],
+        *,
+        seq: NDArray[np.int64],
+        targets: NDArray[np.float64],
+        next: NDArray[np.float64],
+        scores: NDArray[np.float64],
+        flags: NDArray[np.bool_],
+        anomaly: NDArray[np.float64],
+        level: NDArray[np.float64],
+        start: NDArray[np.bool_],
+        end: NDArray[np.bool_],
+    ) -> None:
+        """Record applied events: ``targets``/``next`` ``(n, k, targets)``, ``seq`` the last step's.
+
+        An event with ``end`` forgets its stream's history; ``start`` begins it anew.
+        """
+        events, steps = targets.shape[:2]
+        if events == 0:
+            return
+        width = targets.shape[2]
+        if not self._arrays:
+            self._allocate(width)
+        first = np.where(seq < 0, -1, seq - steps + 1)
+        offsets = np.arange(steps)
+        columns: dict[str, NDArray[Any]] = {
+            "id": np.repeat(ids, steps),
+            "seq": np.where(first[:, None] < 0, -1, first[:, None] + offsets).ravel(),
+            "values": targets.reshape(-1, width),
+            "next": next.reshape(-1, width),
+            "score": scores.reshape(-1),
+            "flag": flags.reshape(-1),
+            "anomaly": anomaly.reshape(-1),
+            "level": np.repeat(level, steps),
+            "begins": (start[:, None] & (offsets == 0)).ravel(),
+            "ends": np.repeat(end, steps),
+        }
+        self._write(columns)
 
     def points(self, stream: str) -> list[dict[str, Any]]:
         """The stream's points, oldest first (empty if none are kept)."""
-        return list(self._points.get(stream, ()))
+        if not self._rows:
+            return []
+        order = (self._head - self._rows + np.arange(self._rows)) % self._rows_allocated
+        mine = order[self._arrays["id"][order] == stream]
+        if len(mine) == 0 or bool(self._arrays["ends"][mine[-1]]):
+            return []
+        begins = np.flatnonzero(self._arrays["begins"][mine] | self._arrays["ends"][mine])
+        if len(begins):  # since the stream last started (or the step after its last end)
+            cut = begins[-1] + (0 if self._arrays["begins"][mine[begins[-1]]] else 1)
+            mine = mine[cut:]
+        mine = mine[-self.points_per_stream :]
+        get = self._arrays
+        values, following = nullable(get["values"][mine]), nullable(get["next"][mine])
+        scores, anomaly = nullable(get["score"][mine]), nullable(get["anomaly"][mine])
+        levels, seqs = nullable(get["level"][mine]), get["seq"][mine].tolist()
+        flags = get["flag"][mine].tolist()
+        return [
+            {
+                "seq": None if seqs[j] < 0 else seqs[j],
+                "values": values[j],
+                "forecast": following[j - 1] if j else None,
+                "next": following[j],
+                "score": scores[j],
+                "flag": flags[j],
+                "anomaly_score": anomaly[j],
+                "level": levels[j],
+            }
+            for j in range(len(mine))
+        ]
 
     def forget(self, stream: str) -> None:
-        self._points.pop(stream, None)
+        """Drop a stream's points (it was deleted)."""
+        if self._rows:
+            self._arrays["ends"][self._arrays["id"] == stream] = True
 
-    def remember(
-        self,
-        stream: str,
-        targets: NDArray[np.float64],
-        answer: dict[str, Any],
-        *,
-        start: bool,
-        end: bool,
-    ) -> None:
-        """Add an applied event's steps (``targets`` ``(k, targets)``, its ``answer``)."""
-        if end:
-            self.forget(stream)
+    @property
+    def _rows_allocated(self) -> int:
+        return len(self._arrays["id"]) if self._arrays else 0
+
+    def _write(self, columns: dict[str, NDArray[Any]]) -> None:
+        count = len(columns["id"])
+        if count > self.capacity:  # only the newest fit
+            columns = {name: array[-self.capacity :] for name, array in columns.items()}
+            count = self.capacity
+        self._reserve(self._rows + count)
+        size = self._rows_allocated
+        where = (self._head + np.arange(count)) % size
+        for name, array in columns.items():
+            self._arrays[name][where] = array
+        self._head = (self._head + count) % size
+        self._rows = min(self._rows + count, size)
+
+    def _reserve(self, rows: int) -> None:
+        """Grow the ring (doubling, up to ``capacity``) so ``rows`` fit, keeping the order."""
+        size = self._rows_allocated
+        if rows <= size or size == self.capacity:
             return
-        points = self._points.get(stream)
-        if points is None or start:
-            points = deque(maxlen=self.points_per_stream)
-            self._points[stream] = points
-            if len(self._points) > self.streams:
-                self._points.popitem(last=False)
-        self._points.move_to_end(stream)
-        last = answer["seq"]
-        first = None if last is None else last - len(targets) + 1
-        for j, row in enumerate(targets.tolist()):
-            points.append(
-                {
-                    "seq": None if first is None else first + j,
-                    "values": row,
-                    "forecast": points[-1]["next"] if points else None,
-                    "next": answer["forecast"][j][0],
-                    "score": answer["scores"][j],
-                    "flag": answer["flags"][j],
-                    "anomaly_score": answer["anomaly_scores"][j],
-                    "level": answer["level"],
-                }
-            )
+        new_size = min(self.capacity, max(1024, size * 2, rows))
+        if size:
+            order = (self._head - self._rows + np.arange(self._rows)) % size
+        else:
+            order = np.zeros(0, dtype=np.int64)
+        grown: dict[str, NDArray[Any]] = {}
+        for name, array in self._arrays.items():
+            fresh = np.zeros((new_size, *array.shape[1:]), dtype=array.dtype)
+            fresh[: self._rows] = array[order]
+            grown[name] = fresh
+        self._arrays = grown
+        self._head = self._rows
+
+    def _allocate(self, width: int) -> None:
+        kinds = {
+            "id": ((), object), "seq": ((), np.int64), "values": ((width,), np.float64),
+            "next": ((width,), np.float64), "score": ((), np.float64), "flag": ((), np.bool_),
+            "anomaly": ((), np.float64), "level": ((), np.float64), "begins": ((), np.bool_),
+            "ends": ((), np.bool_),
+        }  # fmt: skip
+        self._arrays = {
+            name: np.zeros((0, *shape), dtype) for name, (shape, dtype) in kinds.items()
+        }

@@ -25,9 +25,10 @@ from numpy.typing import NDArray
 from .._errors import ConfigError, DataError, describe
 from ..online import OnlineLearner
 from ..stream import StateStore, Status, StreamDetector, StreamEngine
-from ..stream._engine import APPLIED
-from ..stream._grouping import plan_calls
+from ..stream._engine import STATUS_NAMES
+from ..stream._grouping import event_rounds, id_array, plan_calls
 from ._answers import blank_answer, json_number, json_seq, nullable
+from ._columns import ColumnAnswer, ColumnBatch
 from ._config import ServeConfig
 from ._events import Event, event_values
 from ._history import StreamHistory
@@ -129,6 +130,58 @@ class StreamService:
                 self.metrics.steps.inc(status, amount=count)
         return [answer for answer in answers if answer is not None]
 
+    def step_columns(self, batch: ColumnBatch, *, now: float | None = None) -> ColumnAnswer:
+        """Apply a batch of columns; the answer row for row (refused rows answer ``error``).
+
+        The same checks, limits, order and idempotency as :meth:`step`, with
+        no Python work per event: a stream's repeated rows go to successive
+        engine calls in order; a row with NaN/inf values, a refused row or a
+        row whose seq is out of range is refused alone.
+        """
+        count, steps = len(batch), batch.values.shape[1]
+        self._refuse_columns(batch)
+        answer = ColumnAnswer.empty(batch.stream, steps, self.served.horizon, self.served.targets)
+        errors = dict(batch.refused)
+        finite = np.asarray(np.isfinite(batch.values).all(axis=(1, 2)), dtype=bool)
+        for row in np.flatnonzero(~finite).tolist():  # only the bad rows
+            errors.setdefault(
+                row, describe("values", "finite numbers", "NaN or inf", problem="hold NaN or inf.")
+            )
+        good = finite
+        if batch.refused:
+            good = finite.copy()
+            good[list(batch.refused)] = False
+        rows = np.flatnonzero(good)
+        streams = len(set(batch.stream[rows]))
+        if streams > self.store.capacity:
+            self._refuse_oversized_streams(streams)
+        for members in event_rounds(batch.stream, rows):
+            with self.lock:  # let go between rounds: other clients get turns
+                stepped = self._step_arrays(
+                    batch.stream[members],
+                    batch.values[members],
+                    seq=None if batch.seq is None else batch.seq[members],
+                    start=batch.start[members],
+                    end=batch.end[members],
+                    now=now,
+                )
+            answer.status[members] = stepped.status
+            answer.seq[members] = stepped.seq
+            answer.forecast[members] = stepped.forecast
+            answer.scores[members] = stepped.scores
+            answer.flags[members] = stepped.flags
+            answer.anomaly_scores[members] = stepped.anomaly_scores
+            answer.level[members] = stepped.level
+            for position, error in stepped.errors.items():
+                errors[int(members[position])] = error
+        answer.errors.update(errors)
+        with self.lock:
+            self.metrics.batch.observe(count)
+            for code, number in enumerate(np.bincount(answer.status, minlength=len(STATUS_NAMES))):
+                if number:
+                    self.metrics.steps.inc(STATUS_NAMES[code], amount=float(number))
+        return answer
+
     def stream(self, stream_id: str) -> dict[str, Any]:
         """What the service holds for one stream (UnknownStreamError if none)."""
         with self.lock:
@@ -214,7 +267,46 @@ class StreamService:
         self, events: Sequence[Event], valid: list[tuple[int, NDArray[np.float64]]]
     ) -> None:
         """Refuse, before anything changes, a batch past ``max_steps`` or ``capacity``."""
-        steps = sum(len(values) for _, values in valid)
+        self._refuse_steps(sum(len(values) for _, values in valid))
+        streams = len({events[index].stream for index, _ in valid})
+        if streams > self.store.capacity:
+            self._refuse_oversized_streams(streams)
+
+    def _refuse_columns(self, batch: ColumnBatch) -> None:
+        """Refuse, before anything changes, columns past the events or steps limits."""
+        count, steps = len(batch), batch.values.shape[1]
+        if count > self.config.max_events:
+            raise DataError(
+                describe(
+                    "stream",
+                    f"at most --max-events {self.config.max_events} rows per request",
+                    f"{count} rows",
+                    problem="has too many rows.",
+                    fix="Split the batch.",
+                )
+            )
+        if steps > self.config.max_event_steps:
+            raise DataError(
+                describe(
+                    "values",
+                    f"at most --max-event-steps {self.config.max_event_steps} steps per row",
+                    f"{steps} steps",
+                    problem="hold too many steps.",
+                    fix="Send fewer steps per row, with consecutive seq.",
+                )
+            )
+        if batch.values.shape[2] != self.served.inputs:
+            raise DataError(
+                describe(
+                    "values",
+                    f"{self.served.inputs} numbers per step (the model's inputs)",
+                    f"{batch.values.shape[2]}",
+                    problem="has the wrong shape.",
+                )
+            )
+        self._refuse_steps(count * steps)
+
+    def _refuse_steps(self, steps: int) -> None:
         if steps > self.config.max_steps:
             raise DataError(
                 describe(
@@ -225,17 +317,17 @@ class StreamService:
                     fix="Split the batch.",
                 )
             )
-        streams = {events[index].stream for index, _ in valid}
-        if len(streams) > self.store.capacity:
-            raise ConfigError(
-                describe(
-                    "events",
-                    f"at most --capacity {self.store.capacity} streams per request",
-                    f"{len(streams)} streams",
-                    problem="name too many streams.",
-                    fix="Split the batch, or raise --capacity.",
-                )
+
+    def _refuse_oversized_streams(self, streams: int) -> None:
+        raise ConfigError(
+            describe(
+                "events",
+                f"at most --capacity {self.store.capacity} streams per request",
+                f"{streams} streams",
+                problem="name too many streams.",
+                fix="Split the batch, or raise --capacity.",
             )
+        )
 
     def _row(self, stream_id: str, slot: int) -> dict[str, Any]:
         detector = self.detector
@@ -260,57 +352,87 @@ class StreamService:
         answers: list[dict[str, Any] | None],
         now: float | None,
     ) -> None:
+        """One engine call of the per-event API: arrays in, answer dicts out."""
         chosen = [events[index] for index, _ in members]
-        ids = [event.stream for event in chosen]
-        scaled = self.served.scale(np.stack([values for _, values in members]))
+        stepped = self._step_arrays(
+            id_array([event.stream for event in chosen]),
+            np.stack([values for _, values in members]),
+            seq=None if chosen[0].seq is None else np.array([int(e.seq or 0) for e in chosen]),
+            start=np.array([event.start for event in chosen]),
+            end=np.array([event.end for event in chosen]),
+            now=now,
+        )
+        forecasts = nullable(stepped.forecast)
+        scores, anomaly = nullable(stepped.scores), nullable(stepped.anomaly_scores)
+        flags, levels = stepped.flags.tolist(), nullable(stepped.level)
+        statuses, seqs = stepped.status_names.tolist(), stepped.seq.tolist()
+        for position, (index, _) in enumerate(members):
+            answer = blank_answer(
+                chosen[position].stream, statuses[position], error=stepped.errors.get(position)
+            )
+            answer["forecast"] = forecasts[position]
+            answer["scores"] = scores[position]
+            answer["flags"] = flags[position]
+            answer["anomaly_scores"] = anomaly[position]
+            answer["level"] = levels[position]
+            answer["seq"] = json_seq(seqs[position])
+            answers[index] = answer
+
+    def _step_arrays(
+        self,
+        ids: NDArray[np.object_],
+        values: NDArray[np.float64],
+        *,
+        seq: NDArray[np.int64] | None,
+        start: NDArray[np.bool_],
+        end: NDArray[np.bool_],
+        now: float | None,
+    ) -> ColumnAnswer:
+        """One engine call over arrays (the caller holds the lock): scale, step, score,
+        learn, remember; ``values`` is ``(n, k, inputs)`` in original units."""
+        served = self.served
+        count, steps = values.shape[:2]
+        scaled = served.scale(values)
         stepper: StreamDetector | StreamEngine = (
             self.detector if self.detector is not None else self.engine
         )
-        result = stepper.step(
-            ids,
-            scaled,
-            seq=None if chosen[0].seq is None else [int(e.seq or 0) for e in chosen],
-            start=[event.start for event in chosen],
-            end=[event.end for event in chosen],
-            now=now,
-        )
+        result = stepper.step(ids, scaled, seq=seq, start=start, end=end, now=now)
+        applied = result.applied
         if self.learner is not None:
-            self.learner.observe(ids, scaled, applied=result.applied, flags=result.flags)
-        shape = (len(chosen), len(members[0][1]))
-        scores = np.full(shape, np.nan) if result.scores is None else result.scores
-        flags = np.zeros(shape, dtype=bool) if result.flags is None else result.flags
-        anomaly = np.full(shape, np.nan) if result.anomaly_scores is None else result.anomaly_scores
-        forecasts = self.served.unscale(result.predictions)
-        if forecasts.ndim == 3:  # one step per event: (events, horizon, targets)
-            forecasts = forecasts[:, None]
-        forecast_lists = nullable(forecasts)
-        score_lists = nullable(scores.reshape(len(chosen), -1))
-        flag_lists = flags.reshape(len(chosen), -1).tolist()
-        anomaly_lists = nullable(anomaly.reshape(len(chosen), -1))
+            self.learner.observe(ids, scaled, applied=applied, flags=result.flags)
+        shape = (count, steps)
         slots = self.store.lookup(ids)
         held = slots >= 0
         level = (
-            np.full(len(slots), np.nan)
+            np.full(count, np.nan)
             if self.detector is None
-            else np.where(held, self.detector.columns.level[slots], np.nan)
+            else np.where(held, self.detector.columns.level[np.maximum(slots, 0)], np.nan)
         )
-        levels = nullable(level)
-        seqs = np.where(held, self.store.last_seq[slots], -1).tolist()
-        self.metrics.flags.inc(amount=float(flags.sum()))
-        targets = self.served.targets
-        statuses = result.status
-        for position, (index, raw) in enumerate(members):
-            event = chosen[position]
-            status = statuses[position]
-            answer = blank_answer(event.stream, status, error=result.errors.get(position))
-            answer["forecast"] = forecast_lists[position]
-            answer["scores"] = score_lists[position]
-            answer["flags"] = flag_lists[position]
-            answer["anomaly_scores"] = anomaly_lists[position]
-            answer["level"] = levels[position]
-            answer["seq"] = json_seq(seqs[position])
-            if status in APPLIED:
-                self.history.remember(
-                    event.stream, raw[:, :targets], answer, start=event.start, end=event.end
-                )
-            answers[index] = answer
+        stepped = ColumnAnswer(
+            stream=ids,
+            status=result.codes,
+            seq=np.where(held, self.store.last_seq[np.maximum(slots, 0)], -1),
+            forecast=served.unscale(result.predictions),
+            scores=np.full(shape, np.nan) if result.scores is None else result.scores,
+            flags=np.zeros(shape, dtype=bool) if result.flags is None else result.flags,
+            anomaly_scores=(
+                np.full(shape, np.nan) if result.anomaly_scores is None else result.anomaly_scores
+            ),
+            level=level,
+            errors=result.errors,
+        )
+        self.metrics.flags.inc(amount=float(stepped.flags.sum()))
+        if applied.any():
+            self.history.record(
+                ids[applied],
+                seq=stepped.seq[applied],
+                targets=values[applied, :, : served.targets],
+                next=stepped.forecast[applied, :, 0],
+                scores=stepped.scores[applied],
+                flags=stepped.flags[applied],
+                anomaly=stepped.anomaly_scores[applied],
+                level=level[applied],
+                start=start[applied],
+                end=end[applied],
+            )
+        return stepped
