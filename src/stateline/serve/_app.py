@@ -17,24 +17,27 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError, field_validator
 
 from .. import __version__
-from .._errors import ConfigError, StatelineError, describe
+from .._errors import ConfigError, DataError, StatelineError, describe
 from ..stream import UnknownStreamError
 from ._answers import blank_answer
+from ._columns import ColumnBatch
 from ._config import ServeConfig
 from ._events import Event
 from ._service import StreamService
+from ._wire import (
+    ARROW,
+    STREAM_ID_RULE,
+    answer_to_arrow,
+    answer_to_json,
+    batch_from_arrow,
+    batch_from_json,
+    valid_stream_id,
+)
 
 __all__ = ["create_app"]
 
 # Strict: JSON numbers only ("55" and true are refused, not read as 55.0 and 1.0).
 Values = list[StrictFloat] | list[list[StrictFloat]]
-
-
-STREAM_ID_RULE = (
-    "1 to 256 characters of Unicode text, without '/', control characters or U+FFFD "
-    "(what undecodable bytes become)"
-)
-"""The one grammar of stream ids, for the batch body, the path and the WebSocket."""
 
 
 def stream_id_text(value: str) -> str:
@@ -45,15 +48,7 @@ def stream_id_text(value: str) -> str:
     ...
     ValueError: must be 1 to 256 characters of Unicode text, without '/', ...
     """
-    try:
-        value.encode("utf-8")
-        valid = 1 <= len(value) <= 256 and not any(
-            character == "/" or character == "\ufffd" or ord(character) < 32 or character == "\x7f"
-            for character in value
-        )
-    except UnicodeEncodeError:  # a lone surrogate
-        valid = False
-    if not valid:
+    if not valid_stream_id(value):
         raise ValueError(f"must be {STREAM_ID_RULE}")
     return value
 
@@ -305,6 +300,26 @@ def create_app(config: ServeConfig) -> FastAPI:
     def step_many(body: BatchIn, service: Service) -> dict[str, Any]:
         return {"results": answer_batch(service, body.events)}
 
+    @app.post(
+        "/v1/columns",
+        dependencies=[writer],
+        openapi_extra={"requestBody": {"required": True, "content": COLUMNS_BODY}},
+        responses={200: {"content": COLUMNS_BODY, "description": "the answer as columns"}},
+    )
+    async def step_columns(request: Request, service: Service) -> Response:
+        """A batch as columns (JSON or an Arrow IPC stream); answered as columns in the same form.
+
+        See :mod:`stateline.serve._wire` for the columns; a row with a bad id,
+        NaN/inf values or an out-of-range seq is refused alone.
+        """
+        arrow = request.headers.get("content-type", "").split(";")[0].strip() == ARROW
+        body = await request.body()
+        batch = await asyncio.to_thread(_decode_columns, body, arrow)
+        answer = await asyncio.to_thread(service.step_columns, batch)
+        if arrow:
+            return Response(await asyncio.to_thread(answer_to_arrow, answer), media_type=ARROW)
+        return JSONResponse(answer_to_json(answer))
+
     @app.get("/v1/streams", dependencies=[reader])
     def list_streams(
         service: Service,
@@ -347,9 +362,19 @@ def create_app(config: ServeConfig) -> FastAPI:
             if message["type"] == "websocket.disconnect":
                 return
             text = message.get("text")
-            if text is None:  # a binary frame: not what this endpoint speaks
-                await socket.close(code=1003, reason="send text frames of JSON, not binary")
-                return
+            if text is None:  # a binary frame: a batch of columns as an Arrow IPC stream
+                data = message.get("bytes") or b""
+                if len(data) > config.max_body_bytes:
+                    message_text = f"message too large: at most {config.max_body_bytes} bytes"
+                    await socket.send_text(json.dumps({"error": message_text}))
+                    continue
+                try:
+                    columns = await asyncio.to_thread(_decode_columns, data, True)
+                    answer = await asyncio.to_thread(service.step_columns, columns)
+                    await socket.send_bytes(await asyncio.to_thread(answer_to_arrow, answer))
+                except StatelineError as error:
+                    await socket.send_text(json.dumps({"error": f"message: {error}"}))
+                continue
             if len(text) > config.max_body_bytes:
                 message_text = f"message too large: at most {config.max_body_bytes} bytes"
                 await socket.send_text(json.dumps({"error": message_text}))
@@ -365,6 +390,37 @@ def create_app(config: ServeConfig) -> FastAPI:
                 await socket.send_text(json.dumps({"error": f"message: {reason}"}))
 
     return app
+
+
+COLUMNS_BODY: dict[str, Any] = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ["stream", "values"],
+            "properties": {
+                "stream": {"type": "array", "items": {"type": "string"}},
+                "values": {"type": "array", "items": {"type": "array"}},
+                "seq": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                "start": {"type": "array", "items": {"type": "boolean"}},
+                "end": {"type": "array", "items": {"type": "boolean"}},
+            },
+        }
+    },
+    ARROW: {"schema": {"type": "string", "format": "binary"}},
+}
+"""The columnar body, in the OpenAPI schema (JSON columns or an Arrow IPC stream)."""
+
+
+def _decode_columns(body: bytes, arrow: bool) -> ColumnBatch:
+    if arrow:
+        return batch_from_arrow(body)
+    try:
+        document = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise DataError(
+            describe("body", "JSON columns", f"{type(error).__name__}", problem="is not JSON.")
+        ) from None
+    return batch_from_json(document)
 
 
 def allowed_hosts(config: ServeConfig) -> set[str] | None:
