@@ -224,7 +224,8 @@ class StreamEngine:
             first = int(seq[0])
             if last != NO_SEQUENCE and first != last + 1:
                 return None
-        row = x.astype(np.float32, copy=False)  # as the general path reads inputs
+        with np.errstate(over="ignore"):  # past float32: inf, left to the general path
+            row = x.astype(np.float32, copy=False)  # as the general path reads inputs
         if not np.isfinite(row).all():
             return None
         prediction = self._kernel_step(slice(slot, slot + 1), row)
@@ -276,7 +277,8 @@ class StreamEngine:
         """``(values (events, k, features), per-event errors, one step per event)``."""
         errors: dict[int, str] = {}
         if isinstance(x, (list, tuple)):
-            rows = [np.asarray(item, dtype=np.float32) for item in x]
+            with np.errstate(over="ignore"):  # past float32: inf, refused below
+                rows = [np.asarray(item, dtype=np.float32) for item in x]
             if len(rows) != count:
                 raise ShapeError(
                     describe(
@@ -303,7 +305,8 @@ class StreamEngine:
                 else:
                     values[index] = shaped
         else:
-            array = np.asarray(x, dtype=np.float32)
+            with np.errstate(over="ignore"):  # past float32: inf, refused below
+                array = np.asarray(x, dtype=np.float32)
             if array.ndim not in (2, 3) or array.shape[0] != count:
                 raise ShapeError(
                     describe(
@@ -331,7 +334,12 @@ class StreamEngine:
         for index in np.nonzero(~finite)[0].tolist():
             errors.setdefault(
                 int(index),
-                describe(f"x[{index}]", "finite values", "NaN or inf", problem="holds NaN or inf."),
+                describe(
+                    f"x[{index}]",
+                    "finite values within float32 range (|x| < 3.4e38, in the model's units)",
+                    "NaN, inf or a value past float32",
+                    problem="holds NaN or inf.",
+                ),
             )
         return values, errors, single
 

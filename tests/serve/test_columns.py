@@ -1,0 +1,241 @@
+"""The columnar path (#16): columns in, columns out, in-process, over HTTP (JSON and Arrow)
+and WebSocket; the same answers, idempotency and isolation as the per-event API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stateline import DataError, Forecaster
+from stateline.serve import ColumnBatch, ColumnClient, Event, StreamService
+from stateline.serve._wire import (
+    ARROW,
+    answer_from_arrow,
+    answer_from_json,
+    answer_to_arrow,
+    answer_to_json,
+    batch_from_arrow,
+    batch_from_json,
+    batch_to_arrow,
+)
+
+from .conftest import AUTH, TOKEN, serve_config
+
+
+def _series(temperatures_csv: Path, length: int = 120) -> dict[str, np.ndarray]:
+    frame = pd.read_csv(temperatures_csv)
+    return {c: frame.loc[frame.city == c, "temp"].to_numpy()[:length] for c in frame.city.unique()}
+
+
+def _same(columns: dict[str, object], answers: list[dict[str, object]]) -> None:
+    """A JSON columns answer equals the per-event answers, row for row (a refused row's
+    numbers are NaN in columns, empty lists per event)."""
+    for row, answer in enumerate(answers):
+        refused = answer["status"] == "error"
+        for key in (
+            ("stream", "status", "seq")
+            if refused
+            else (
+                "stream",
+                "status",
+                "seq",
+                "forecast",
+                "scores",
+                "flags",
+                "anomaly_scores",
+                "level",
+            )
+        ):
+            got, want = columns[key][row], answer[key]  # type: ignore[index]
+            if isinstance(want, (list, float)):
+                np.testing.assert_allclose(
+                    np.array(got, dtype=float), np.array(want, dtype=float), rtol=1e-6, atol=1e-9
+                )
+            else:
+                assert got == want, (key, row, got, want)
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_columns_answer_what_the_per_event_api_answers(
+    seed: int, model_dir: Path, temperatures_csv: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Random batches with repeated streams, resends, gaps, NaN rows and bad ids: the same
+    statuses, forecasts, scores, flags, levels and seqs as events one batch at a time."""
+    series = _series(temperatures_csv)
+    by_events = StreamService(serve_config(model_dir, tmp_path_factory.mktemp("a")))
+    by_columns = StreamService(serve_config(model_dir, tmp_path_factory.mktemp("b")))
+    rng = np.random.default_rng(seed)
+    next_seq = dict.fromkeys(series, 0)
+    for _ in range(60):
+        ids, values, seqs = [], [], []
+        for _ in range(int(rng.integers(1, 6))):
+            name = str(rng.choice(list(series)))
+            seq = next_seq[name]
+            move = rng.random()
+            if move < 0.1 and seq:
+                seq -= 1  # a resend
+            elif move < 0.15:
+                seq += 2  # a gap
+            value = float(series[name][min(seq, len(series[name]) - 1)])
+            if rng.random() < 0.05:
+                value = float("nan")
+            ids.append(name)
+            values.append([value])
+            seqs.append(seq)
+            next_seq[name] = max(next_seq[name], seq + 1)
+        answers = by_events.step(
+            [Event(i, v, s) for i, v, s in zip(ids, values, seqs, strict=True)]
+        )
+        document = {"stream": ids, "values": values, "seq": seqs}
+        columns = answer_to_json(by_columns.step_columns(batch_from_json(document)))
+        _same(columns, answers)
+        errors = {int(row) for row in columns["errors"]}
+        assert errors == {row for row, a in enumerate(answers) if a["status"] == "error"}
+
+
+def test_streamed_columns_equal_the_offline_forecasts(
+    model_dir: Path, temperatures_csv: Path, tmp_path: Path
+) -> None:
+    """k-step rows, both sensors in each call: forecasts equal Forecaster.predict's."""
+    series = _series(temperatures_csv, 96)
+    forecaster = Forecaster.load(model_dir)
+    service = StreamService(serve_config(model_dir, tmp_path))
+    names = list(series)
+    got = {name: [] for name in names}
+    for first in range(0, 96, 4):
+        values = np.stack([series[name][first : first + 4, None] for name in names])
+        answer = service.step_columns(ColumnBatch.of(names, values, seq=[first] * len(names)))
+        assert answer.status_names.tolist() == ["ok"] * len(names)
+        for row, name in enumerate(names):
+            got[name].extend(answer.forecast[row, :, 0, 0])
+    for name in names:
+        np.testing.assert_allclose(
+            got[name], forecaster.predict(series[name]).values[:, 0, 0], rtol=1e-5
+        )
+
+
+def test_a_resent_batch_is_not_applied_twice_and_a_bad_row_is_refused_alone(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    service = StreamService(serve_config(model_dir, tmp_path))
+    first = service.step_columns(
+        ColumnBatch.of(["a", "b", "c"], [[20.0], [21.0], [22.0]], seq=[0, 0, 0])
+    )
+    again = service.step_columns(
+        ColumnBatch.of(["a", "b", "c"], [[20.0], [21.0], [22.0]], seq=[0, 0, 0])
+    )
+    assert again.status_names.tolist() == ["duplicate"] * 3
+    np.testing.assert_allclose(again.forecast, first.forecast)
+    assert service.stream("a")["seq"] == 0
+    document = {
+        "stream": ["a", "b/x", "c", "d", "e"],
+        "values": [[float("nan")], [1.0], ["55"], [True], [23.0]],
+        "seq": [1, 0, 1, 0, 0],
+    }
+    answer = service.step_columns(batch_from_json(document))
+    assert answer.status_names.tolist() == ["error", "error", "error", "error", "ok"]
+    assert "finite" in answer.errors[0] and "stream id" in answer.errors[1]
+    assert "numbers" in answer.errors[2] and "numbers" in answer.errors[3]
+    assert service.stream("a")["seq"] == 0 and service.stream("c")["seq"] == 0
+    assert "d" not in service.store and service.stream("e")["seq"] == 0
+    bad_seq = service.step_columns(
+        ColumnBatch.of(["a", "f"], [[1.0], [2.0]], seq=np.array([2**64 - 1, 0], dtype=np.uint64))
+    )
+    assert bad_seq.status_names.tolist() == ["error", "ok"] and "seq" in bad_seq.errors[0]
+
+
+def test_oversized_or_malformed_columns_are_refused_before_anything_changes(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    service = StreamService(serve_config(model_dir, tmp_path, max_steps=8, capacity=3))
+    with pytest.raises(DataError, match="max-steps"):
+        service.step_columns(ColumnBatch.of(["a", "b", "c"], np.ones((3, 3, 1))))
+    with pytest.raises(Exception, match="capacity"):
+        service.step_columns(ColumnBatch.of(["a", "b", "c", "d"], np.ones((4, 1))))
+    with pytest.raises(DataError, match="inputs"):
+        service.step_columns(ColumnBatch.of(["a"], np.ones((1, 1, 2))))
+    for document in (
+        {"stream": ["a"]},
+        {"stream": ["a"], "values": [[1.0], [2.0]]},
+        [1, 2],
+        {"stream": ["a"], "values": [[1.0]], "seq": [True]},
+    ):
+        with pytest.raises(DataError):
+            batch_from_json(document)
+    with pytest.raises(DataError, match="Arrow"):
+        batch_from_arrow(b"\x00garbage")
+    assert len(service.store) == 0
+
+
+def test_arrow_round_trips_and_checks_ids_without_python_per_row() -> None:
+    ids = np.array(["ok-1", "", "a/b", "x" * 257, "\ufffd", "ok-2"], dtype=object)
+    batch = batch_from_arrow(
+        batch_to_arrow(ColumnBatch.of(ids, np.arange(12.0).reshape(6, 2, 1), seq=np.arange(6)))
+    )
+    assert sorted(batch.refused) == [1, 2, 3, 4]
+    np.testing.assert_array_equal(batch.values, np.arange(12.0).reshape(6, 2, 1))
+    from stateline.serve import ColumnAnswer
+
+    answer = ColumnAnswer.empty(ids, 2, 3, 1)
+    answer.errors[1] = "bad"
+    back = answer_from_arrow(answer_to_arrow(answer))
+    assert back.errors == {1: "bad"} and back.forecast.shape == (6, 2, 3, 1)
+    again = answer_from_json(json.loads(json.dumps(answer_to_json(answer))))
+    assert again.status_names.tolist() == ["error"] * 6 and (again.seq == -1).all()
+
+
+def test_http_json_and_arrow_columns_and_websocket_binary_frames(server: str) -> None:
+    """The real server: JSON columns, Arrow columns, the client helper and WebSocket frames."""
+    from websockets.sync.client import connect
+
+    response = httpx.post(
+        server + "/v1/columns",
+        json={"stream": ["j1", "j2"], "values": [[20.0], [21.0]], "seq": [0, 0]},
+        headers=AUTH,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == ["ok", "ok"] and response.json()["seq"] == [0, 0]
+    refused = httpx.post(
+        server + "/v1/columns", json={"stream": ["j1"], "values": [[1.0]], "seq": [1]}
+    )
+    assert refused.status_code == 401
+    with ColumnClient(server, TOKEN) as client:
+        answer = client.step(["b1", "b2", "j1"], [[20.0], [21.0], [22.0]], seq=[0, 0, 1])
+        assert answer.status_names.tolist() == ["ok", "ok", "ok"]
+        resent = client.step(["b1", "b2", "j1"], [[20.0], [21.0], [22.0]], seq=[0, 0, 1])
+        assert resent.status_names.tolist() == ["duplicate"] * 3
+        np.testing.assert_allclose(resent.forecast, answer.forecast)
+        with pytest.raises(DataError, match="422"):
+            client.step(["b1"], np.ones((1, 1, 5)), seq=[1])
+    with ColumnClient(server, TOKEN, binary=False) as client:
+        assert client.step(["c1"], [[20.0]], seq=[0]).status_names.tolist() == ["ok"]
+    garbage = httpx.post(
+        server + "/v1/columns", content=b"\x00\x01", headers={**AUTH, "Content-Type": ARROW}
+    )
+    assert garbage.status_code == 422 and "Arrow" in garbage.json()["detail"]
+    ws_url = server.replace("http", "ws") + f"/v1/ws?token={TOKEN}"
+    with connect(ws_url) as socket:
+        socket.send(batch_to_arrow(ColumnBatch.of(["w1", "w/2"], [[20.0], [21.0]], seq=[0, 0])))
+        answer = answer_from_arrow(socket.recv(timeout=30))
+        assert answer.status_names.tolist() == ["ok", "error"]
+        socket.send(b"\x00\x01binary")
+        assert "Arrow" in json.loads(socket.recv(timeout=30))["error"]
+        socket.send(json.dumps({"events": [{"stream": "w1", "values": [21.0], "seq": 1}]}))
+        assert json.loads(socket.recv(timeout=30))["results"][0]["status"] == "ok"
+
+
+def test_values_past_float32_are_refused_alone_not_a_500(model_dir: Path, tmp_path: Path) -> None:
+    """Found by the fuzzer: 1e300 overflowed the engine's float32 cast (HTTP 500)."""
+    service = StreamService(serve_config(model_dir, tmp_path))
+    answers = service.step([Event("a", [1e300], 0), Event("b", [20.0], 0)])
+    assert [a["status"] for a in answers] == ["error", "ok"] and "float32" in answers[0]["error"]
+    answer = service.step_columns(ColumnBatch.of(["c", "d"], [[-1e300], [20.0]], seq=[0, 0]))
+    assert answer.status_names.tolist() == ["error", "ok"]
