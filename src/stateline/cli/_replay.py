@@ -155,18 +155,34 @@ class _Sender:
         return event
 
     def _post(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Send the events as one batch of Arrow columns (``POST /v1/columns``)."""
         import httpx
 
+        from ..serve._columns import ColumnBatch
+        from ..serve._wire import ARROW, answer_from_arrow, batch_to_arrow
+
+        batch = ColumnBatch.of(
+            [event["stream"] for event in events],
+            [event["values"] for event in events],
+            seq=[event["seq"] for event in events],
+            start=[bool(event.get("start", False)) for event in events],
+        )
         try:
-            response = self.client.post("/v1/steps", json={"events": events})
+            response = self.client.post(
+                "/v1/columns", content=batch_to_arrow(batch), headers={"Content-Type": ARROW}
+            )
         except httpx.TransportError as error:
             raise OSError(str(error)) from error
         if response.status_code >= 500:
             raise _ServerError(f"{response.status_code}: {response.text[:200]}")
         if response.status_code != 200:
             raise StatelineError(f"the server answered {response.status_code}: {response.text}")
-        results: list[dict[str, Any]] = response.json()["results"]
-        return results
+        answer = answer_from_arrow(response.content)
+        statuses = answer.status_names.tolist()
+        return [
+            {"status": status, "error": answer.errors.get(row)}
+            for row, status in enumerate(statuses)
+        ]
 
     def _resume(self) -> dict[str, int]:
         """The next row of each stream: after the server's last applied seq (or first)."""
