@@ -11,14 +11,24 @@ from ._columns import ColumnBatch as ColumnBatch
 from ._config import ServeConfig as ServeConfig
 from ._events import Event as Event
 from ._service import StreamService as StreamService
+from ._wire import ARROW as ARROW
+from ._wire import answer_from_arrow as answer_from_arrow
+from ._wire import answer_from_json as answer_from_json
+from ._wire import batch_to_arrow as batch_to_arrow
+from ._wire import batch_to_json as batch_to_json
 
 __all__ = [
+    "ARROW",
     "ColumnAnswer",
     "ColumnBatch",
     "ColumnClient",
     "Event",
     "ServeConfig",
     "StreamService",
+    "answer_from_arrow",
+    "answer_from_json",
+    "batch_to_arrow",
+    "batch_to_json",
     "create_app",
 ]
 
