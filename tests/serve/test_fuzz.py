@@ -16,7 +16,6 @@ from .conftest import AUTH, serve_config
 schemathesis = pytest.importorskip("schemathesis")
 
 
-
 @schemathesis.serializer(ARROW)
 def _arrow_bytes(context: object, value: object) -> bytes:
     """Arrow bodies as schemathesis draws them: arbitrary bytes (the server must say 422)."""
