@@ -1,16 +1,35 @@
 """Load test of `stateline serve` on loopback: throughput, latency, and no step lost or doubled.
 
 A small forecaster is trained on the bundled temperatures and served by a real
-`stateline serve` process. Concurrent clients (threads, each with its own HTTP
+`stateline serve` process. Concurrent clients (threads, each with its own
 connection and its own streams) send steps with sequence numbers for a fixed
-time, in two modes: one step of one stream per request, and batches of many
-streams per request. About 5 % of requests are sent twice (a client retrying
-after a lost answer). At the end every stream's last applied seq is read back
-and the server's counters are checked: every step applied exactly once, every
-repeat answered as a duplicate. The peer measured in the same run is the same
-service called in-process (no HTTP), which bounds what HTTP can reach.
+time, in five modes, each on fresh streams:
 
-Run: .venv/bin/python bench/serve.py [--clients 4] [--seconds 5]
+- one step of one stream per request (``POST /v1/streams/{id}/steps``);
+- per-event JSON batches of ``--batch`` streams (``POST /v1/steps``);
+- JSON columns of ``--columns-batch`` streams (``POST /v1/columns``);
+- Arrow columns of the same size (``POST /v1/columns``, Arrow IPC both ways);
+- Arrow columns over one WebSocket per client (binary frames on ``/v1/ws``,
+  without permessage-deflate: on loopback it only costs CPU).
+
+About 5 % of requests are sent twice (a client retrying after a lost answer)
+and must be answered ``duplicate`` row for row; first sends must be answered
+``ok``; only first sends count as steps. Latency is what a Python client waits
+per request: encoding, the round trip and decoding the answer. At the end
+every stream's last applied seq is read back (``GET /v1/streams/{id}``) and
+the server's counters are checked: every step applied exactly once, every
+repeat answered as a duplicate. The read-back (one GET per stream, ~13,000)
+is most of the run's wall time: each GET scans the dashboard's history ring
+(``--history`` x ``--history-streams`` rows), ~25 ms once it is full.
+
+The peers, measured in the same run on one service with the server stopped,
+in interleaved slices so that their noise is comparable: the bare engine
+(``StreamEngine.step``, already scaled values), the service's per-event API
+(``StreamService.step``) and its columns (``StreamService.step_columns``),
+``--columns-batch`` streams per call, with the compute threads the server had.
+Their latency is per call (building the call's arguments and the call).
+
+Run: .venv/bin/python bench/serve.py [--clients 4] [--seconds 5] [--threads N]
 The clients share the machine's cores with the server (2 here): the numbers
 are a lower bound of what a server gets from remote clients.
 """
@@ -27,19 +46,43 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from websockets.sync.client import connect
 
+from stateline.anomaly import DetectorConfig
 from stateline.cli import main
+from stateline.cli._serve import limit_threads
 from stateline.data import hourly_temperatures
-from stateline.serve import Event, ServeConfig, StreamService
+from stateline.serve import ColumnBatch, ColumnClient, Event, ServeConfig, StreamService
+from stateline.serve._wire import answer_from_arrow, batch_to_arrow
+from stateline.stream._grouping import id_array
 
 TOKEN = "bench-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+MAX_BODY = 4 * 1024 * 1024  # the server's --max-body-bytes: room for 1,024-stream JSON batches
+REFERENCE, WARMUP = 50, 5  # the detector's settings, in the server and in-process
+
+# mode -> (stream name prefix, label); in the order of the table
+NETWORK = {
+    "events": ("b", "HTTP per-event JSON batches (/v1/steps)"),
+    "json": ("j", "HTTP JSON columns (/v1/columns)"),
+    "arrow": ("a", "HTTP Arrow columns (/v1/columns)"),
+    "ws": ("w", "WebSocket Arrow columns (/v1/ws)"),
+    "single": ("s", "HTTP 1 step per request"),
+}
+LOCAL = {
+    "engine": ("e", "in-process engine (StreamEngine.step)"),
+    "service": ("v", "in-process service, per event (.step)"),
+    "columns": ("c", "in-process service, columns (.step_columns)"),
+}
 
 
 def train_model(folder: Path) -> Path:
@@ -59,100 +102,224 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def expect(statuses: Sequence[str], wanted: str, count: int, errors: Any = None) -> None:
+    """Every row answered ``wanted`` (else AssertionError saying what came back)."""
+    names = np.asarray(statuses, dtype=object)
+    if len(names) != count or not (names == wanted).all():
+        seen = dict(Counter(names.tolist()))
+        detail = "" if not errors else f"; first error: {str(next(iter(errors.values())))[:200]}"
+        raise AssertionError(f"expected {count} x {wanted!r}, got {seen}{detail}")
+
+
 class Client(threading.Thread):
-    def __init__(self, url: str, name: str, streams: int, batch: bool, until: float) -> None:
+    """One client: its own connection and streams; steps all of them (or one) per request."""
+
+    def __init__(self, url: str, mode: str, name: str, streams: int, until: float) -> None:
         super().__init__(daemon=True)
-        self.url, self.batch, self.until = url, batch, until
+        self.url, self.mode, self.until = url, mode, until
         self.streams = [f"{name}-{i}" for i in range(streams)]
-        self.next_seq = dict.fromkeys(self.streams, 0)
+        self.next_seq = np.zeros(streams, dtype=np.int64)
         self.latencies: list[float] = []
         self.requests = self.steps = self.repeats = self.duplicates = 0
+        self.failure: str | None = None
         self.rng = np.random.default_rng(abs(hash(name)) % 2**32)
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.url, headers=AUTH, timeout=30) as http:
-            turn = 0
-            while time.perf_counter() < self.until:
-                if self.batch:
-                    events = [self._event(s) for s in self.streams]
-                    path, body = "/v1/steps", {"events": events}
+        try:
+            if self.mode == "ws":
+                url = self.url.replace("http://", "ws://") + "/v1/ws"
+                with connect(
+                    url, additional_headers=AUTH, compression=None, max_size=2**26, open_timeout=30
+                ) as ws:
+                    self._loop(lambda batch: self._websocket(ws, batch))
+            elif self.mode in ("json", "arrow"):
+                with ColumnClient(self.url, TOKEN, binary=self.mode == "arrow") as client:
+                    self._loop(lambda batch: self._columns(client, batch))
+            else:
+                with httpx.Client(base_url=self.url, headers=AUTH, timeout=30) as http:
+                    self._loop(lambda request: self._events(http, request))
+        except Exception as error:  # reported in the table; the run then exits non-zero
+            self.failure = f"{type(error).__name__}: {str(error)[:300]}"
+
+    def _loop(self, send: Callable[[Any], tuple[Sequence[str], Any]]) -> None:
+        turn = 0
+        while time.perf_counter() < self.until:
+            if self.mode == "single":
+                rows = np.array([turn % len(self.streams)])
+                turn += 1
+            else:
+                rows = np.arange(len(self.streams))
+            request = self._request(rows)
+            sends = 2 if self.rng.random() < 0.05 else 1
+            for attempt in range(sends):
+                started = time.perf_counter()
+                statuses, errors = send(request)
+                self.latencies.append(time.perf_counter() - started)
+                self.requests += 1
+                if attempt == 0:
+                    expect(statuses, "ok", len(rows), errors)
+                    self.steps += len(rows)
                 else:
-                    stream = self.streams[turn % len(self.streams)]
-                    turn += 1
-                    event = self._event(stream)
-                    path = f"/v1/streams/{stream}/steps"
-                    body = {k: v for k, v in event.items() if k != "stream"}
-                    events = [event]
-                sends = 2 if self.rng.random() < 0.05 else 1
-                for attempt in range(sends):
-                    started = time.perf_counter()
-                    response = http.post(path, json=body)
-                    self.latencies.append(time.perf_counter() - started)
-                    response.raise_for_status()
-                    self.requests += 1
-                    answers = response.json()["results"] if self.batch else [response.json()]
-                    statuses = [a["status"] for a in answers]
-                    if attempt == 0:
-                        assert statuses == ["ok"] * len(events), statuses
-                        self.steps += len(events)
-                    else:
-                        assert statuses == ["duplicate"] * len(events), statuses
-                        self.repeats += len(events)
-                        self.duplicates += len(events)
-                for event in events:
-                    self.next_seq[event["stream"]] += 1
+                    expect(statuses, "duplicate", len(rows), errors)
+                    self.repeats += len(rows)
+                    self.duplicates += len(rows)
+            self.next_seq[rows] += 1
 
-    def _event(self, stream: str) -> dict[str, object]:
-        value = float(50 + 10 * self.rng.standard_normal())
-        return {"stream": stream, "values": [value], "seq": self.next_seq[stream]}
+    def _request(self, rows: np.ndarray) -> Any:
+        values = 50 + 10 * self.rng.standard_normal((len(rows), 1))
+        seq = self.next_seq[rows]
+        if self.mode in ("json", "arrow", "ws"):
+            return ColumnBatch.of([self.streams[r] for r in rows], values, seq=seq)
+        events = [
+            {"stream": self.streams[r], "values": [float(v)], "seq": int(s)}
+            for r, v, s in zip(rows.tolist(), values[:, 0].tolist(), seq.tolist(), strict=True)
+        ]
+        if self.mode == "single":
+            event = events[0]
+            body = {k: v for k, v in event.items() if k != "stream"}
+            return f"/v1/streams/{event['stream']}/steps", body
+        return "/v1/steps", {"events": events}
+
+    def _events(self, http: httpx.Client, request: tuple[str, Any]) -> tuple[list[str], Any]:
+        path, body = request
+        response = http.post(path, json=body)
+        response.raise_for_status()
+        answers = response.json()["results"] if self.mode == "events" else [response.json()]
+        errors = {i: a["error"] for i, a in enumerate(answers) if a.get("error")}
+        return [a["status"] for a in answers], errors
+
+    def _columns(self, client: ColumnClient, batch: ColumnBatch) -> tuple[Any, Any]:
+        answer = client.send(batch)
+        return answer.status_names, answer.errors
+
+    def _websocket(self, ws: Any, batch: ColumnBatch) -> tuple[Any, Any]:
+        ws.send(batch_to_arrow(batch))
+        reply = ws.recv(timeout=30)
+        if isinstance(reply, str):
+            raise RuntimeError(f"server answered a text frame: {reply[:300]}")
+        answer = answer_from_arrow(reply)
+        return answer.status_names, answer.errors
 
 
-def load(url: str, clients: int, streams: int, batch: bool, seconds: float) -> dict[str, float]:
+def read_back(url: str, worker: Client) -> tuple[int, int]:
+    """(lost, doubled) steps of one client's streams, from each stream's last applied seq."""
+    lost = doubled = 0
+    with httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
+        for stream, sent in zip(worker.streams, worker.next_seq.tolist(), strict=True):
+            response = http.get(f"/v1/streams/{stream}")
+            if response.status_code == 404:
+                held = -1
+            else:
+                response.raise_for_status()
+                seq = response.json()["seq"]
+                held = -1 if seq is None else int(seq)
+            lost += max(0, (sent - 1) - held)
+            doubled += max(0, held - (sent - 1))
+    return lost, doubled
+
+
+def load(url: str, mode: str, clients: int, streams: int, seconds: float) -> dict[str, Any]:
     until = time.perf_counter() + seconds
-    workers = [
-        Client(url, f"{'b' if batch else 's'}{i}", streams, batch, until) for i in range(clients)
-    ]
+    prefix = NETWORK[mode][0]
+    workers = [Client(url, mode, f"{prefix}{i}", streams, until) for i in range(clients)]
     started = time.perf_counter()
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
     elapsed = time.perf_counter() - started
-    latencies = np.concatenate([w.latencies for w in workers]) * 1e3
-    lost = doubled = 0
-    for worker in workers:
-        for stream, sent in worker.next_seq.items():
-            held = httpx.get(f"{url}/v1/streams/{stream}", headers=AUTH).json()["seq"]
-            lost += max(0, (sent - 1) - held)
-            doubled += max(0, held - (sent - 1))
+    latencies = np.concatenate([np.asarray(w.latencies, dtype=float) for w in workers]) * 1e3
+    reading = time.perf_counter()  # one reader: each GET holds the service's lock anyway
+    counts = [read_back(url, worker) for worker in workers]
+    read_back_s = time.perf_counter() - reading
+    failures = [w.failure for w in workers if w.failure]
     return {
         "requests": sum(w.requests for w in workers),
         "steps": sum(w.steps for w in workers),
         "repeats": sum(w.repeats for w in workers),
         "duplicates": sum(w.duplicates for w in workers),
         "seconds": elapsed,
-        "p50": float(np.percentile(latencies, 50)),
-        "p99": float(np.percentile(latencies, 99)),
-        "lost": lost,
-        "doubled": doubled,
+        "p50": float(np.percentile(latencies, 50)) if len(latencies) else float("nan"),
+        "p99": float(np.percentile(latencies, 99)) if len(latencies) else float("nan"),
+        "lost": sum(c[0] for c in counts),
+        "doubled": sum(c[1] for c in counts),
+        "failure": failures[0] if failures else None,
+        "read_back": read_back_s,
     }
 
 
-def in_process(model: Path, streams: int, seconds: float) -> float:
-    """Steps per second of StreamService.step called directly with batches of ``streams``."""
-    config = ServeConfig(model=str(model), token=TOKEN, snapshot_dir=tempfile.mkdtemp())
+def in_process(model: Path, streams: int, seconds: float, slice_s: float = 0.25) -> dict[str, Any]:
+    """The bare engine, the per-event API and the columns of one service, in interleaved slices.
+
+    Each mode steps its own ``streams`` streams, all of them per call, with
+    seq; the values come from a pool made beforehand (original units for the
+    service, scaled for the engine). Rate and latency are over the calls.
+    """
+    config = ServeConfig(
+        model=str(model),
+        token=TOKEN,
+        snapshot_dir=tempfile.mkdtemp(),
+        detector=DetectorConfig(reference=REFERENCE, warmup=WARMUP),
+    )
     service = StreamService(config)
-    names = [f"p{i}" for i in range(streams)]
+    inputs = service.served.inputs
     rng = np.random.default_rng(0)
-    seq, steps = 0, 0
-    deadline = time.perf_counter() + seconds
-    started = time.perf_counter()
-    while time.perf_counter() < deadline:
-        events = [Event(n, [float(50 + 10 * rng.standard_normal())], seq) for n in names]
-        service.step(events)
-        seq += 1
-        steps += len(events)
-    return steps / (time.perf_counter() - started)
+    pool = 50 + 10 * rng.standard_normal((16, streams, inputs))
+    scaled = service.served.scale(pool).astype(np.float32)
+    rows_of = {pool_index: pool[pool_index].tolist() for pool_index in range(len(pool))}
+
+    def engine(names: np.ndarray, turn: int, seq: int) -> Callable[[], None]:
+        result = service.engine.step(
+            names, scaled[turn % len(pool)], seq=np.full(len(names), seq, dtype=np.int64)
+        )
+        return lambda: expect(result.status, "ok", len(names), result.errors)
+
+    def per_event(names: np.ndarray, turn: int, seq: int) -> Callable[[], None]:
+        rows = rows_of[turn % len(pool)]
+        answers = service.step([Event(n, row, seq) for n, row in zip(names, rows, strict=True)])
+        errors = {i: a["error"] for i, a in enumerate(answers) if a.get("error")}
+        return lambda: expect([a["status"] for a in answers], "ok", len(names), errors)
+
+    def columns(names: np.ndarray, turn: int, seq: int) -> Callable[[], None]:
+        batch = ColumnBatch.of(names, pool[turn % len(pool)], seq=np.full(len(names), seq))
+        answer = service.step_columns(batch)
+        return lambda: expect(answer.status_names, "ok", len(names), answer.errors)
+
+    calls = {"engine": engine, "service": per_event, "columns": columns}
+    state = {
+        mode: {
+            "names": id_array([f"{LOCAL[mode][0]}-{i}" for i in range(streams)]),
+            "seq": 0,
+            "latencies": [],
+            "spent": 0.0,
+        }
+        for mode in calls
+    }
+    while min(s["spent"] for s in state.values()) < seconds:
+        for mode, call in calls.items():
+            mine = state[mode]
+            if mine["spent"] >= seconds:
+                continue
+            slice_end = time.perf_counter() + min(slice_s, seconds - mine["spent"])
+            while time.perf_counter() < slice_end:
+                started = time.perf_counter()
+                check = call(mine["names"], mine["seq"], mine["seq"])
+                took = time.perf_counter() - started
+                check()  # outside the timing
+                mine["latencies"].append(took)
+                mine["spent"] += took
+                mine["seq"] += 1
+    rows = {}
+    for mode, mine in state.items():
+        latencies = np.asarray(mine["latencies"]) * 1e3
+        rows[mode] = {
+            "requests": len(latencies),
+            "steps": len(latencies) * streams,
+            "seconds": mine["spent"],
+            "p50": float(np.percentile(latencies, 50)),
+            "p99": float(np.percentile(latencies, 99)),
+        }
+    return rows
 
 
 def counter(text: str, name: str, labels: str = "") -> float:
@@ -160,55 +327,100 @@ def counter(text: str, name: str, labels: str = "") -> float:
     return float(match.group(1)) if match else 0.0
 
 
+def start_server(model: Path, folder: Path, threads: int | None) -> tuple[Any, str, Path]:
+    port = free_port()
+    script = shutil.which("stateline", path=str(Path(sys.executable).parent))
+    log = folder / "server.log"
+    server = subprocess.Popen(
+        [str(script), "serve", "--model", str(model), "--port", str(port),
+         "--snapshot-dir", str(folder / "state"), "--reference", str(REFERENCE),
+         "--warmup", str(WARMUP), "--max-body-bytes", str(MAX_BODY),
+         *(["--threads", str(threads)] if threads else [])],
+        env={**os.environ, "STATELINE_TOKEN": TOKEN},
+        stdout=log.open("w"),
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            httpx.get(url + "/healthz", timeout=2)
+            return server, url, log
+        except httpx.TransportError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}") from None
+            time.sleep(0.2)
+
+
 def main_bench() -> None:
     parser = argparse.ArgumentParser(description="load test of stateline serve on loopback")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--batch", type=int, default=64, help="streams per batch request")
+    parser.add_argument("--batch", type=int, default=64, help="streams per per-event batch")
+    parser.add_argument(
+        "--columns-batch", type=int, default=1024, help="streams per columns request / call"
+    )
     parser.add_argument("--threads", type=int, help="the server's --threads (default: its own)")
     args = parser.parse_args()
-    console = Console(width=140)
+    console = Console(width=180)
     folder = Path(tempfile.mkdtemp(prefix="stateline-bench-serve-"))
+    clock = time.perf_counter()
     model = train_model(folder)
-    port = free_port()
-    script = shutil.which("stateline", path=str(Path(sys.executable).parent))
-    server = subprocess.Popen(
-        [str(script), "serve", "--model", str(model), "--port", str(port),
-         "--snapshot-dir", str(folder / "state"), "--reference", "50", "--warmup", "5",
-         *(["--threads", str(args.threads)] if args.threads else [])],
-        env={**os.environ, "STATELINE_TOKEN": TOKEN},
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    phases = {"train": time.perf_counter() - clock}
+    server, url, log = start_server(model, folder, args.threads)
+    sizes = {"single": 8, "events": args.batch}
+    network: dict[str, dict[str, Any]] = {}
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                httpx.get(url + "/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.2)
-        single = load(url, args.clients, 8, False, args.seconds)
-        batched = load(url, args.clients, args.batch, True, args.seconds)
+        for mode in ("single", "events", "json", "arrow", "ws"):
+            streams = sizes.get(mode, args.columns_batch)
+            network[mode] = load(url, mode, args.clients, streams, args.seconds)
+            phases["read-back"] = phases.get("read-back", 0.0) + network[mode]["read_back"]
         metrics = httpx.get(url + "/metrics", headers=AUTH).text
     finally:
         server.terminate()
         server.wait(timeout=60)
-    peer = in_process(model, args.batch * args.clients, args.seconds)
+    found = re.search(r"\((\d+) compute thread", log.read_text())
+    server_threads = int(found.group(1)) if found else None
+    # the peers get the compute threads the server had, with the server stopped
+    local_threads = limit_threads(
+        server_threads or ServeConfig(model=str(model), threads=args.threads).compute_threads
+    )
+    clock = time.perf_counter()
+    local = in_process(model, args.columns_batch, args.seconds)
+    phases["in-process"] = time.perf_counter() - clock
 
-    table = Table(title=f"stateline serve on loopback, {args.clients} concurrent clients, "
-                  f"{args.seconds:.0f} s per mode")  # fmt: skip
-    for column in ("mode", "requests/s", "steps/s", "p50 ms", "p99 ms", "steps sent",
-                   "repeats (dup. answers)", "lost", "applied twice", "vs in-process"):  # fmt: skip
+    engine_rate = local["engine"]["steps"] / local["engine"]["seconds"]
+    table = Table(
+        title=f"stateline serve on loopback, {args.clients} concurrent clients, "
+        f"{args.seconds:g} s per mode, {os.cpu_count()} cores"
+    )
+    for column in ("mode", "streams/req.", "requests/s", "steps/s", "p50 ms", "p99 ms",
+                   "steps sent", "repeats (dup. answers)", "lost", "applied twice",
+                   "vs engine"):  # fmt: skip
         table.add_column(column, justify="left" if column == "mode" else "right")
-    for name, row in (
-        ("1 step per request", single),
-        (f"{args.batch} streams per request", batched),
-    ):
+    for mode, (_, label) in LOCAL.items():
+        row = local[mode]
         rate = row["steps"] / row["seconds"]
         table.add_row(
+            label,
+            f"{args.columns_batch:,}",
+            f"{row['requests'] / row['seconds']:,.0f}",
+            f"{rate:,.0f}",
+            f"{row['p50']:.2f}",
+            f"{row['p99']:.2f}",
+            f"{row['steps']:,}",
+            "",
+            "",
+            "",
+            f"{rate / engine_rate:.3f}x",
+        )
+    for mode, (_, label) in NETWORK.items():
+        row = network[mode]
+        rate = row["steps"] / row["seconds"]
+        name = label + (" [red](FAILED)[/red]" if row["failure"] else "")
+        table.add_row(
             name,
+            f"{sizes.get(mode, args.columns_batch):,}",
             f"{row['requests'] / row['seconds']:,.0f}",
             f"{rate:,.0f}",
             f"{row['p50']:.2f}",
@@ -217,21 +429,53 @@ def main_bench() -> None:
             f"{row['repeats']:,} ({row['duplicates']:,})",
             str(row["lost"]),
             str(row["doubled"]),
-            f"{rate / peer:.3f}x",
+            f"{rate / engine_rate:.3f}x",
         )
-    table.add_row(
-        "peer: StreamService.step in-process", "", f"{peer:,.0f}", "", "", "", "", "", "", "1x"
-    )
     console.print(table)
+    given = f"--threads {args.threads}" if args.threads else "no --threads (its default)"
+    console.print(
+        f"server: `stateline serve` ran with {given}: {server_threads} compute thread(s); "
+        f"in-process rows: {local_threads} compute thread(s), the server stopped"
+    )
+    console.print(
+        "wall time: " + ", ".join(f"{name} {spent:.0f} s" for name, spent in phases.items())
+    )
+    failed = False
+    for mode, row in network.items():
+        if row["failure"]:
+            failed = True
+            console.print(f"[red]FAILED[/red] {mode}: {row['failure']}", markup=True)
+        if row["lost"] or row["doubled"]:
+            failed = True
+
+    def verdict(met: bool) -> str:
+        return "met" if met else "NOT met"
+
+    service_ratio = local["columns"]["steps"] / local["columns"]["seconds"] / engine_rate
+    arrow = network["arrow"]["steps"] / network["arrow"]["seconds"]
+    single_p99 = network["single"]["p99"]
+    console.print(
+        f"in-process service columns / engine: {service_ratio:.3f} (goal >= 0.5): "
+        f"{verdict(service_ratio >= 0.5)}"
+    )
+    console.print(
+        f"HTTP Arrow columns: {arrow:,.0f} steps/s (goal >= 200,000): {verdict(arrow >= 200_000)}"
+    )
+    console.print(
+        f"1 step per request p99: {single_p99:.2f} ms (goal < 5 ms): {verdict(single_p99 < 5)}"
+    )
     applied = counter(metrics, "stateline_steps_total", '{status="ok"}')
     duplicates = counter(metrics, "stateline_steps_total", '{status="duplicate"}')
-    sent = single["steps"] + batched["steps"]
-    repeats = single["repeats"] + batched["repeats"]
+    sent = sum(row["steps"] for row in network.values())
+    repeats = sum(row["repeats"] for row in network.values())
+    once = applied == sent and duplicates == repeats
     console.print(
         f"server counters: {applied:,.0f} steps applied for {sent:,} sent, "
         f"{duplicates:,.0f} duplicates for {repeats:,} repeats -> "
-        + ("exactly once" if applied == sent and duplicates == repeats else "MISMATCH")
+        + ("exactly once" if once else "MISMATCH")
     )
+    if failed or not once:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,15 @@ A second table measures the share of the ceiling by state size (hidden 64, 256,
 512): stateline against one fused ``nn.LSTM`` step over carries that are already
 one batch tensor (no store, no gather/scatter, no bookkeeping).
 
+With ``--device cuda`` (or ``--device cpu`` for the same table on the CPU), a
+table of the engine on a store on that device against its plain peers over the
+same slots: a bare ``index_select`` gather -> fused ``nn.LSTM`` step (cuDNN on
+a GPU) -> ``index_copy_`` scatter, and the fused step on carries already in one
+batch tensor; plus one stream's step latency there. The goal on a GPU: the
+engine at N >= 16,384 at least half of the plain gather/step/scatter rate.
+
 Run: .venv/bin/python bench/stream.py [--hidden 64] [--sizes 64,256,512] [--seconds 1.0]
-     [--stored 1000000]
+     [--stored 1000000] [--device cuda] [--only-device]
 Keras rows need ``pip install keras`` (KERAS_BACKEND=torch is used by default).
 """
 
@@ -150,7 +157,15 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
     parser.add_argument("--stored", type=int, default=1_000_000, help="streams in the store")
+    parser.add_argument("--device", help="also measure a store on this device against its peers")
+    parser.add_argument("--only-device", action="store_true", help="print only the --device table")
     args = parser.parse_args()
+    if args.device:
+        Console(width=220).print(
+            device_table(torch.device(args.device), args.hidden, args.stored, args.seconds)
+        )
+        if args.only_device:
+            return
     hidden = args.hidden
     flops_per_step = lstm_flops(hidden)
     ceiling = sgemm_ceiling()
@@ -228,6 +243,86 @@ def main() -> None:
             "The peer row steps N carries that already sit in one batch tensor (no store, "
             "no gather/scatter, no per-stream bookkeeping: the least work any engine must do)."
         )
+
+
+DEVICE_ACTIVE = (16_384, 65_536, 262_144, 1_000_000)
+
+
+def device_table(device: torch.device, hidden: int, stored: int, seconds: float) -> Table:
+    """The engine on a store on ``device`` against bare torch over the same slots."""
+    torch.manual_seed(0)
+    model = SequenceModel(ModelConfig(inputs=INPUTS, hidden=hidden, outputs=1)).eval().to(device)
+    store = StateStore(model, capacity=stored, initial_slots=stored)
+    ids = np.arange(stored)
+    for begin in range(0, stored, 100_000):
+        store.slots(ids[begin : begin + 100_000], create=True)
+    engine = StreamEngine(model, store)
+    rng = np.random.default_rng(0)
+
+    def synced(call: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            call()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+
+        return run
+
+    rows: dict[str, list[str]] = {
+        "stateline StreamEngine.step (host ids and values in, numpy out)": [],
+        "plain index_select -> fused nn.LSTM step -> index_copy_, same slots": [],
+        "fused nn.LSTM step, carries pre-batched": [],
+        "engine / plain gather-step-scatter": [],
+    }
+    rnn = model.stack.rnn
+    for n in (n for n in DEVICE_ACTIVE if n <= stored):
+        slots = np.sort(rng.choice(stored, size=n, replace=False))
+        x = rng.normal(size=(n, INPUTS)).astype(np.float32)
+        ours = timed_rate(synced(lambda s=slots, v=x: engine.step(s, v)), n, seconds)
+        index = torch.as_tensor(slots, device=device)
+        xs = torch.as_tensor(x, device=device)[:, None]
+        parts = store.carry_tensors()
+
+        def plain(
+            i: torch.Tensor = index, v: torch.Tensor = xs, parts: list[torch.Tensor] = parts
+        ) -> None:
+            with torch.no_grad():
+                h, c = (part.index_select(1, i) for part in parts)
+                out, (h, c) = rnn(v, (h, c))
+                parts[0].index_copy_(1, i, h)
+                parts[1].index_copy_(1, i, c)
+                model.head(out[:, -1])
+
+        carry = tuple(part.index_select(1, index) for part in parts)
+
+        def batched(v: torch.Tensor = xs, state: tuple[torch.Tensor, ...] = carry) -> None:
+            with torch.no_grad():
+                out, _ = rnn(v, state)
+                model.head(out[:, -1])
+
+        bare = timed_rate(synced(plain), n, seconds)
+        rows["stateline StreamEngine.step (host ids and values in, numpy out)"].append(
+            f"{ours:,.0f}"
+        )
+        rows["plain index_select -> fused nn.LSTM step -> index_copy_, same slots"].append(
+            f"{bare:,.0f}"
+        )
+        rows["fused nn.LSTM step, carries pre-batched"].append(
+            f"{timed_rate(synced(batched), n, seconds):,.0f}"
+        )
+        rows["engine / plain gather-step-scatter"].append(f"{ours / bare:.2f} (goal >= 0.5)")
+    one = np.array([int(rng.integers(stored))])
+    median, p99 = latency(synced(lambda: engine.step(one, np.zeros((1, INPUTS), np.float32))))
+    table = Table(
+        title=f"{device}: one step for N of {stored:,} stored streams, LSTM {INPUTS} inputs, "
+        f"{hidden} hidden (stream-steps/s); one stream's engine step: {median:,.0f} us median, "
+        f"{p99:,.0f} us p99"
+    )
+    table.add_column("approach")
+    for n in (n for n in DEVICE_ACTIVE if n <= stored):
+        table.add_column(f"N={n:,}", justify="right")
+    for name, cells in rows.items():
+        table.add_row(name, *cells)
+    return table
 
 
 def keras_rows(

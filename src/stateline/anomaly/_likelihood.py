@@ -178,21 +178,23 @@ def range_scores(
 def likelihood_calibrate(
     state: LikelihoodState, config: LikelihoodConfig, surprise: NDArray[np.float64], start: int
 ) -> None:
-    """Start one stream's windows from its reference surprise ``(reference,)``; row 0 of state.
+    """Start the windows of the state's rows from their reference surprise ``(rows, reference)``
+    (or ``(reference,)`` for row 0 alone), all rows at once.
 
     The short average runs over every reference step; the long window starts
     as the mean and variance of the short averages from ``start`` on.
     """
-    surprise = np.fmin(surprise, config.cap)
-    shorts = np.empty(len(surprise))
-    short = float(surprise[0])
-    for index, value in enumerate(surprise.tolist()):
-        short = config.short * value + (1.0 - config.short) * short
-        shorts[index] = short
-    state.short[0] = short
-    state.mean[0] = shorts[start:].mean()
-    state.var[0] = shorts[start:].var()
-    state.quiet[0] = 0
+    capped = np.fmin(np.atleast_2d(np.asarray(surprise, dtype=np.float64)), config.cap)
+    rows = len(capped)
+    shorts = np.empty_like(capped)
+    short = capped[:, 0].copy()
+    for index in range(capped.shape[1]):  # over reference steps, vectorised over rows
+        short = config.short * capped[:, index] + (1.0 - config.short) * short
+        shorts[:, index] = short
+    state.short[:rows] = short
+    state.mean[:rows] = shorts[:, start:].mean(axis=1)
+    state.var[:rows] = shorts[:, start:].var(axis=1)
+    state.quiet[:rows] = 0
 
 
 def likelihood_step(

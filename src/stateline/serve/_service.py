@@ -192,7 +192,7 @@ class StreamService:
                 **self._row(stream_id, slot),
                 "forecast": nullable(self.served.unscale(prediction[None])[0]),
                 "calibrated": seen >= self.config.detector.reference,
-                "history": self.history.points(stream_id),
+                "history": self.history.points(stream_id, slot),
             }
 
     def streams(self, *, limit: int = 100, offset: int = 0) -> dict[str, Any]:
@@ -216,8 +216,9 @@ class StreamService:
 
     def delete(self, stream_id: str) -> None:
         with self.lock:
+            slot = self.store.slot_of(stream_id)
             self.store.delete(stream_id)
-            self.history.forget(stream_id)
+            self.history.forget(stream_id, slot)
 
     def snapshot(self) -> Path:
         """Write the state store (carries, sequence numbers, detector state) atomically.
@@ -396,6 +397,7 @@ class StreamService:
         stepper: StreamDetector | StreamEngine = (
             self.detector if self.detector is not None else self.engine
         )
+        ending = self.store.lookup(ids[end]) if end.any() else None  # their slots, for history
         result = stepper.step(ids, scaled, seq=seq, start=start, end=end, now=now)
         applied = result.applied
         if self.learner is not None:
@@ -423,8 +425,12 @@ class StreamService:
         )
         self.metrics.flags.inc(amount=float(stepped.flags.sum()))
         if applied.any():
+            history_slots = slots.copy()
+            if ending is not None:
+                history_slots[end] = ending
             self.history.record(
                 ids[applied],
+                history_slots[applied],
                 seq=stepped.seq[applied],
                 targets=values[applied, :, : served.targets],
                 next=stepped.forecast[applied, :, 0],

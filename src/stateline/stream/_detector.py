@@ -6,14 +6,16 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, ShapeError, describe
-from ..anomaly import DetectorConfig, ErrorScorer, GaussianThreshold
+from ..anomaly import DetectorConfig, GaussianThreshold, QuantileThreshold
 from ..anomaly._likelihood import (
     likelihood_calibrate,
     likelihood_step,
     track_range,
 )
 from ..anomaly._scorers import (
+    DEFAULT_FLOOR,
     combine_channels,
+    ewma,
     moments_std,
     require_combinable,
     squared_z,
@@ -262,8 +264,9 @@ class StreamDetector:
             state = self.columns.likelihood.read(where)
             track_range(state, observed[calibrating])
             self.columns.likelihood.write(where, state)
-            for position in calibrating[seen[calibrating] == reference - 1].tolist():
-                scores[position], flags[position] = self._calibrate(int(slots[position]))
+            done = calibrating[seen[calibrating] == reference - 1]
+            if len(done):
+                scores[done], flags[done] = self._calibrate(slots[done])
         live = np.flatnonzero(seen >= reference)
         if len(live):
             scores[live], flags[live], anomaly[live] = self._score_live(
@@ -271,38 +274,56 @@ class StreamDetector:
             )
         return scores, flags, anomaly
 
-    def _calibrate(self, slot: int) -> tuple[float, bool]:
-        """The offline procedure on the stream's reference errors; returns the last step's."""
+    def _calibrate(self, slots: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """The offline procedure (an ErrorScorer learning the reference errors after
+        ``warmup``, scoring them, the threshold fitted) for every stream whose reference
+        just filled, vectorised over the streams; returns their last steps' scores and flags."""
         config = self.config
-        errors = self.columns.errors[slot]
-        scorer = ErrorScorer(smoothing=config.smoothing, combine=config.combine)
-        scorer.learn_many(errors[config.warmup :])
-        scores = scorer.score_many(errors)
-        slots = np.array([slot])
-        state = self.columns.likelihood.read(slots)
+        columns = self.columns
+        errors = columns.errors[slots]  # (streams, reference, width)
+        block = errors[:, config.warmup :]
+        count = block.shape[1]
+        mean = block.mean(axis=1)
+        m2 = ((block - mean[:, None]) ** 2).sum(axis=1)
+        std = moments_std(count, m2)
+        squared = squared_z(errors, mean[:, None], std[:, None], DEFAULT_FLOOR)
+        smoothed = ewma(np.swapaxes(squared, 0, 1), config.smoothing)  # (reference, streams, w)
+        scores = combine_channels(smoothed, config.combine).T  # (streams, reference)
+        state = columns.likelihood.read(slots)
         likelihood_calibrate(
-            state, config.likelihood(), scorer.surprise_many(errors), config.warmup
+            state, config.likelihood(), surprise(squared, config.combine), config.warmup
         )
-        self.columns.likelihood.write(slots, state)
-        moments = scorer.moments
-        self.columns.count[slot] = moments.count
-        self.columns.mean[slot] = moments.mean
-        self.columns.m2[slot] = moments.m2
-        self.columns.smoothed[slot] = scorer.smoothed
-        self.columns.calibrated_mean[slot] = moments.mean
-        self.columns.calibrated_std[slot] = moments.std
-        self.columns.errors[slot] = 0.0  # no longer needed; keeps snapshots small
-        score = float(scores[-1])
+        columns.likelihood.write(slots, state)
+        columns.count[slots] = count
+        columns.mean[slots] = mean
+        columns.m2[slots] = m2
+        columns.smoothed[slots] = smoothed[-1]
+        columns.calibrated_mean[slots] = mean
+        columns.calibrated_std[slots] = std
+        columns.errors[slots] = 0.0  # no longer needed; keeps snapshots small
+        last = scores[:, -1]
         if config.threshold == "likelihood":
-            self.columns.level[slot] = config.alarm
-            return score, False
-        threshold = config.make_threshold().fit(scores[config.warmup :])
-        self.columns.level[slot] = threshold.level
-        if isinstance(threshold, GaussianThreshold):
-            self.columns.score_count[slot] = threshold.moments.count
-            self.columns.score_mean[slot] = threshold.moments.mean[0]
-            self.columns.score_m2[slot] = threshold.moments.m2[0]
-        return score, bool(score > threshold.level)
+            columns.level[slots] = config.alarm
+            return last, np.zeros(len(slots), dtype=bool)
+        learned = scores[:, config.warmup :]
+        if config.threshold == "quantile" and np.isfinite(learned).all():  # all streams at once
+            threshold = config.make_threshold()
+            assert isinstance(threshold, QuantileThreshold)
+            window = learned[:, -threshold.window :]
+            levels = np.quantile(window, threshold.quantile, axis=1) * threshold.margin
+            columns.level[slots] = levels
+            flagged: NDArray[np.bool_] = last > levels
+            return last, flagged
+        flags = np.zeros(len(slots), dtype=bool)
+        for position, slot in enumerate(slots.tolist()):  # other thresholds: fitted per stream
+            threshold = config.make_threshold().fit(scores[position, config.warmup :])
+            columns.level[slot] = threshold.level
+            if isinstance(threshold, GaussianThreshold):
+                columns.score_count[slot] = threshold.moments.count
+                columns.score_mean[slot] = threshold.moments.mean[0]
+                columns.score_m2[slot] = threshold.moments.m2[0]
+            flags[position] = bool(last[position] > threshold.level)
+        return last, flags
 
     def _score_live(
         self, slots: NDArray[np.int64], error: NDArray[np.float64], observed: NDArray[np.float64]

@@ -19,6 +19,7 @@ from ._fused import FusedStep
 from ._grouping import event_rounds, id_array
 from ._kernel import StepKernel
 from ._store import NO_SEQUENCE, StateStore, StreamId, StreamIds
+from ._transfer import DeviceInputs
 
 __all__ = ["Status", "StepResult", "StreamEngine"]
 
@@ -151,6 +152,7 @@ class StreamEngine:
         self.events = 0
         self._kernel: StepKernel | None = None
         self._fused: FusedStep | None = None
+        self._device_inputs = DeviceInputs(store.device, store.dtype)
         self.refresh()
 
     # ------------------------------------------------------------------ public
@@ -252,8 +254,7 @@ class StreamEngine:
     def _torch_step(self, slots: NDArray[np.int64], x: NDArray[np.float32]) -> NDArray[Any]:
         """Gather, step with PyTorch, scatter: fused for one step of a covered model."""
         store = self.store
-        rows = torch.as_tensor(slots, device=store.device)
-        xs = torch.as_tensor(x, device=store.device, dtype=store.dtype)
+        rows, xs = self._device_inputs(slots, x)  # one host-to-device copy off the CPU
         if self._fused is not None and xs.shape[1] == 1:
             with torch.no_grad():
                 outputs = self._fused(store.carry_tensors(), rows, xs[:, 0])
