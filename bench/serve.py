@@ -18,9 +18,7 @@ and must be answered ``duplicate`` row for row; first sends must be answered
 per request: encoding, the round trip and decoding the answer. At the end
 every stream's last applied seq is read back (``GET /v1/streams/{id}``) and
 the server's counters are checked: every step applied exactly once, every
-repeat answered as a duplicate. The read-back (one GET per stream, ~13,000)
-is most of the run's wall time: each GET scans the dashboard's history ring
-(``--history`` x ``--history-streams`` rows), ~25 ms once it is full.
+repeat answered as a duplicate (the read-back is one GET per stream).
 
 The peers, measured in the same run on one service with the server stopped,
 in interleaved slices so that their noise is comparable: the bare engine

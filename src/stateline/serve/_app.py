@@ -8,7 +8,7 @@ import hmac
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from importlib.resources import files
 from typing import Annotated, Any
 
@@ -95,7 +95,7 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def _service_of(request: Request) -> StreamService:
+async def _service_of(request: Request) -> StreamService:
     service: StreamService = request.app.state.service
     return service
 
@@ -210,7 +210,9 @@ def create_app(config: ServeConfig) -> FastAPI:
     )
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
 
-    def authorised(request: Request) -> None:
+    # Dependencies are ``async def``: they only read headers, and a plain ``def`` would cost
+    # each request a hop through the thread pool (16 hops per single step were measured).
+    async def authorised(request: Request) -> None:
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
             raise HTTPException(
@@ -222,50 +224,13 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     writer = Depends(authorised)
 
-    def authorised_read(request: Request) -> None:
+    async def authorised_read(request: Request) -> None:
         if not config.public_reads:
-            authorised(request)
+            await authorised(request)
 
     reader = Depends(authorised_read)
     hosts = allowed_hosts(config)
-
-    @app.middleware("http")
-    async def limits_and_metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        length = request.headers.get("content-length")
-        host = request.headers.get("host", "")
-        if hosts is not None and host_name(host) not in hosts:
-            response: Response = JSONResponse(
-                status_code=400,
-                content={
-                    "detail": f"Host header {host[:100]!r} is not one this server answers to: "
-                    f"expected one of {sorted(hosts)}. Fix: --allowed-hosts NAME[,NAME...]."
-                },
-            )
-        elif length is not None and (not length.isdigit() or int(length) > config.max_body_bytes):
-            response = JSONResponse(
-                status_code=413,
-                content={
-                    "detail": f"Request body too large: expected at most "
-                    f"{config.max_body_bytes} bytes, received {length}. Split the batch."
-                },
-            )
-        else:
-            try:
-                response = await call_next(request)
-            except Exception as error:  # nothing a client sends may crash the server
-                response = JSONResponse(
-                    status_code=500, content={"detail": f"{type(error).__name__}: {error}"}
-                )
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        service = getattr(request.app.state, "service", None)
-        if service is not None:
-            service.metrics.requests.inc(path, str(response.status_code))
-            service.metrics.latency.observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(RequestGuard, hosts=hosts, max_body_bytes=config.max_body_bytes)
 
     @app.exception_handler(StatelineError)
     async def stateline_error(request: Request, error: StatelineError) -> JSONResponse:
@@ -278,8 +243,8 @@ def create_app(config: ServeConfig) -> FastAPI:
         return HTMLResponse(page)
 
     @app.get("/healthz")
-    def healthz(service: Service) -> dict[str, Any]:
-        return service.health()
+    async def healthz(service: Service) -> dict[str, Any]:
+        return service.health()  # no lock: cheap reads
 
     @app.get("/metrics", response_class=PlainTextResponse, dependencies=[reader])
     def metrics(service: Service) -> PlainTextResponse:
@@ -288,17 +253,19 @@ def create_app(config: ServeConfig) -> FastAPI:
         )
 
     @app.post("/v1/streams/{stream_id}/steps", response_model=StepOut, dependencies=[writer])
-    def step_one(stream_id: str, body: StepIn, service: Service) -> dict[str, Any]:
+    async def step_one(stream_id: str, body: StepIn, service: Service) -> dict[str, Any]:
         _check_path_id(stream_id)
         event = Event(stream_id, body.values, body.seq, body.start, body.end)
-        answer = service.step([event])[0]
+        # One hop to a worker thread for the step (a sync route would add hops for the
+        # answer's validation too).
+        answer = (await asyncio.to_thread(service.step, [event]))[0]
         if answer["status"] == "error":  # one event: its error is the request's (422)
             raise HTTPException(status_code=422, detail=answer.get("error"))
         return answer
 
     @app.post("/v1/steps", response_model=BatchOut, dependencies=[writer])
-    def step_many(body: BatchIn, service: Service) -> dict[str, Any]:
-        return {"results": answer_batch(service, body.events)}
+    async def step_many(body: BatchIn, service: Service) -> dict[str, Any]:
+        return {"results": await asyncio.to_thread(answer_batch, service, body.events)}
 
     @app.post(
         "/v1/columns",
@@ -320,23 +287,23 @@ def create_app(config: ServeConfig) -> FastAPI:
         return Response(answer, media_type="application/json")
 
     @app.get("/v1/streams", dependencies=[reader])
-    def list_streams(
+    async def list_streams(
         service: Service,
         limit: Annotated[int, Query(ge=1, le=1000, description="rows per page")] = 100,
         offset: Annotated[int, Query(ge=0, le=MAX_SEQ, description="rows to skip")] = 0,
     ) -> dict[str, Any]:
         """A page of the held streams; ``next`` is the offset of the next page (null: last)."""
-        return service.streams(limit=limit, offset=offset)
+        return await asyncio.to_thread(service.streams, limit=limit, offset=offset)
 
     @app.get("/v1/streams/{stream_id}", dependencies=[reader])
-    def get_stream(stream_id: str, service: Service) -> dict[str, Any]:
+    async def get_stream(stream_id: str, service: Service) -> dict[str, Any]:
         _check_path_id(stream_id)
-        return service.stream(stream_id)
+        return await asyncio.to_thread(service.stream, stream_id)
 
     @app.delete("/v1/streams/{stream_id}", status_code=204, dependencies=[writer])
-    def delete_stream(stream_id: str, service: Service) -> Response:
+    async def delete_stream(stream_id: str, service: Service) -> Response:
         _check_path_id(stream_id)
-        service.delete(stream_id)
+        await asyncio.to_thread(service.delete, stream_id)
         return Response(status_code=204)
 
     @app.websocket("/v1/ws")
@@ -447,6 +414,73 @@ def host_name(header: str) -> str:
     if value.startswith("["):
         return value[1 : value.find("]")] if "]" in value else value
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class RequestGuard:
+    """ASGI middleware, outermost: the ``Host`` check, ``Content-Length`` against the body
+    limit, a 500 with the error's name for anything that escapes, and the request metrics.
+
+    Plain ASGI (not ``@app.middleware("http")``, which streams every request and answer
+    through extra tasks): ``/healthz`` answered about 0.5 ms sooner at the median (A/B on
+    the 2-core machine, three runs each: 1.97 vs 2.45 ms).
+    """
+
+    def __init__(self, app: Any, *, hosts: set[str] | None, max_body_bytes: int) -> None:
+        self.app, self.hosts, self.max_body_bytes = app, hosts, max_body_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = {
+            key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]
+        }
+        status = {"code": 500, "started": False}
+
+        async def send_status(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status["code"], status["started"] = message["status"], True
+            await send(message)
+
+        refusal = self._refusal(headers)
+        if refusal is not None:
+            await refusal(scope, receive, send_status)
+        else:
+            try:
+                await self.app(scope, receive, send_status)
+            except Exception as error:  # nothing a client sends may crash the server
+                if status["started"]:
+                    raise
+                answer = JSONResponse(
+                    status_code=500, content={"detail": f"{type(error).__name__}: {error}"}
+                )
+                await answer(scope, receive, send_status)
+        service = getattr(scope["app"].state, "service", None)
+        if service is not None:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            service.metrics.requests.inc(path, str(status["code"]))
+            service.metrics.latency.observe(time.perf_counter() - started)
+
+    def _refusal(self, headers: dict[str, str]) -> JSONResponse | None:
+        host, length = headers.get("host", ""), headers.get("content-length")
+        if self.hosts is not None and host_name(host) not in self.hosts:
+            return JSONResponse(
+                status_code=400,
+                content={
+                    "detail": f"Host header {host[:100]!r} is not one this server answers to: "
+                    f"expected one of {sorted(self.hosts)}. Fix: --allowed-hosts NAME[,NAME...]."
+                },
+            )
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            return JSONResponse(
+                status_code=413,
+                content={
+                    "detail": f"Request body too large: expected at most "
+                    f"{self.max_body_bytes} bytes, received {length}. Split the batch."
+                },
+            )
+        return None
 
 
 class BodyLimit:
