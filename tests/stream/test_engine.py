@@ -251,3 +251,36 @@ def test_inputs_packed_into_one_host_to_device_copy_step_the_same() -> None:
             ):
                 assert torch.equal(left, right)
     assert packed._device_inputs.copies == 6
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_step_results_carry_the_slots_a_lookup_would_give(data: st.DataObject) -> None:
+    """#16: StepResult.slots (so callers skip a lookup) is the store's lookup after the call,
+    through starts, ends, resends, NaN rows and new streams, for the engine and the detector."""
+    from stateline.anomaly import DetectorConfig
+    from stateline.stream import StreamDetector
+
+    torch.manual_seed(0)
+    model = SequenceModel(ModelConfig(inputs=1, hidden=4, outputs=1)).eval()
+    engine = StreamEngine(model, StateStore(model, capacity=6))
+    detector = StreamDetector(
+        StreamEngine(model, StateStore(model)), DetectorConfig(reference=4, warmup=1)
+    )
+    for _call in range(data.draw(st.integers(1, 6))):
+        ids = data.draw(st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=5, unique=True))
+        x = np.array(
+            data.draw(
+                st.lists(
+                    st.sampled_from([0.5, -1.0, float("nan")]), min_size=len(ids), max_size=len(ids)
+                )
+            )
+        )[:, None]
+        start = data.draw(st.lists(st.booleans(), min_size=len(ids), max_size=len(ids)))
+        end = data.draw(st.lists(st.booleans(), min_size=len(ids), max_size=len(ids)))
+        seq = [data.draw(st.integers(0, 3)) for _ in ids]
+        for stepper in (engine, detector):
+            result = stepper.step(ids, x, seq=seq, start=start, end=end)
+            store = stepper.engine.store if stepper is detector else engine.store
+            assert result.slots is not None
+            np.testing.assert_array_equal(result.slots, store.lookup(ids))

@@ -403,7 +403,7 @@ class StreamService:
         if self.learner is not None:
             self.learner.observe(ids, scaled, applied=applied, flags=result.flags)
         shape = (count, steps)
-        slots = self.store.lookup(ids)
+        slots = result.slots if result.slots is not None else self.store.lookup(ids)
         held = slots >= 0
         level = (
             np.full(count, np.nan)

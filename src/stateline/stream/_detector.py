@@ -167,6 +167,7 @@ class StreamDetector:
         anomaly = np.full((count, k), np.nan)
         flags = np.zeros((count, k), dtype=bool)
         codes = np.zeros(count, dtype=np.int8)
+        slots = np.full(count, -1, dtype=np.int64)
         errors: dict[int, str] = {}
         for rows in event_rounds(ids, np.arange(count)):
             result = self._round(
@@ -184,14 +185,16 @@ class StreamDetector:
             scores[rows], flags[rows] = result.scores, result.flags
             anomaly[rows] = result.anomaly_scores
             codes[rows] = result.codes
+            assert result.slots is not None
+            slots[rows] = result.slots
             for position, error in result.errors.items():
                 errors[int(rows[position])] = error
         self.flagged += int(flags.sum())
         if single:
             return StepResult(
-                predictions[:, 0], codes, errors, scores[:, 0], flags[:, 0], anomaly[:, 0]
+                predictions[:, 0], codes, errors, scores[:, 0], flags[:, 0], anomaly[:, 0], slots
             )
-        return StepResult(predictions, codes, errors, scores, flags, anomaly)
+        return StepResult(predictions, codes, errors, scores, flags, anomaly, slots)
 
     # --------------------------------------------------------------- internals
     def _round(
@@ -228,7 +231,8 @@ class StreamDetector:
         applied = np.flatnonzero(result.applied)
         if len(applied):
             # New and started streams hold fresh columns: the store and engine reset them.
-            slots = store.lookup(ids[applied])
+            assert result.slots is not None
+            slots = result.slots[applied]
             seen_column = self.columns.seen
             for j in range(k):
                 seen = seen_column[slots]
@@ -242,9 +246,14 @@ class StreamDetector:
             self.columns.last_score[slots] = scores[applied, -1]
             self.columns.last_flag[slots] = flags[applied, -1]
             self.columns.last_anomaly[slots] = anomaly[applied, -1]
-            for stream_id in ids[applied[end[applied]]].tolist():
+            ended = applied[end[applied]]
+            for stream_id in ids[ended].tolist():
                 store.delete(stream_id)
-        return StepResult(result.predictions, result.codes, result.errors, scores, flags, anomaly)
+            if len(ended):
+                result.slots[ended] = -1
+        return StepResult(
+            result.predictions, result.codes, result.errors, scores, flags, anomaly, result.slots
+        )
 
     def _score(
         self,

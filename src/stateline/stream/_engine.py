@@ -84,6 +84,10 @@ class StepResult:
     scores: NDArray[np.float64] | None = None
     flags: NDArray[np.bool_] | None = None
     anomaly_scores: NDArray[np.float64] | None = None
+    slots: NDArray[np.int64] | None = None
+    """Each event's stream slot in the store after its event (-1: not held; for distinct
+    streams what ``store.lookup(ids)`` gives after the call), so callers need not look the
+    ids up again."""
 
     @property
     def status(self) -> list[str]:
@@ -181,18 +185,25 @@ class StreamEngine:
         outputs = max(self.store.outputs, 1)
         predictions = np.full((count, steps, outputs), np.nan, dtype=np.float32)
         codes = np.zeros(count, dtype=np.int8)
+        slots = np.full(count, -1, dtype=np.int64)
         if errors:
-            codes[list(errors)] = ERROR
+            refused = np.fromiter(errors, dtype=np.int64, count=len(errors))
+            codes[refused] = ERROR
+            slots[refused] = self.store.lookup(ids[refused])  # refused rows: only these
         now = self.store.clock() if now is None else now
         valid = np.flatnonzero(codes != ERROR)
+        evictions = self.store.evictions
         for round_indices in event_rounds(ids, valid):
             self._apply(
-                round_indices, ids, values, seqs, starts, ends, now, predictions, codes, errors
-            )
+                round_indices, ids, values, seqs, starts, ends, now, predictions, codes, errors,
+                slots,
+            )  # fmt: skip
+        if self.store.evictions != evictions:  # the store was full: a named stream may be gone
+            slots = self.store.lookup(ids)
         self.calls += 1
         self.events += count
         shaped = predictions[:, 0] if single else predictions
-        return StepResult(predictions=shaped, codes=codes, errors=errors)
+        return StepResult(predictions=shaped, codes=codes, errors=errors, slots=slots)
 
     def refresh(self) -> None:
         """Rebuild the step kernels (NumPy and fused) after the model's weights changed."""
@@ -237,7 +248,12 @@ class StreamEngine:
         store.last_seen[slot] = store.clock() if now is None else now
         self.calls += 1
         self.events += 1
-        return StepResult(predictions=prediction, codes=np.zeros(1, dtype=np.int8), errors={})
+        return StepResult(
+            predictions=prediction,
+            codes=np.zeros(1, dtype=np.int8),
+            errors={},
+            slots=np.array([slot], dtype=np.int64),
+        )
 
     def _kernel_step(
         self, slots: NDArray[np.int64] | slice, x: NDArray[np.float32]
@@ -356,6 +372,7 @@ class StreamEngine:
         predictions: NDArray[np.float32],
         codes: NDArray[np.int8],
         errors: dict[int, str],
+        event_slots: NDArray[np.int64],
     ) -> None:
         """One round of distinct streams: checks, slots, step, bookkeeping, all vectorised."""
         store = self.store
@@ -363,6 +380,7 @@ class StreamEngine:
         everyone = len(order) == len(ids)  # then order is arange(len(ids))
         round_ids = ids if everyone else ids[order]
         known_slots = store.lookup(round_ids)
+        event_slots[order] = known_slots
         known = known_slots >= 0
         keep = np.ones(len(order), dtype=bool)
         if self.strict:
@@ -393,6 +411,7 @@ class StreamEngine:
             lost = store.lost(accepted_ids[picked])
             codes[accepted[picked[lost]]] = RESTARTED
         slots = store.slots(accepted_ids, create=True, looked_up=looked_up)
+        event_slots[accepted] = slots
         restart = slots[starts[accepted]]
         if len(restart):  # the stream starts over: zero carry, per-stream columns from fill
             store._zero(restart)
@@ -414,6 +433,7 @@ class StreamEngine:
         store.last_seen[slots] = now
         ending = ends[accepted]
         if ending.any():
+            event_slots[accepted[ending]] = -1
             for stream_id in accepted_ids[ending].tolist():
                 store.delete(stream_id)
 
