@@ -217,6 +217,9 @@ def test_http_json_and_arrow_columns_and_websocket_binary_frames(server: str) ->
             client.step(["b1"], np.ones((1, 1, 5)), seq=[1])
     with ColumnClient(server, TOKEN, binary=False) as client:
         assert client.step(["c1"], [[20.0]], seq=[0]).status_names.tolist() == ["ok"]
+    upper = {**AUTH, "Content-Type": ARROW.upper()}  # media types are case-insensitive
+    body = batch_to_arrow(ColumnBatch.of(["u1"], [[20.0]], seq=[0]))
+    assert httpx.post(server + "/v1/columns", content=body, headers=upper).status_code == 200
     garbage = httpx.post(
         server + "/v1/columns", content=b"\x00\x01", headers={**AUTH, "Content-Type": ARROW}
     )
@@ -228,6 +231,12 @@ def test_http_json_and_arrow_columns_and_websocket_binary_frames(server: str) ->
         assert answer.status_names.tolist() == ["ok", "error"]
         socket.send(b"\x00\x01binary")
         assert "Arrow" in json.loads(socket.recv(timeout=30))["error"]
+        import pyarrow as pa
+
+        ids, values = pa.array(["w1"]), pa.FixedSizeListArray.from_arrays(pa.array([1.0]), 1)
+        twice = pa.Table.from_arrays([ids, values, ids], names=["stream", "values", "stream"])
+        socket.send(_ipc(twice))  # once dropped the connection (no close code)
+        assert "repeats a column" in json.loads(socket.recv(timeout=30))["error"]
         socket.send(json.dumps({"events": [{"stream": "w1", "values": [21.0], "seq": 1}]}))
         assert json.loads(socket.recv(timeout=30))["results"][0]["status"] == "ok"
 
@@ -239,3 +248,97 @@ def test_values_past_float32_are_refused_alone_not_a_500(model_dir: Path, tmp_pa
     assert [a["status"] for a in answers] == ["error", "ok"] and "float32" in answers[0]["error"]
     answer = service.step_columns(ColumnBatch.of(["c", "d"], [[-1e300], [20.0]], seq=[0, 0]))
     assert answer.status_names.tolist() == ["error", "ok"]
+
+
+def _ipc(table: object, compression: str | None = None) -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression=compression)
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:  # type: ignore[attr-defined]
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def test_hostile_arrow_bodies_are_refused_before_they_are_decoded_or_read() -> None:
+    """Found by an attack on the running server (each crashed it, ate memory, or gave a 500):
+    corrupt string offsets (a segfault), a null-typed or compressed values column (hundreds
+    of MB decoded from a few hundred bytes), invalid UTF-8, repeated columns, non-numeric
+    or nested values, a null row of integers, absurd steps."""
+    import struct
+
+    import pyarrow as pa
+
+    def fixed(values: object, size: int, kind: object = None) -> object:
+        return pa.FixedSizeListArray.from_arrays(pa.array(values, type=kind), size)
+
+    good = batch_to_arrow(ColumnBatch.of(["abcdef", "ghijkl"], [[1.0], [2.0]]))
+    offsets = struct.pack("<3i", 0, 6, 12)
+    assert offsets in good
+    corrupt = good.replace(offsets, struct.pack("<3i", 0, 100_000_000, 12))
+    ids = pa.array(["a", "b"])
+    invalid = pa.py_buffer(b"\xff\xfe")  # not UTF-8
+    huge_steps = {"steps": "1" + "0" * 25}
+    bodies = {
+        "offsets": corrupt,
+        "null values": _ipc(
+            pa.table({"stream": ["a"], "values": fixed(pa.nulls(1 << 25), 1 << 25)})
+        ),
+        "compressed": _ipc(pa.table({"stream": ids, "values": fixed([1.0, 2.0], 1)}), "zstd"),
+        "utf-8": _ipc(
+            pa.table(
+                {
+                    "stream": pa.Array.from_buffers(
+                        pa.string(), 1, [None, pa.py_buffer(struct.pack("<2i", 0, 2)), invalid]
+                    ),
+                    "values": fixed([1.0], 1),
+                }
+            )
+        ),
+        "repeated": _ipc(
+            pa.Table.from_arrays(
+                [ids, fixed([1.0, 2.0], 1), ids], names=["stream", "values", "stream"]
+            )
+        ),
+        "strings": _ipc(pa.table({"stream": ids, "values": fixed(["abc", "d"], 1)})),
+        "nested": _ipc(pa.table({"stream": ["a"], "values": fixed(fixed([1.0], 1), 1)})),
+        "booleans": _ipc(pa.table({"stream": ids, "values": fixed([True, False], 1)})),
+        "steps": _ipc(
+            pa.table({"stream": ids, "values": fixed([1.0, 2.0], 1)}).replace_schema_metadata(
+                huge_steps
+            )
+        ),
+        "too many": _ipc(pa.table({"stream": ids, "values": fixed([1.0] * 20, 10)})),
+    }
+    for name, body in bodies.items():
+        with pytest.raises(DataError) as refused:
+            batch_from_arrow(body, max_rows=100, max_values=10)
+        assert "body" in str(refused.value) or "values" in str(refused.value), name
+    nulls = pa.FixedSizeListArray.from_arrays(
+        pa.array([1, 2], type=pa.int64()), 1, mask=pa.array([True, False])
+    )
+    batch = batch_from_arrow(_ipc(pa.table({"stream": ids, "values": nulls})))
+    assert sorted(batch.refused) == [0] and batch.values[1, 0, 0] == 2.0
+
+
+def test_hostile_json_columns_are_refused_row_by_row(model_dir: Path, tmp_path: Path) -> None:
+    """Found by the attack: a huge integer value gave a 500; a boolean among numbers was
+    applied as 1.0; a seq past 2**63 refused the whole batch; a refused row lost its id;
+    seqs came back through float; '.' and '..' are ids no client can put in a path."""
+    service = StreamService(serve_config(model_dir, tmp_path))
+    document = {
+        "stream": ["a", "b", "c", "d", ".", "f"],
+        "values": [[10**400], [True], [1.0], [2.0], [3.0], [4.0]],
+        "seq": [0, 0, 2**63, 2**62 + 1, 0, 0],
+    }
+    answer = service.step_columns(batch_from_json(document))
+    assert answer.status_names.tolist() == ["error", "error", "error", "ok", "error", "ok"]
+    assert "seq" in answer.errors[2] and "stream id" in answer.errors[4]
+    columns = json.loads(json.dumps(answer_to_json(answer)))
+    assert columns["stream"][:4] == ["a", "b", "c", "d"] and columns["seq"][3] == 2**62 + 1
+    assert (
+        answer_to_json(service.step_columns(batch_from_json({"stream": [], "values": []})))[
+            "status"
+        ]
+        == []
+    )

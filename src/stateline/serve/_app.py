@@ -7,6 +7,7 @@ import contextlib
 import gc
 import hmac
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator
 from importlib.resources import files
@@ -39,6 +40,8 @@ __all__ = ["create_app"]
 
 # Strict: JSON numbers only ("55" and true are refused, not read as 55.0 and 1.0).
 Values = list[StrictFloat] | list[list[StrictFloat]]
+
+LOG = logging.getLogger("stateline.serve")
 
 
 def stream_id_text(value: str) -> str:
@@ -287,7 +290,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         See :mod:`stateline.serve._wire` for the columns; a row with a bad id,
         NaN/inf values or an out-of-range seq is refused alone.
         """
-        arrow = request.headers.get("content-type", "").split(";")[0].strip() == ARROW
+        arrow = request.headers.get("content-type", "").split(";")[0].strip().lower() == ARROW
         body = await request.body()
         answer = await asyncio.to_thread(_answer_columns, service, body, arrow)  # one hop
         if arrow:
@@ -347,6 +350,10 @@ def create_app(config: ServeConfig) -> FastAPI:
                     await socket.send_bytes(answer)
                 except StatelineError as error:
                     await socket.send_text(json.dumps({"error": f"message: {error}"}))
+                except Exception as error:  # nothing a client sends may drop the connection
+                    LOG.exception("a WebSocket binary frame failed")
+                    reason = f"message: {type(error).__name__}: {str(error)[:200]}"
+                    await socket.send_text(json.dumps({"error": reason}))
                 continue
             if len(text) > config.max_body_bytes:
                 message_text = f"message too large: at most {config.max_body_bytes} bytes"
@@ -361,6 +368,10 @@ def create_app(config: ServeConfig) -> FastAPI:
             except (json.JSONDecodeError, RecursionError, StatelineError) as error:
                 reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
                 await socket.send_text(json.dumps({"error": f"message: {reason}"}))
+            except Exception as error:  # nothing a client sends may drop the connection
+                LOG.exception("a WebSocket text frame failed")
+                reason = f"message: {type(error).__name__}: {str(error)[:200]}"
+                await socket.send_text(json.dumps({"error": reason}))
 
     return app
 
@@ -386,15 +397,17 @@ COLUMNS_BODY: dict[str, Any] = {
 
 def _answer_columns(service: StreamService, body: bytes, arrow: bool) -> bytes:
     """Decode a columns body, step it, encode the answer in the same form (one thread hop)."""
-    answer = service.step_columns(_decode_columns(body, arrow))
+    config = service.config
+    bounds = {"max_rows": config.max_events, "max_values": config.max_steps * service.served.inputs}
+    answer = service.step_columns(_decode_columns(body, arrow, **bounds))
     if arrow:
         return answer_to_arrow(answer)
     return json.dumps(answer_to_json(answer), allow_nan=False).encode()
 
 
-def _decode_columns(body: bytes, arrow: bool) -> ColumnBatch:
+def _decode_columns(body: bytes, arrow: bool, *, max_rows: int, max_values: int) -> ColumnBatch:
     if arrow:
-        return batch_from_arrow(body)
+        return batch_from_arrow(body, max_rows=max_rows, max_values=max_values)
     try:
         document = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:

@@ -296,7 +296,7 @@ class StreamService:
                     fix="Send fewer steps per row, with consecutive seq.",
                 )
             )
-        if batch.values.shape[2] != self.served.inputs:
+        if count and batch.values.shape[2] != self.served.inputs:
             raise DataError(
                 describe(
                     "values",

@@ -18,6 +18,7 @@ refused alone, as is a row with NaN/inf values or an out-of-range seq.
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -28,6 +29,7 @@ from .._errors import DataError, describe
 from ..stream._engine import STATUS_NAMES
 from ._answers import nullable
 from ._columns import ColumnAnswer, ColumnBatch
+from ._ipc import read_ipc
 
 __all__ = [
     "ARROW",
@@ -47,7 +49,7 @@ ARROW = "application/vnd.apache.arrow.stream"
 
 STREAM_ID_RULE = (
     "1 to 256 characters of Unicode text, without '/', control characters or U+FFFD "
-    "(what undecodable bytes become)"
+    "(what undecodable bytes become), and not '.' or '..' (clients drop them from paths)"
 )
 """The one grammar of stream ids, for every endpoint and format."""
 
@@ -62,7 +64,7 @@ def valid_stream_id(value: object) -> bool:
     >>> valid_stream_id("pump-7"), valid_stream_id("pump/7"), valid_stream_id("\\ud800")
     (True, False, False)
     """
-    if not isinstance(value, str) or _VALID_ID.fullmatch(value) is None:
+    if not isinstance(value, str) or value in (".", "..") or _VALID_ID.fullmatch(value) is None:
         return False
     try:
         value.encode("utf-8")
@@ -120,14 +122,13 @@ def batch_from_json(document: Any) -> ColumnBatch:
             )
         )
     refused = {row: _id_error(value) for row, value in enumerate(ids) if not valid_stream_id(value)}
+    stream = [value if valid_stream_id(value) else "" for value in ids] if refused else ids
+    if not ids:  # an empty batch: nothing to do, nothing refused
+        return ColumnBatch.of([], np.zeros((0, 1, 0)))
     array = _numbers(values, refused)
-    columns = {name: _json_column(document, name, len(ids)) for name in ("seq", "start", "end")}
-    return ColumnBatch.of(
-        ["" if row in refused else value for row, value in enumerate(ids)] if refused else ids,
-        array,
-        refused=refused,
-        **columns,
-    )
+    seq = _json_seq(document.get("seq"), len(ids), refused)
+    flags = {name: _json_column(document, name, len(ids)) for name in ("start", "end")}
+    return ColumnBatch.of(stream, array, seq=seq, refused=refused, **flags)
 
 
 def _numbers(values: list[Any], refused: dict[int, str]) -> NDArray[np.float64]:
@@ -136,7 +137,8 @@ def _numbers(values: list[Any], refused: dict[int, str]) -> NDArray[np.float64]:
         array = np.asarray(values)
     except ValueError:  # ragged
         array = np.asarray([], dtype=object)
-    if array.dtype.kind in "iuf" and array.ndim in (2, 3) and len(array) == len(values):
+    fast = array.dtype.kind in "iuf" and array.ndim in (2, 3) and len(array) == len(values)
+    if fast and not _has_bool(values, array.ndim):  # NumPy reads true as 1.0: refuse it
         return array.astype(np.float64)
     shape = _common_shape(values)
     clean = np.full((len(values), *shape), np.nan)
@@ -146,8 +148,11 @@ def _numbers(values: list[Any], refused: dict[int, str]) -> NDArray[np.float64]:
             isinstance(x, (int, float)) and not isinstance(x, bool) for x in numbers.ravel()
         )
         if good:
-            clean[row] = numbers.astype(np.float64)
-        else:
+            try:
+                clean[row] = numbers.astype(np.float64)
+            except OverflowError:  # an integer past float64 (1e400 written out)
+                good = False
+        if not good:
             refused.setdefault(
                 row,
                 describe(
@@ -158,6 +163,44 @@ def _numbers(values: list[Any], refused: dict[int, str]) -> NDArray[np.float64]:
                 ),
             )
     return clean
+
+
+def _has_bool(values: list[Any], depth: int) -> bool:
+    """Whether nested lists ``depth`` deep hold a JSON boolean (NumPy would read it as 1.0)."""
+    items: Any = values
+    for _ in range(depth - 1):
+        items = itertools.chain.from_iterable(items)
+    return any(type(item) is bool for item in items)
+
+
+def _json_seq(value: Any, count: int, refused: dict[int, str]) -> NDArray[Any] | None:
+    """The seq column; integers out of 0 .. 2**63 - 1 refuse their row, other types the batch."""
+    if value is None:
+        return None
+    exact = isinstance(value, list) and len(value) == count
+    if exact and all(type(item) is int for item in value):  # exact ints, no bools or floats
+        limit = np.iinfo(np.int64).max
+        outside = [row for row, item in enumerate(value) if not 0 <= item <= limit]
+        for row in outside:
+            refused.setdefault(
+                row,
+                describe(
+                    "seq", "an integer in 0 .. 2**63 - 1", str(value[row])[:40],
+                    problem="is out of range.",
+                ),
+            )  # fmt: skip
+        if outside:
+            bad = set(outside)
+            value = [0 if row in bad else item for row, item in enumerate(value)]
+        return np.array(value, dtype=np.int64)
+    raise DataError(
+        describe(
+            "seq",
+            f"a list of {count} integers in 0 .. 2**63 - 1",
+            repr(value)[:80],
+            problem="is invalid.",
+        )
+    )
 
 
 def _common_shape(values: list[Any]) -> tuple[int, ...]:
@@ -185,12 +228,10 @@ def _json_column(document: dict[str, Any], name: str, count: int) -> NDArray[Any
     value = document.get(name)
     if value is None:
         return None
-    kind = "b" if name in ("start", "end") else "iu"
     array = np.asarray(value) if isinstance(value, list) else np.asarray(object())
-    if array.shape != (count,) or array.dtype.kind not in kind:
-        expected = "booleans" if kind == "b" else "integers in 0 .. 2**63 - 1"
+    if array.shape != (count,) or array.dtype.kind != "b":
         raise DataError(
-            describe(name, f"a list of {count} {expected}", repr(value)[:80], problem="is invalid.")
+            describe(name, f"a list of {count} booleans", repr(value)[:80], problem="is invalid.")
         )
     return array
 
@@ -209,11 +250,15 @@ def batch_to_json(batch: ColumnBatch) -> dict[str, Any]:
 
 def answer_to_json(answer: ColumnAnswer) -> dict[str, Any]:
     """The JSON columns of an answer: NaN as null, seq null where none, errors by row."""
-    seq = answer.seq
+    seq: list[Any] = answer.seq.tolist()  # exact integers (not through float)
+    if (answer.seq < 0).any():
+        boxed = answer.seq.astype(object)
+        boxed[answer.seq < 0] = None
+        seq = boxed.tolist()
     return {
         "stream": answer.stream.tolist(),
         "status": answer.status_names.tolist(),
-        "seq": nullable(np.where(seq < 0, np.nan, seq)) if (seq < 0).any() else seq.tolist(),
+        "seq": seq,
         "forecast": nullable(answer.forecast),
         "scores": nullable(answer.scores),
         "flags": answer.flags.tolist(),
@@ -270,12 +315,18 @@ def batch_to_arrow(batch: ColumnBatch) -> bytes:
     return _ipc(table)
 
 
-def batch_from_arrow(body: bytes) -> ColumnBatch:
-    """An Arrow IPC stream -> :class:`ColumnBatch`, checked column by column (no per-row Python)."""
+def batch_from_arrow(
+    body: bytes, *, max_rows: int = 1_000_000, max_values: int = 1 << 26
+) -> ColumnBatch:
+    """An Arrow IPC stream -> :class:`ColumnBatch`, checked column by column (no per-row Python).
+
+    The stream is bounded before it is decoded (``max_rows`` rows, ``max_values``
+    numbers; no compression) and validated fully after (see :mod:`._ipc`).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    table = _read_ipc(body)
+    table = read_ipc(body, max_rows=max_rows, max_values=max_values)
     names = set(table.column_names)
     unknown = sorted(names - {"stream", "values", "seq", "start", "end"})
     if unknown or not {"stream", "values"} <= names:
@@ -302,7 +353,10 @@ def batch_from_arrow(body: bytes) -> ColumnBatch:
     length = pc.utf8_length(ids)
     bad = pc.or_kleene(
         pc.or_kleene(pc.less(length, 1), pc.greater(length, 256)),
-        pc.match_substring_regex(ids, _BAD_CHARACTER_RE2),
+        pc.or_kleene(
+            pc.match_substring_regex(ids, _BAD_CHARACTER_RE2),
+            pc.is_in(ids, value_set=pa.array([".", ".."], type=ids.type)),
+        ),
     )
     bad_rows = np.flatnonzero(bad.fill_null(True).to_numpy(zero_copy_only=False))
     stream = ids.to_numpy(zero_copy_only=False).astype(object)
@@ -317,11 +371,15 @@ def batch_from_arrow(body: bytes) -> ColumnBatch:
                 problem="has the wrong type.",
             )
         )
-    if values.null_count:
-        for row in np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False)).tolist():
-            refused.setdefault(row, describe("values", "numbers", "null", problem="are missing."))
-        values = values.fill_null(pa.scalar([float("nan")] * values.type.list_size, values.type))
+    size = values.type.list_size
+    missing = values.is_null().to_numpy(zero_copy_only=False) if values.null_count else None
     flat = pc.cast(values.flatten(), pa.float64()).to_numpy(zero_copy_only=False)
+    if missing is not None:  # a null row has no numbers in flatten(): put NaN rows back
+        for row in np.flatnonzero(missing).tolist():
+            refused.setdefault(row, describe("values", "numbers", "null", problem="are missing."))
+        full = np.full((count, size), np.nan)
+        full[~missing] = flat.reshape(-1, size)
+        flat = full.reshape(-1)
     matrix = (
         flat.reshape(count, steps, values.type.list_size // steps)
         if count
@@ -384,7 +442,7 @@ def answer_to_arrow(answer: ColumnAnswer) -> bytes:
 
 def answer_from_arrow(body: bytes) -> ColumnAnswer:
     """An Arrow answer back into arrays (seq null -> -1)."""
-    table = _read_ipc(body)
+    table = _read_answer(body)
     metadata = table.schema.metadata or {}
     steps, horizon, targets = (int(metadata[key]) for key in (b"steps", b"horizon", b"targets"))
     count = table.num_rows
@@ -422,15 +480,16 @@ def _ipc(table: Any) -> bytes:
     return bytes(sink.getvalue())
 
 
-def _read_ipc(body: bytes) -> Any:
+def _read_answer(body: bytes) -> Any:
+    """A server's answer (dictionary-encoded status: not for untrusted input, see :mod:`._ipc`)."""
     import pyarrow as pa
 
     try:
         return pa.ipc.open_stream(pa.py_buffer(body)).read_all()
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as error:
+    except (pa.ArrowException, OSError) as error:
         raise DataError(
             describe(
-                "body",
+                "answer",
                 "an Arrow IPC stream",
                 f"{type(error).__name__}: {str(error)[:120]}",
                 problem="is not readable.",
