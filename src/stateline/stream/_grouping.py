@@ -59,7 +59,10 @@ def id_array(stream_ids: StreamIds) -> NDArray[np.object_]:
     >>> id_array(np.array([3, 4])).tolist(), id_array(["a", ("t", 1)]).shape
     ([3, 4], (2,))
     """
-    if isinstance(stream_ids, np.ndarray) and stream_ids.dtype != object:
+    if isinstance(stream_ids, np.ndarray) and stream_ids.ndim == 1:
+        if stream_ids.dtype == object:
+            same: NDArray[np.object_] = stream_ids  # type: ignore[assignment]
+            return same  # already one (read only here: no copy)
         return stream_ids.astype(object)  # Python ints / strs, as a dict key must match
     return np.fromiter(stream_ids, dtype=object, count=len(stream_ids))
 
