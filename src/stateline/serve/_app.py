@@ -264,19 +264,23 @@ def create_app(config: ServeConfig) -> FastAPI:
         )
 
     @app.post("/v1/streams/{stream_id}/steps", response_model=StepOut, dependencies=[writer])
-    async def step_one(stream_id: str, body: StepIn, service: Service) -> dict[str, Any]:
+    async def step_one(stream_id: str, body: StepIn, service: Service) -> Response:
         _check_path_id(stream_id)
         event = Event(stream_id, body.values, body.seq, body.start, body.end)
-        # One hop to a worker thread for the step (a sync route would add hops for the
-        # answer's validation too).
+        # One hop to a worker thread for the step; the answer is built by the service in
+        # StepOut's shape, so it goes out as is (response_model documents it).
         answer = (await asyncio.to_thread(service.step, [event]))[0]
         if answer["status"] == "error":  # one event: its error is the request's (422)
             raise HTTPException(status_code=422, detail=answer.get("error"))
-        return answer
+        answer.setdefault("error", None)
+        return JSONResponse(answer)
 
     @app.post("/v1/steps", response_model=BatchOut, dependencies=[writer])
-    async def step_many(body: BatchIn, service: Service) -> dict[str, Any]:
-        return {"results": await asyncio.to_thread(answer_batch, service, body.events)}
+    async def step_many(body: BatchIn, service: Service) -> Response:
+        results = await asyncio.to_thread(answer_batch, service, body.events)
+        for answer in results:
+            answer.setdefault("error", None)
+        return JSONResponse({"results": results})
 
     @app.post(
         "/v1/columns",
