@@ -228,7 +228,8 @@ class StreamEngine:
         if self._kernel is None or self.kernel_batch < 1 or not isinstance(x, np.ndarray):
             return None
         slot = store._slot_of.get(stream_id)
-        if slot is None or x.shape != (1, self.inputs):
+        one_step = x.shape == (1, 1, self.inputs)  # (events, k, inputs) with k = 1
+        if slot is None or (x.shape != (1, self.inputs) and not one_step):
             return None
         last = int(store.last_seq[slot])
         if seq is not None:
@@ -238,7 +239,7 @@ class StreamEngine:
             if last != NO_SEQUENCE and first != last + 1:
                 return None
         with np.errstate(over="ignore"):  # past float32: inf, left to the general path
-            row = x.astype(np.float32, copy=False)  # as the general path reads inputs
+            row = x.reshape(1, -1).astype(np.float32, copy=False)  # as the general path reads
         if not np.isfinite(row).all():
             return None
         prediction = self._kernel_step(slice(slot, slot + 1), row)
@@ -249,7 +250,7 @@ class StreamEngine:
         self.calls += 1
         self.events += 1
         return StepResult(
-            predictions=prediction,
+            predictions=prediction[:, None] if one_step else prediction,
             codes=np.zeros(1, dtype=np.int8),
             errors={},
             slots=np.array([slot], dtype=np.int64),
