@@ -284,3 +284,18 @@ def test_step_results_carry_the_slots_a_lookup_would_give(data: st.DataObject) -
             store = stepper.engine.store if stepper is detector else engine.store
             assert result.slots is not None
             np.testing.assert_array_equal(result.slots, store.lookup(ids))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("pack", [False, True])
+def test_device_inputs_keep_slots_and_values_for_every_store_dtype(
+    dtype: torch.dtype, pack: bool
+) -> None:
+    """bfloat16 has no NumPy type: its values travel as float32 and are cast on the device."""
+    from stateline.stream._transfer import DeviceInputs
+
+    rows, values = DeviceInputs(torch.device("cpu"), dtype, pack=pack)(
+        np.array([2, 0]), np.arange(6.0).reshape(2, 1, 3)
+    )
+    assert rows.tolist() == [2, 0] and values.dtype == dtype
+    assert values.float().flatten().tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]

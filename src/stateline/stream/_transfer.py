@@ -36,7 +36,11 @@ class DeviceInputs:
         self.copies = 0
         """Host-to-device copies made (one per packed call)."""
         self._staging: Tensor | None = None
-        self._numpy_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+        try:
+            self._numpy_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+            self._wire_dtype = dtype
+        except TypeError:  # bfloat16 and others NumPy lacks: travel as float32, cast there
+            self._numpy_dtype, self._wire_dtype = np.dtype(np.float32), torch.float32
 
     def __call__(self, slots: NDArray[np.int64], values: NDArray[Any]) -> tuple[Tensor, Tensor]:
         index = np.ascontiguousarray(slots, dtype=np.int64)
@@ -44,7 +48,7 @@ class DeviceInputs:
         if not self.pack:
             return (
                 torch.from_numpy(index).to(self.device),
-                torch.from_numpy(data).to(self.device),
+                torch.from_numpy(data).to(self.device, self.dtype),
             )
         head, size = index.nbytes, index.nbytes + data.nbytes
         staging = self._buffer(size)
@@ -53,7 +57,8 @@ class DeviceInputs:
         view[head:size] = data.reshape(-1).view(np.uint8)
         moved = staging[:size].to(self.device, non_blocking=True)
         self.copies += 1
-        return moved[:head].view(torch.int64), moved[head:size].view(self.dtype).reshape(data.shape)
+        inputs = moved[head:size].view(self._wire_dtype).reshape(data.shape).to(self.dtype)
+        return moved[:head].view(torch.int64), inputs
 
     def _buffer(self, size: int) -> Tensor:
         if self._staging is None or len(self._staging) < size:
