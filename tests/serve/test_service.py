@@ -136,3 +136,29 @@ def test_steps_are_bounded_per_event_and_per_request(model_dir: Path, tmp_path: 
     with pytest.raises(DataError, match="--max-steps 12"):
         service.step([Event(key, [[50.0]] * 5, 5) for key in ("b", "c", "d")])
     assert sorted(map(str, service.store)) == ["b"]  # nothing of the refused request applied
+
+
+def test_dashboard_history_begins_anew_after_delete_end_or_a_lost_state(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """Found in review of the history ring (#16): a deleted or ended stream's points came back
+    when one of them had start=True; the oldest shown point lost its forecast once a stream
+    had more than --history points; a stream that came back `restarted` kept its lost
+    state's points, or not, depending on the slot it got."""
+    service = StreamService(serve_config(model_dir, tmp_path / "a", history=3, capacity=2))
+    service.step([Event("a", [1.0], 0, start=True)])
+    service.delete("a")
+    service.step([Event("a", [2.0], 0)])
+    assert [p["values"] for p in service.stream("a")["history"]] == [[2.0]]
+    service.step([Event("b", [3.0], 0, start=True, end=True)])
+    service.step([Event("b", [4.0], 0)])
+    assert [p["values"] for p in service.stream("b")["history"]] == [[4.0]]
+    for seq in range(1, 5):  # a: 5 points, 3 shown; the first shown has its forecast
+        service.step([Event("a", [float(seq)], seq)])
+    points = service.stream("a")["history"]
+    assert [p["seq"] for p in points] == [2, 3, 4] and points[0]["forecast"] is not None
+    service.step([Event("c", [5.0], 0)])  # capacity 2: the least recently seen stream goes
+    gone = "a" if "a" not in service.store else "b"
+    answer = service.step([Event(gone, [6.0], 9)])[0]
+    assert answer["status"] == "restarted"
+    assert [p["values"] for p in service.stream(gone)["history"]] == [[6.0]]

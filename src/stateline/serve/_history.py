@@ -61,7 +61,9 @@ class StreamHistory:
 
         ``slots`` are the streams' store slots (what reads look rows up by; an
         ended stream's slot from before it ended). An event with ``end``
-        forgets its stream's history; ``start`` begins it anew.
+        forgets its stream's history; ``start`` begins it anew (the service
+        also begins anew a stream that came back ``restarted``: its earlier
+        state, and so its earlier points, are lost).
         """
         events, steps = targets.shape[:2]
         if events == 0:
@@ -89,30 +91,38 @@ class StreamHistory:
     def points(self, stream: str, slot: int) -> list[dict[str, Any]]:
         """The stream's points, oldest first (empty if none are kept); ``slot`` its store slot."""
         mine = self._rows_of(stream, slot)
-        if len(mine) == 0 or bool(self._arrays["ends"][mine[-1]]):
-            return []
-        begins = np.flatnonzero(self._arrays["begins"][mine] | self._arrays["ends"][mine])
-        if len(begins):  # since the stream last started (or the step after its last end)
-            cut = begins[-1] + (0 if self._arrays["begins"][mine[begins[-1]]] else 1)
-            mine = mine[cut:]
-        mine = mine[-self.points_per_stream :]
         get = self._arrays
-        values, following = nullable(get["values"][mine]), nullable(get["next"][mine])
-        scores, anomaly = nullable(get["score"][mine]), nullable(get["anomaly"][mine])
-        levels, seqs = nullable(get["level"][mine]), get["seq"][mine].tolist()
-        flags = get["flag"][mine].tolist()
+        if len(mine) == 0:
+            return []
+        cut = 0  # the points since the stream last began: after its last end, from its last start
+        ends = np.flatnonzero(get["ends"][mine])
+        if len(ends):
+            cut = int(ends[-1]) + 1
+        begins = np.flatnonzero(get["begins"][mine])
+        if len(begins) and begins[-1] >= cut:
+            cut = int(begins[-1])
+        mine = mine[cut:]
+        shown = mine[-self.points_per_stream :]
+        # The forecast for the oldest shown point is the point before it, if still kept.
+        before = mine[-len(shown) - 1 : -len(shown)] if len(mine) > len(shown) else mine[:0]
+        values, following = nullable(get["values"][shown]), nullable(get["next"][shown])
+        earlier = nullable(get["next"][before])
+        scores, anomaly = nullable(get["score"][shown]), nullable(get["anomaly"][shown])
+        levels, seqs = nullable(get["level"][shown]), get["seq"][shown].tolist()
+        flags = get["flag"][shown].tolist()
+        first = earlier[0] if earlier else None
         return [
             {
                 "seq": None if seqs[j] < 0 else seqs[j],
                 "values": values[j],
-                "forecast": following[j - 1] if j else None,
+                "forecast": following[j - 1] if j else first,
                 "next": following[j],
                 "score": scores[j],
                 "flag": flags[j],
                 "anomaly_score": anomaly[j],
                 "level": levels[j],
             }
-            for j in range(len(mine))
+            for j in range(len(shown))
         ]
 
     def forget(self, stream: str, slot: int) -> None:

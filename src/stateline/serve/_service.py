@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from .._errors import ConfigError, DataError, describe
 from ..online import OnlineLearner
 from ..stream import StateStore, Status, StreamDetector, StreamEngine
-from ..stream._engine import STATUS_NAMES
+from ..stream._engine import RESTARTED, STATUS_NAMES
 from ..stream._grouping import event_rounds, id_array, plan_calls
 from ._answers import blank_answer, json_number, json_seq, nullable
 from ._columns import ColumnAnswer, ColumnBatch
@@ -450,7 +450,7 @@ class StreamService:
                 flags=stepped.flags[applied],
                 anomaly=stepped.anomaly_scores[applied],
                 level=level[applied],
-                start=start[applied],
+                start=(start | (result.codes == RESTARTED))[applied],  # its state is lost
                 end=end[applied],
             )
         return stepped
