@@ -76,7 +76,7 @@ def answer_batch(service: StreamService, raw_events: list[Any]) -> list[dict[str
         except ValidationError as error:
             stream = raw.get("stream") if isinstance(raw, dict) else None
             answers[position] = blank_answer(
-                stream if isinstance(stream, str) and _encodable(stream) else None,
+                stream if valid_stream_id(stream) else None,
                 "error",
                 error=_validation_message(error, f"events[{position}]"),
             )
@@ -89,14 +89,6 @@ def answer_batch(service: StreamService, raw_events: list[Any]) -> list[dict[str
     for position, answer in zip(positions, service.step(events) if events else [], strict=True):
         answers[position] = answer
     return [answer for answer in answers if answer is not None]
-
-
-def _encodable(text: str) -> bool:
-    try:
-        stream_id_text(text)
-    except ValueError:
-        return False
-    return True
 
 
 async def _service_of(request: Request) -> StreamService:
@@ -422,7 +414,7 @@ def _decode_columns(body: bytes, arrow: bool, *, max_rows: int, max_values: int)
 
 
 def _check_path_id(stream_id: str) -> None:
-    if not _encodable(stream_id):
+    if not valid_stream_id(stream_id):
         raise HTTPException(status_code=422, detail=f"stream_id: must be {STREAM_ID_RULE}")
 
 

@@ -22,6 +22,14 @@ __all__ = ["ColumnAnswer", "ColumnBatch"]
 
 _NAMES = np.array(STATUS_NAMES, dtype=object)
 
+SEQ_RULE = "an integer in 0 .. 2**63 - 1"
+"""What a seq must be, on every path (a row whose seq is not is refused alone)."""
+
+
+def seq_out_of_range(value: object) -> str:
+    """The error of a row whose seq breaks :data:`SEQ_RULE`."""
+    return describe("seq", SEQ_RULE, str(value)[:40], problem="is out of range.")
+
 
 @dataclass(frozen=True, eq=False)
 class ColumnBatch:
@@ -77,15 +85,7 @@ class ColumnBatch:
             _column("seq", raw, count, np.int64)  # shape and kind
             outside = (raw < 0) | (raw > np.iinfo(np.int64).max)
             for row in np.flatnonzero(outside).tolist():  # only the bad rows
-                refused.setdefault(
-                    row,
-                    describe(
-                        "seq",
-                        "an integer in 0 .. 2**63 - 1",
-                        str(raw[row]),
-                        problem="is out of range.",
-                    ),
-                )
+                refused.setdefault(row, seq_out_of_range(raw[row]))
             seqs = np.where(outside, 0, raw).astype(np.int64)
         return cls(
             stream=ids,

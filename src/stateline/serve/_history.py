@@ -103,14 +103,12 @@ class StreamHistory:
             cut = int(begins[-1])
         mine = mine[cut:]
         shown = mine[-self.points_per_stream :]
-        # The forecast for the oldest shown point is the point before it, if still kept.
-        before = mine[-len(shown) - 1 : -len(shown)] if len(mine) > len(shown) else mine[:0]
         values, following = nullable(get["values"][shown]), nullable(get["next"][shown])
-        earlier = nullable(get["next"][before])
         scores, anomaly = nullable(get["score"][shown]), nullable(get["anomaly"][shown])
         levels, seqs = nullable(get["level"][shown]), get["seq"][shown].tolist()
         flags = get["flag"][shown].tolist()
-        first = earlier[0] if earlier else None
+        # The forecast for the oldest shown point: the point before it, if still kept.
+        first = nullable(get["next"][mine[-len(shown) - 1]]) if len(mine) > len(shown) else None
         return [
             {
                 "seq": None if seqs[j] < 0 else seqs[j],

@@ -415,7 +415,8 @@ class StreamService:
         if self.learner is not None:
             self.learner.observe(ids, scaled, applied=applied, flags=result.flags)
         shape = (count, steps)
-        slots = result.slots if result.slots is not None else self.store.lookup(ids)
+        slots = result.slots  # the engine and the detector always give them
+        assert slots is not None
         held = slots >= 0
         level = (
             np.full(count, np.nan)

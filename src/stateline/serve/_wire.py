@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from .._errors import DataError, describe
 from ..stream._engine import STATUS_NAMES
 from ._answers import nullable
-from ._columns import ColumnAnswer, ColumnBatch
+from ._columns import SEQ_RULE, ColumnAnswer, ColumnBatch, seq_out_of_range
 from ._ipc import read_ipc
 
 __all__ = [
@@ -121,8 +121,9 @@ def batch_from_json(document: Any) -> ColumnBatch:
                 problem="has the wrong length.",
             )
         )
-    refused = {row: _id_error(value) for row, value in enumerate(ids) if not valid_stream_id(value)}
-    stream = [value if valid_stream_id(value) else "" for value in ids] if refused else ids
+    valid = [valid_stream_id(value) for value in ids]
+    refused = {row: _id_error(value) for row, value in enumerate(ids) if not valid[row]}
+    stream = [value if ok else "" for value, ok in zip(ids, valid, strict=True)] if refused else ids
     if not ids:  # an empty batch: nothing to do, nothing refused
         return ColumnBatch.of([], np.zeros((0, 1, 0)))
     array = _numbers(values, refused)
@@ -182,13 +183,7 @@ def _json_seq(value: Any, count: int, refused: dict[int, str]) -> NDArray[Any] |
         limit = np.iinfo(np.int64).max
         outside = [row for row, item in enumerate(value) if not 0 <= item <= limit]
         for row in outside:
-            refused.setdefault(
-                row,
-                describe(
-                    "seq", "an integer in 0 .. 2**63 - 1", str(value[row])[:40],
-                    problem="is out of range.",
-                ),
-            )  # fmt: skip
+            refused.setdefault(row, seq_out_of_range(value[row]))
         if outside:
             bad = set(outside)
             value = [0 if row in bad else item for row, item in enumerate(value)]
@@ -196,7 +191,7 @@ def _json_seq(value: Any, count: int, refused: dict[int, str]) -> NDArray[Any] |
     raise DataError(
         describe(
             "seq",
-            f"a list of {count} integers in 0 .. 2**63 - 1",
+            f"a list of {count} values, each {SEQ_RULE}",
             repr(value)[:80],
             problem="is invalid.",
         )
