@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from .._errors import DataError, describe
 from ..stream._engine import STATUS_NAMES
+from ..stream._grouping import id_array
 
 __all__ = ["ColumnAnswer", "ColumnBatch"]
 
@@ -63,8 +64,7 @@ class ColumnBatch:
         refused: dict[int, str] | None = None,
     ) -> ColumnBatch:
         """Columns from lists or arrays, checked for shape (the names in errors are the fields)."""
-        ids = np.empty(len(stream), dtype=object)
-        ids[:] = list(stream)
+        ids = id_array(stream)  # an object array is taken as is
         count = len(ids)
         array = np.asarray(values, dtype=np.float64)
         if array.ndim == 2:

@@ -354,7 +354,7 @@ def batch_from_arrow(
         ),
     )
     bad_rows = np.flatnonzero(bad.fill_null(True).to_numpy(zero_copy_only=False))
-    stream = ids.to_numpy(zero_copy_only=False).astype(object)
+    stream = ids.to_numpy(zero_copy_only=False).astype(object, copy=False)
     refused = {int(row): _id_error(stream[row]) for row in bad_rows.tolist()}
     values = table.column("values").combine_chunks()
     if not pa.types.is_fixed_size_list(values.type) or values.type.list_size % steps:
