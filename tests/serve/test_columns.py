@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stateline import DataError, Forecaster
-from stateline.serve import ColumnBatch, ColumnClient, Event, StreamService
+from stateline.serve import ColumnAnswer, ColumnBatch, ColumnClient, Event, StreamService
 from stateline.serve._wire import (
     ARROW,
     answer_from_arrow,
@@ -173,6 +173,48 @@ def test_oversized_or_malformed_columns_are_refused_before_anything_changes(
     with pytest.raises(DataError, match="Arrow"):
         batch_from_arrow(b"\x00garbage")
     assert len(service.store) == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ids=st.lists(
+        st.one_of(
+            st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=8),
+            st.sampled_from([".", "..", "...", "a/b", "\ufffd", "x" * 256, "x" * 257, "é" * 256]),
+            st.none(),
+        ),
+        max_size=12,
+    ),
+    large=st.booleans(),
+    cut=st.integers(0, 3),
+)
+def test_arrow_id_checks_agree_with_the_one_grammar(ids: list, large: bool, cut: int) -> None:
+    """The byte scan over Arrow strings refuses exactly what valid_stream_id refuses, for
+    string and large_string arrays, sliced or not (a null id is refused)."""
+    import pyarrow as pa
+
+    from stateline.serve._wire import bad_arrow_ids, valid_stream_id
+
+    array = pa.array(ids, type=pa.large_string() if large else pa.string())
+    array = array.slice(min(cut, len(ids)))
+    expected = [value is None or not valid_stream_id(value) for value in ids[min(cut, len(ids)) :]]
+    assert bad_arrow_ids(array).tolist() == expected
+
+
+def test_the_answer_sends_the_request_ids_back_as_they_came() -> None:
+    import pyarrow as pa
+
+    from stateline.serve._wire import arrow_request
+
+    body = batch_to_arrow(ColumnBatch.of(["a", "b/c", "d"], np.ones((3, 1)), seq=[0, 1, 2]))
+    batch, ids = arrow_request(body)
+    assert sorted(batch.refused) == [1] and ids.to_pylist() == ["a", "b/c", "d"]
+    answer = answer_from_arrow(
+        answer_to_arrow(ColumnAnswer.empty(batch.stream, 1, 2, 1), stream=ids)
+    )
+    assert answer.stream.tolist() == ["a", "b/c", "d"] and answer.errors == {}
+    with pytest.raises(ValueError, match="stream"):
+        answer_to_arrow(ColumnAnswer.empty(batch.stream, 1, 2, 1), stream=pa.array(["a"]))
 
 
 def test_arrow_round_trips_and_checks_ids_without_python_per_row() -> None:

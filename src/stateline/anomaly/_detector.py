@@ -105,12 +105,16 @@ class DetectorConfig:
                 )
             )
         ErrorScorer(smoothing=self.smoothing, combine=self.combine)  # validates both
-        self.likelihood()
+        object.__setattr__(self, "_likelihood", self._make_likelihood())  # validates, once
         if self.threshold != "likelihood":
             self.make_threshold()
 
     def likelihood(self) -> LikelihoodConfig:
-        """The :class:`LikelihoodConfig` of these settings."""
+        """The :class:`LikelihoodConfig` of these settings (made once: both are frozen)."""
+        made: LikelihoodConfig = self.__dict__["_likelihood"]
+        return made
+
+    def _make_likelihood(self) -> LikelihoodConfig:
         return LikelihoodConfig(
             short=self.short,
             long=self.long,

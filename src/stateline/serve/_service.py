@@ -410,7 +410,8 @@ class StreamService:
             self.detector if self.detector is not None else self.engine
         )
         ending = self.store.lookup(ids[end]) if end.any() else None  # their slots, for history
-        result = stepper.step(ids, scaled, seq=seq, start=start, end=end, now=now)
+        # Every caller splits its events into rounds of distinct streams first.
+        result = stepper._step(ids, scaled, seq=seq, start=start, end=end, now=now, distinct=True)
         applied = result.applied
         if self.learner is not None:
             self.learner.observe(ids, scaled, applied=applied, flags=result.flags)

@@ -54,7 +54,6 @@ STREAM_ID_RULE = (
 """The one grammar of stream ids, for every endpoint and format."""
 
 _BAD_CHARACTER = "[/\\x00-\\x1f\\x7f\\ufffd]"
-_BAD_CHARACTER_RE2 = "[/\\x00-\\x1f\\x7f\\x{FFFD}]"  # the same class in Arrow's regex syntax
 _VALID_ID = re.compile(f"(?:(?!{_BAD_CHARACTER}).){{1,256}}", re.DOTALL)
 
 
@@ -318,6 +317,15 @@ def batch_from_arrow(
     The stream is bounded before it is decoded (``max_rows`` rows, ``max_values``
     numbers; no compression) and validated fully after (see :mod:`._ipc`).
     """
+    return arrow_request(body, max_rows=max_rows, max_values=max_values)[0]
+
+
+def arrow_request(
+    body: bytes, *, max_rows: int = 1_000_000, max_values: int = 1 << 26
+) -> tuple[ColumnBatch, Any]:
+    """:func:`batch_from_arrow`, and its ids as the Arrow string array they came in: the
+    answer sends them back as they are (:func:`answer_to_arrow`'s ``stream``), not rebuilt
+    from Python strings."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -345,15 +353,7 @@ def batch_from_arrow(
                 "stream", "a string or integer column", str(ids.type), problem="has the wrong type."
             )
         )
-    length = pc.utf8_length(ids)
-    bad = pc.or_kleene(
-        pc.or_kleene(pc.less(length, 1), pc.greater(length, 256)),
-        pc.or_kleene(
-            pc.match_substring_regex(ids, _BAD_CHARACTER_RE2),
-            pc.is_in(ids, value_set=pa.array([".", ".."], type=ids.type)),
-        ),
-    )
-    bad_rows = np.flatnonzero(bad.fill_null(True).to_numpy(zero_copy_only=False))
+    bad_rows = np.flatnonzero(bad_arrow_ids(ids))
     stream = ids.to_numpy(zero_copy_only=False).astype(object, copy=False)
     refused = {int(row): _id_error(stream[row]) for row in bad_rows.tolist()}
     values = table.column("values").combine_chunks()
@@ -398,12 +398,58 @@ def batch_from_arrow(
                     )
                 )
             columns[name] = column.to_numpy(zero_copy_only=False)
-    return ColumnBatch.of(stream, matrix, refused=refused, **columns)
+    return ColumnBatch.of(stream, matrix, refused=refused, **columns), ids
 
 
-def answer_to_arrow(answer: ColumnAnswer) -> bytes:
-    """An answer as an Arrow IPC stream."""
+def bad_arrow_ids(ids: Any) -> NDArray[np.bool_]:
+    """Which rows of an Arrow string array break :data:`STREAM_ID_RULE` (nulls do), found
+    by one pass over the UTF-8 bytes (Arrow has checked they are UTF-8).
+
+    >>> import pyarrow as pa
+    >>> bad_arrow_ids(pa.array(["ok", "a/b", "", None, "..", "\ufffd", "x" * 257])).tolist()
+    [False, True, True, True, True, True, True]
+    """
     import pyarrow as pa
+    import pyarrow.compute as pc
+
+    count = len(ids)
+    bad = np.zeros(count, dtype=bool)
+    if count == 0:
+        return bad
+    width = np.int64 if pa.types.is_large_string(ids.type) else np.int32
+    _, offsets_buffer, data_buffer = ids.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=width)[ids.offset : ids.offset + count + 1]
+    offsets = offsets.astype(np.int64)
+    first, last = int(offsets[0]), int(offsets[-1])
+    data = (
+        np.frombuffer(data_buffer, dtype=np.uint8)[first:last]
+        if data_buffer is not None and last > first
+        else np.zeros(0, dtype=np.uint8)
+    )
+    # '/', control characters (C0 and DEL) and U+FFFD (EF BF BD), by byte position
+    banned = (data < 0x20) | (data == 0x7F) | (data == 0x2F)
+    if len(data) >= 3:
+        banned[:-2] |= (data[:-2] == 0xEF) & (data[1:-1] == 0xBF) & (data[2:] == 0xBD)
+    bad[np.searchsorted(offsets, np.flatnonzero(banned) + first, side="right") - 1] = True
+    characters = pc.utf8_length(ids).fill_null(0).to_numpy(zero_copy_only=False)
+    bad |= (characters < 1) | (characters > 256)
+    size = np.diff(offsets)
+    padded = np.concatenate([data, np.zeros(2, dtype=np.uint8)])
+    starts = offsets[:-1] - first
+    head, second = padded[np.minimum(starts, len(data))], padded[np.minimum(starts + 1, len(data))]
+    bad |= (size == 1) & (head == 0x2E) | (size == 2) & (head == 0x2E) & (second == 0x2E)
+    if ids.null_count:
+        bad |= ~ids.is_valid().to_numpy(zero_copy_only=False)
+    return bad
+
+
+def answer_to_arrow(answer: ColumnAnswer, *, stream: Any = None) -> bytes:
+    """An answer as an Arrow IPC stream; ``stream``: the request's ids as an Arrow string
+    array (:func:`arrow_request`), sent back as they are."""
+    import pyarrow as pa
+
+    if stream is not None and len(stream) != len(answer.stream):
+        raise ValueError(f"stream: {len(stream)} ids for an answer of {len(answer.stream)} rows")
 
     count, steps, horizon, targets = answer.forecast.shape
 
@@ -412,12 +458,18 @@ def answer_to_arrow(answer: ColumnAnswer) -> bytes:
             pa.array(np.ascontiguousarray(array).ravel()), size
         )
 
-    error = np.full(count, None, dtype=object)
-    for row, message in answer.errors.items():
-        error[row] = message
+    if answer.errors:
+        error = np.full(count, None, dtype=object)
+        for row, message in answer.errors.items():
+            error[row] = message
+        errors = pa.array(error.tolist(), type=pa.string())
+    else:
+        errors = pa.nulls(count, type=pa.string())
     table = pa.table(
         {
-            "stream": pa.array(answer.stream.tolist(), type=pa.string()),
+            "stream": (
+                pa.array(answer.stream.tolist(), type=pa.string()) if stream is None else stream
+            ),
             "status": pa.DictionaryArray.from_arrays(
                 pa.array(answer.status, type=pa.int8()), pa.array(list(STATUS_NAMES))
             ),
@@ -427,7 +479,7 @@ def answer_to_arrow(answer: ColumnAnswer) -> bytes:
             "flags": fixed(answer.flags, steps),
             "anomaly_scores": fixed(answer.anomaly_scores, steps),
             "level": pa.array(answer.level, type=pa.float64()),
-            "error": pa.array(error.tolist(), type=pa.string()),
+            "error": errors,
         }
     ).replace_schema_metadata(
         {"steps": str(steps), "horizon": str(horizon), "targets": str(targets)}

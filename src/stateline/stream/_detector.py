@@ -143,6 +143,20 @@ class StreamDetector:
         (scaled) units. A duplicate of a stream's last event gets its earlier
         score and flag back.
         """
+        return self._step(stream_ids, x, seq=seq, start=start, end=end, now=now)
+
+    def _step(
+        self,
+        stream_ids: StreamIds,
+        x: ArrayLike,
+        *,
+        seq: ArrayLike | None = None,
+        start: bool | ArrayLike | None = None,
+        end: bool | ArrayLike | None = None,
+        now: float | None = None,
+        distinct: bool = False,
+    ) -> StepResult:
+        """:meth:`step`; ``distinct``: the caller knows no id repeats (one round, unchecked)."""
         ids = id_array(stream_ids)
         count = len(ids)
         values = np.asarray(x, dtype=np.float64)
@@ -169,7 +183,8 @@ class StreamDetector:
         codes = np.zeros(count, dtype=np.int8)
         slots = np.full(count, -1, dtype=np.int64)
         errors: dict[int, str] = {}
-        for rows in event_rounds(ids, np.arange(count)):
+        rows_all = np.arange(count)
+        for rows in ([rows_all] if count else []) if distinct else event_rounds(ids, rows_all):
             result = self._round(
                 ids if len(rows) == count else ids[rows],
                 values[rows],
@@ -217,7 +232,7 @@ class StreamDetector:
         last_score = self.columns.last_score[known]
         last_flag = self.columns.last_flag[known]
         last_anomaly = self.columns.last_anomaly[known]
-        result = self.engine.step(ids, given, seq=seq, start=start, now=now)
+        result = self.engine._step(ids, given, seq=seq, start=start, now=now, known=before)
         k = steps.shape[1]
         predictions = result.predictions if given.ndim == 3 else result.predictions[:, None]
         scores = np.full((len(ids), k), np.nan)

@@ -171,6 +171,27 @@ class StreamEngine:
         now: float | None = None,
     ) -> StepResult:
         """Apply one event per entry of ``stream_ids``; see the class docstring."""
+        return self._step(stream_ids, x, seq=seq, start=start, end=end, now=now)
+
+    def _step(
+        self,
+        stream_ids: StreamIds,
+        x: ArrayLike | Sequence[ArrayLike],
+        *,
+        seq: ArrayLike | None = None,
+        start: bool | ArrayLike | None = None,
+        end: bool | ArrayLike | None = None,
+        now: float | None = None,
+        distinct: bool = False,
+        known: NDArray[np.int64] | None = None,
+    ) -> StepResult:
+        """:meth:`step` for callers in this package that know more about the ids.
+
+        ``distinct``: no id repeats (the caller split them into rounds: one
+        round here, no second check). ``known``: the ids' slots as
+        :meth:`StateStore.lookup` gives them now (implies ``distinct``; the
+        round does not look them up again).
+        """
         if len(stream_ids) == 1 and not start and not end:
             fast = self._step_one(stream_ids[0], x, seq, now)
             if fast is not None:
@@ -193,10 +214,12 @@ class StreamEngine:
         now = self.store.clock() if now is None else now
         valid = np.flatnonzero(codes != ERROR)
         evictions = self.store.evictions
-        for round_indices in event_rounds(ids, valid):
+        distinct = distinct or known is not None
+        rounds = ([valid] if len(valid) else []) if distinct else event_rounds(ids, valid)
+        for round_indices in rounds:
             self._apply(
                 round_indices, ids, values, seqs, starts, ends, now, predictions, codes, errors,
-                slots,
+                slots, known,
             )  # fmt: skip
         if self.store.evictions != evictions:  # the store was full: a named stream may be gone
             slots = self.store.lookup(ids)
@@ -374,13 +397,18 @@ class StreamEngine:
         codes: NDArray[np.int8],
         errors: dict[int, str],
         event_slots: NDArray[np.int64],
+        current: NDArray[np.int64] | None = None,
     ) -> None:
-        """One round of distinct streams: checks, slots, step, bookkeeping, all vectorised."""
+        """One round of distinct streams: checks, slots, step, bookkeeping, all vectorised;
+        ``current``: every id's slot as the store has it now (else looked up here)."""
         store = self.store
         steps = values.shape[1]
         everyone = len(order) == len(ids)  # then order is arange(len(ids))
         round_ids = ids if everyone else ids[order]
-        known_slots = store.lookup(round_ids)
+        if current is None:
+            known_slots = store.lookup(round_ids)
+        else:
+            known_slots = current if everyone else current[order]
         event_slots[order] = known_slots
         known = known_slots >= 0
         keep = np.ones(len(order), dtype=bool)
