@@ -17,9 +17,9 @@ About 5 % of requests are sent twice (a client retrying after a lost answer)
 and must be answered ``duplicate`` row for row; first sends must be answered
 ``ok``; only first sends count as steps. Latency is what a Python client waits
 per request: encoding, the round trip and decoding the answer. At the end
-every stream's last applied seq is read back (``GET /v1/streams/{id}``) and
-the server's counters are checked: every step applied exactly once, every
-repeat answered as a duplicate (the read-back is one GET per stream).
+every stream's last applied seq is read back (``GET /v1/streams``, 1,000 rows
+a page) and the server's counters are checked: every step applied exactly
+once, every repeat answered as a duplicate.
 
 The peers, measured in the same run on one service with the server stopped,
 in interleaved slices so that their noise is comparable: the bare engine
@@ -202,20 +202,28 @@ class Client(threading.Thread):
         return answer.status_names, answer.errors
 
 
-def read_back(url: str, worker: Client) -> tuple[int, int]:
+def held_seqs(url: str) -> dict[str, int]:
+    """Every held stream's last applied seq (-1: none), read page by page from /v1/streams."""
+    held: dict[str, int] = {}
+    offset: int | None = 0
+    with httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
+        while offset is not None:
+            response = http.get("/v1/streams", params={"limit": 1000, "offset": offset})
+            response.raise_for_status()
+            page = response.json()
+            for row in page["streams"]:
+                held[row["stream"]] = -1 if row["seq"] is None else int(row["seq"])
+            offset = page["next"]
+    return held
+
+
+def read_back(held: dict[str, int], worker: Client) -> tuple[int, int]:
     """(lost, doubled) steps of one client's streams, from each stream's last applied seq."""
     lost = doubled = 0
-    with httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
-        for stream, sent in zip(worker.streams, worker.next_seq.tolist(), strict=True):
-            response = http.get(f"/v1/streams/{stream}")
-            if response.status_code == 404:
-                held = -1
-            else:
-                response.raise_for_status()
-                seq = response.json()["seq"]
-                held = -1 if seq is None else int(seq)
-            lost += max(0, (sent - 1) - held)
-            doubled += max(0, held - (sent - 1))
+    for stream, sent in zip(worker.streams, worker.next_seq.tolist(), strict=True):
+        seq = held.get(stream, -1)
+        lost += max(0, (sent - 1) - seq)
+        doubled += max(0, seq - (sent - 1))
     return lost, doubled
 
 
@@ -230,8 +238,9 @@ def load(url: str, mode: str, clients: int, streams: int, seconds: float) -> dic
         worker.join()
     elapsed = time.perf_counter() - started
     latencies = np.concatenate([np.asarray(w.latencies, dtype=float) for w in workers]) * 1e3
-    reading = time.perf_counter()  # one reader: each GET holds the service's lock anyway
-    counts = [read_back(url, worker) for worker in workers]
+    reading = time.perf_counter()
+    held = held_seqs(url)
+    counts = [read_back(held, worker) for worker in workers]
     read_back_s = time.perf_counter() - reading
     failures = [w.failure for w in workers if w.failure]
     return {
