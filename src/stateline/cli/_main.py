@@ -33,6 +33,7 @@ _DELEGATED = {
     "predict": "forecast every step of a table with a saved model",
     "serve": "serve a model: HTTP/WebSocket API, live dashboard, metrics, snapshots",
     "replay": "send a table into a running server as live streams",
+    "worker": "step events from a Kafka topic, answers to another; scale out in a group",
     "bench": "measure the streaming engine's throughput and latency here",
 }
 
@@ -162,6 +163,10 @@ def _delegate(command: str, rest: list[str]) -> None:
         from ._replay import run_replay
 
         run_replay(rest)
+    elif command == "worker":
+        from ._worker import run_worker
+
+        run_worker(rest)
     elif command == "bench":
         from ._bench import run_bench
 

@@ -232,8 +232,9 @@ class StreamService:
             self.store.delete(stream_id)
             self.history.forget(stream_id, slot)
 
-    def snapshot(self) -> Path:
-        """Write the state store (carries, sequence numbers, detector state) atomically.
+    def snapshot(self, *, meta: dict[str, Any] | None = None) -> Path:
+        """Write the state store (carries, sequence numbers, detector state) atomically,
+        with ``meta`` in the same file (:meth:`StateStore.snapshot`).
 
         With online learning the current weights go first, into ``online.pt``
         (the store's snapshot names the weights it was made with).
@@ -245,6 +246,7 @@ class StreamService:
                 before=None
                 if learner is None
                 else lambda directory: save_online_weights(learner, directory),
+                meta=meta,
             )
 
     def expire(self) -> int:

@@ -50,12 +50,19 @@ class Snapshots:
             lambda: self.last_error,
         )
 
-    def write(self, store: StateStore, *, before: Callable[[Path], None] | None = None) -> Path:
-        """Run ``before(directory)`` (online weights), then snapshot ``store``; raise on failure."""
+    def write(
+        self,
+        store: StateStore,
+        *,
+        before: Callable[[Path], None] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Path:
+        """Run ``before(directory)`` (online weights), then snapshot ``store`` (with ``meta``,
+        see :meth:`StateStore.snapshot`); raise on failure."""
         try:
             if before is not None:
                 before(self.directory)
-            path = store.snapshot(self.directory)
+            path = store.snapshot(self.directory, meta=meta)
         except Exception as error:
             self.failures += 1
             self.failing += 1

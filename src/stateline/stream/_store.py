@@ -137,6 +137,8 @@ class StateStore:
         self.last_output = np.zeros((0, self.outputs), dtype=np.float32)
         self._columns: dict[str, tuple[NDArray[Any], Any]] = {}
         self.evictions = 0
+        self.snapshot_meta: dict[str, Any] = {}
+        """The ``meta`` of the last snapshot :meth:`restore` read (empty: none read)."""
         self.remember_lost = remember_lost
         self._lost: OrderedDict[StreamId, int] = OrderedDict()
         self._grow(min(capacity, max(1, initial_slots)))
@@ -304,12 +306,15 @@ class StateStore:
         return len(idle)
 
     # --------------------------------------------------------------- snapshots
-    def snapshot(self, directory: str | Path) -> Path:
+    def snapshot(self, directory: str | Path, *, meta: dict[str, Any] | None = None) -> Path:
         """Write every carry, sequence number and last-seen time to ``directory/state.pt``.
 
         The file is written to a temporary name, flushed to disk and renamed, so
         a crash leaves either the previous snapshot or the new one. It records
-        the fingerprint of the model's weights.
+        the fingerprint of the model's weights, and ``meta`` (plain numbers and
+        strings: say, the input offset the state covers), written in the same
+        file so that the two cannot disagree; :meth:`restore` puts it in
+        :attr:`snapshot_meta`.
         """
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
@@ -328,6 +333,7 @@ class StateStore:
                 name: torch.from_numpy(array[slots.cpu().numpy()].copy())
                 for name, (array, _) in self._columns.items()
             },
+            "meta": dict(meta or {}),
         }
         target = folder / "state.pt"
         write_atomically(target, lambda file: torch.save(state, file))
@@ -375,6 +381,7 @@ class StateStore:
                     fix="Add the same columns (e.g. attach the same detector) before restoring.",
                 )
             )
+        self.snapshot_meta = dict(state.get("meta", {}))
         ids: list[StreamId] = [
             int(i) if is_int else i
             for i, is_int in zip(state["ids"], state["id_is_int"], strict=True)

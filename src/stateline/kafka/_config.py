@@ -1,0 +1,80 @@
+"""The settings of ``stateline worker``: every field is a command-line flag."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .._errors import ConfigError, describe
+from .._validate import plain_numbers, require_positive_int
+from ..anomaly import DetectorConfig
+
+__all__ = ["WorkerConfig"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerConfig:
+    """Settings of ``stateline worker``.
+
+    ``brokers`` is Kafka's ``bootstrap.servers``; the worker reads events from
+    ``input`` in consumer group ``group`` and writes one answer per event to
+    ``output``. Each input partition's state is checkpointed to
+    ``checkpoint_dir/<input>-<partition>`` every ``checkpoint_interval``
+    seconds and when the partition is taken away; answers are flushed and the
+    input offsets committed every ``commit_interval`` seconds. A poll takes up
+    to ``max_poll`` events or waits ``poll_ms`` milliseconds. A worker that
+    stops heartbeating for ``session_timeout_ms`` loses its partitions to the
+    others. ``metrics_port`` serves Prometheus text on ``metrics_host``
+    (None: no metrics server).
+    """
+
+    model: str
+    brokers: str
+    input: str
+    output: str
+    group: str
+    checkpoint_dir: str
+    checkpoint_interval: float = 10.0
+    commit_interval: float = 1.0
+    max_poll: int = 1000
+    poll_ms: int = 100
+    session_timeout_ms: int = 10_000
+    capacity: int = 1_000_000
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    learn: bool = True
+    detector: DetectorConfig = field(default_factory=lambda: DetectorConfig(reference=200))
+
+    def __post_init__(self) -> None:
+        plain_numbers(self)
+        for name in ("max_poll", "poll_ms", "session_timeout_ms", "capacity"):
+            require_positive_int(name, getattr(self, name))
+        require_positive_int("metrics_port", self.metrics_port, optional=True)
+        for name in ("checkpoint_interval", "commit_interval"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(
+                    describe(name, "seconds > 0", repr(getattr(self, name)), problem="is invalid.")
+                )
+        if self.max_poll > self.capacity:
+            raise ConfigError(
+                describe(
+                    "max_poll",
+                    f"at most --capacity ({self.capacity}) events per poll",
+                    str(self.max_poll),
+                    problem="is too large.",
+                )
+            )
+        for name in ("brokers", "input", "output", "group", "checkpoint_dir", "model"):
+            if not str(getattr(self, name)).strip():
+                raise ConfigError(
+                    describe(name, "a value", "an empty string", problem="is missing.")
+                )
+        if self.input == self.output:
+            raise ConfigError(
+                describe(
+                    "output",
+                    f"a topic other than the input {self.input!r}",
+                    repr(self.output),
+                    problem="is the input topic.",
+                    fix="Answers would be read back as events: name another topic.",
+                )
+            )

@@ -1,0 +1,453 @@
+"""``stateline worker``: events from a Kafka topic through per-partition state, answers to another.
+
+The stream id is the message key, so a partition is a shard of state: each
+input partition the consumer group gives this worker gets its own state
+store (restored from its checkpoint), and the group moves partitions between
+workers as they join, leave or die (cooperative-sticky assignment).
+
+How nothing is lost or doubled, in order:
+
+1. A poll's events are stepped partition by partition, each stream's events in
+   input order, and one answer per event is produced (keyed by stream id, with
+   the input position in its headers).
+2. Every ``commit_interval`` the producer is flushed (every answer so far is on
+   the brokers), then the input offsets after them are committed: the
+   committed offset of a partition means "answered up to here".
+3. Every ``checkpoint_interval``, and when a partition is taken away, the
+   producer is flushed, then the partition's state is written with the offset
+   it covers, in one atomic file, then that offset is committed.
+4. A worker given a partition restores its checkpoint, reads the input from the
+   checkpoint's offset (not from the committed offset: the state must see
+   every event), and steps the events before the committed offset without
+   answering them again; past it, it answers.
+
+A worker that dies loses at most what it stepped after its last commit: the
+new owner answers those events again (the same answers), and
+:class:`~stateline.kafka.AnswerReader` drops the repeats by input position.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from typing import Any
+
+from .._errors import ConfigError, StatelineError, describe
+from ..serve._answers import blank_answer
+from ..serve._events import Event
+from ..serve._wire import ARROW, answer_to_arrow, arrow_request
+from ._config import WorkerConfig
+from ._messages import Incoming, answer_headers, decode_event, is_arrow
+from ._metrics import WorkerMetrics
+from ._partition import PartitionState
+
+__all__ = ["Worker"]
+
+LOG = logging.getLogger("stateline.worker")
+
+
+class Worker:
+    """Runs one ``stateline worker``: :meth:`run` until :meth:`stop` (or SIGTERM/SIGINT)."""
+
+    def __init__(self, config: WorkerConfig, *, kafka: dict[str, Any] | None = None) -> None:
+        from confluent_kafka import Consumer, Producer
+
+        self.config = config
+        extra = dict(kafka or {})
+        common = {"bootstrap.servers": config.brokers, "error_cb": self._kafka_error}
+        self.consumer = Consumer(
+            {
+                **common,
+                "group.id": config.group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "cooperative-sticky",
+                "isolation.level": "read_committed",
+                "session.timeout.ms": config.session_timeout_ms,
+                "heartbeat.interval.ms": max(100, config.session_timeout_ms // 3),
+                **extra,
+            }
+        )
+        self.producer = Producer(
+            {**common, "enable.idempotence": True, "linger.ms": 5, **_producer_only(extra)}
+        )
+        self.partitions: dict[int, PartitionState] = {}
+        self._unresolved: set[int] = set()  # taken partitions whose committed offset is unread
+        self.metrics = WorkerMetrics(self)
+        self.failure: str | None = None
+        self._stopping = threading.Event()
+        self._last_commit = time.monotonic()
+        self._last_checkpoint = time.monotonic()
+
+    # ------------------------------------------------------------------ public
+    def run(self, *, seconds: float | None = None, handle_signals: bool = True) -> None:
+        """Consume, step and answer until stopped; then checkpoint and leave the group.
+
+        Raises :class:`ConfigError` for an unreachable broker or a missing topic,
+        and :class:`StatelineError` when answers could not be delivered (the
+        partitions' state is then not checkpointed past them).
+        """
+        self._check_topics()
+        previous: dict[int, Any] = {}
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGTERM, signal.SIGINT):
+                previous[number] = signal.signal(number, lambda *_: self.stop())
+        if self.config.metrics_port is not None:
+            self.metrics.serve(self.config.metrics_host, self.config.metrics_port)
+        deadline = None if seconds is None else time.monotonic() + seconds
+        self.consumer.subscribe(
+            [self.config.input],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        LOG.info("worker in group %s reading %s", self.config.group, self.config.input)
+        try:
+            while not self._stopping.is_set():
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+                self._poll_once()
+            self._commit(checkpoint=True)
+        finally:
+            if self.failure is None:
+                self.consumer.close()  # revokes: each partition is checkpointed on its way out
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+        if self.failure is not None:
+            raise StatelineError(self.failure)
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish its poll, checkpoint and leave the group."""
+        self._stopping.set()
+
+    # --------------------------------------------------------------- the loop
+    def _poll_once(self) -> None:
+        config = self.config
+        messages = self.consumer.consume(
+            num_messages=config.max_poll, timeout=config.poll_ms / 1000
+        )
+        self._resolve_answered()
+        by_partition: dict[int, list[Any]] = {}
+        for message in messages:
+            if message.error() is not None:
+                self._kafka_error(message.error())
+                continue
+            by_partition.setdefault(message.partition(), []).append(message)
+        if by_partition:
+            LOG.debug(
+                "polled %s", {p: (m[0].offset(), m[-1].offset()) for p, m in by_partition.items()}
+            )
+        for partition, mine in by_partition.items():
+            state = self.partitions.get(partition)
+            if state is None:  # revoked while these were in flight: its new owner reads them
+                continue
+            self._step_partition(state, mine)
+        self.producer.poll(0)
+        if self.failure is not None:
+            raise StatelineError(self.failure)
+        now = time.monotonic()
+        if now - self._last_checkpoint >= config.checkpoint_interval:
+            self._commit(checkpoint=True)
+        elif now - self._last_commit >= config.commit_interval:
+            self._commit(checkpoint=False)
+
+    def _step_partition(self, state: PartitionState, messages: list[Any]) -> None:
+        """Step one partition's messages in input order: runs of JSON events in one call each,
+        each Arrow batch in its own call."""
+        first = messages[0].offset()
+        if state.next_offset is None and first > 0:
+            LOG.warning(
+                "%s[%d]: no checkpoint, and the input begins at offset %d: the streams' state "
+                "is rebuilt from there (what came before is gone from the topic)",
+                state.topic, state.partition, first,
+            )  # fmt: skip
+            self.metrics.gaps.inc()
+        elif state.next_offset is not None and first > state.next_offset:
+            LOG.error(
+                "%s[%d]: the checkpoint covers the input up to offset %d but the topic now "
+                "begins at %d: events in between are gone (retention shorter than the "
+                "checkpoint interval?); their streams' state is not what it should be",
+                state.topic, state.partition, state.next_offset, first,
+            )  # fmt: skip
+            self.metrics.gaps.inc()
+        run: list[Any] = []
+        for message in messages:
+            if is_arrow(message.value()):
+                self._step_events(state, run)
+                run = []
+                self._step_columns(state, message)
+            else:
+                run.append(message)
+        self._step_events(state, run)
+        state.next_offset = messages[-1].offset() + 1
+        self.metrics.observe_partition(state, self.consumer)
+
+    def _step_events(self, state: PartitionState, messages: list[Any]) -> None:
+        if not messages:
+            return
+        incoming = [decode_event(m.key(), m.value(), state.partition, m.offset()) for m in messages]
+        events = [item.event for item in incoming if item.event is not None]
+        answers: list[dict[str, Any]] = []
+        for chunk in _chunks(events, state.service.config.max_steps):
+            answers.extend(state.service.step(chunk))
+        stepped = iter(answers)
+        for item in incoming:
+            if item.event is not None:
+                answer = next(stepped)
+            else:
+                answer = blank_answer(item.stream, "error", error=item.error)
+                self.metrics.refused.inc()
+            self._answer(state, item, answer)
+        self.metrics.events.inc(len(incoming))
+
+    def _step_columns(self, state: PartitionState, message: Any) -> None:
+        service = state.service
+        config = service.config
+        bounds = {
+            "max_rows": config.max_events,
+            "max_values": config.max_steps * service.served.inputs,
+        }
+        try:
+            batch, ids = arrow_request(message.value(), **bounds)
+        except StatelineError as error:  # the whole message is unreadable: one error answer
+            item = Incoming(state.partition, message.offset(), error=f"value: {error}")
+            self._answer(state, item, blank_answer(None, "error", error=item.error))
+            self.metrics.refused.inc()
+            self.metrics.events.inc()
+            return
+        answer = service.step_columns(batch)
+        self.metrics.events.inc(len(batch))
+        if message.offset() < state.replay_until:
+            self.metrics.replayed.inc(len(batch))
+            return
+        self._produce(
+            message.key(),
+            answer_to_arrow(answer, stream=ids),
+            [
+                *answer_headers(state.partition, message.offset(), 0, len(batch)),
+                ("content-type", ARROW.encode()),
+            ],
+        )
+
+    def _answer(self, state: PartitionState, item: Incoming, answer: dict[str, Any]) -> None:
+        if item.offset < state.replay_until:  # answered by an earlier owner
+            self.metrics.replayed.inc()
+            return
+        answer.setdefault("error", None)
+        key = None if item.stream is None else item.stream.encode()
+        self._produce(
+            key,
+            json.dumps(answer, allow_nan=False).encode(),
+            answer_headers(state.partition, item.offset),
+        )
+
+    def _produce(self, key: bytes | None, value: bytes, headers: list[Any]) -> None:
+        while True:
+            try:
+                self.producer.produce(
+                    self.config.output, value=value, key=key, headers=headers,
+                    on_delivery=self._delivered,
+                )  # fmt: skip
+                self.metrics.answers.inc()
+                return
+            except BufferError:  # the local queue is full: let deliveries drain it
+                self.producer.poll(0.05)
+
+    # ------------------------------------------------- durability and progress
+    def _commit(self, *, checkpoint: bool, only: list[int] | None = None) -> None:
+        """Flush every answer, then (checkpoint and) commit the offsets after them."""
+        from confluent_kafka import KafkaException, TopicPartition
+
+        left = self.producer.flush(30)
+        if left or self.failure is not None:
+            self.failure = self.failure or (
+                f"{left} answers could not be delivered to {self.config.output} within 30 s: "
+                "the partitions' progress is not committed past them"
+            )
+            raise StatelineError(self.failure)
+        chosen = list(self.partitions) if only is None else only
+        offsets = []
+        for partition in chosen:
+            state = self.partitions[partition]
+            if state.next_offset is None:
+                continue
+            if checkpoint and state.checkpoint_offset != state.next_offset:
+                started = time.perf_counter()
+                state.checkpoint()
+                self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
+            offsets.append(TopicPartition(self.config.input, partition, state.next_offset))
+        if offsets:
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as error:  # answers are out; a later commit catches up
+                LOG.warning("committing offsets failed (retried next time): %s", error)
+                self.metrics.commit_failures.inc()
+        self._last_commit = time.monotonic()
+        if checkpoint and only is None:
+            self._last_checkpoint = time.monotonic()
+
+    def _delivered(self, error: Any, message: Any) -> None:
+        if error is not None:
+            self.failure = (
+                f"an answer could not be delivered to {message.topic()}: {error}; the worker "
+                "stops so that no progress is committed past it (a restart answers again)"
+            )
+            LOG.error("%s", self.failure)
+            self.metrics.delivery_failures.inc()
+
+    def _kafka_error(self, error: Any) -> None:
+        from confluent_kafka import KafkaError
+
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        LOG.warning("kafka: %s", error)
+        self.metrics.kafka_errors.inc()
+        if error.fatal():
+            self.failure = f"a fatal Kafka error: {error}"
+
+    # --------------------------------------------------------------- rebalance
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        """Restore each new partition's checkpoint and read its input from the checkpoint's
+        offset; how far an earlier owner answered is asked once the callback is over."""
+        from confluent_kafka import OFFSET_BEGINNING
+
+        if not partitions:  # a cooperative rebalance that gives this worker nothing new
+            consumer.incremental_assign(partitions)
+            return
+        self.metrics.rebalances.inc()
+        for assigned in partitions:
+            try:
+                state = PartitionState(self.config, assigned.topic, assigned.partition)
+            except StatelineError as error:
+                self.failure = str(error)
+                self.stop()
+                raise
+            start = state.checkpoint_offset
+            assigned.offset = OFFSET_BEGINNING if start is None else start
+            self.partitions[assigned.partition] = state
+            self._unresolved.add(assigned.partition)
+            LOG.info(
+                "took %s[%d]: %d streams from its checkpoint at offset %s",
+                assigned.topic, assigned.partition, state.streams, start,
+            )  # fmt: skip
+        consumer.incremental_assign(partitions)
+
+    def _resolve_answered(self) -> None:
+        """For partitions just taken: the committed offset (answered up to there by an earlier
+        owner). Asked outside the rebalance callback, where the group's offsets can be read;
+        if they cannot, the events after the checkpoint are answered again (repeats, never
+        losses)."""
+        from confluent_kafka import KafkaException, TopicPartition
+
+        pending = [p for p in self._unresolved if p in self.partitions]
+        self._unresolved.clear()
+        if not pending:
+            return
+        asked = [TopicPartition(self.config.input, p) for p in pending]
+        try:
+            committed = {
+                tp.partition: tp.offset for tp in self.consumer.committed(asked, timeout=10)
+            }
+        except KafkaException as error:
+            LOG.warning(
+                "could not read committed offsets (answering again from the checkpoints): %s", error
+            )
+            committed = {}
+        for partition in pending:
+            state = self.partitions[partition]
+            state.replay_until = max(committed.get(partition, -1), state.checkpoint_offset or 0)
+            LOG.info(
+                "%s[%d]: answers from offset %d on (earlier ones were answered before)",
+                state.topic, partition, state.replay_until,
+            )  # fmt: skip
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        """Checkpoint and commit what is being taken away, then stop answering for it."""
+        if not partitions:
+            consumer.incremental_unassign(partitions)
+            return
+        self.metrics.rebalances.inc()
+        mine = [p.partition for p in partitions if p.partition in self.partitions]
+        if mine and self.failure is None:
+            self._commit(checkpoint=True, only=mine)
+        for partition in mine:
+            del self.partitions[partition]
+        consumer.incremental_unassign(partitions)
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        """Partitions lost without a revoke (the session timed out): another worker may
+        already own them, so nothing is checkpointed or committed for them."""
+        self.metrics.rebalances.inc()
+        for p in partitions:
+            self.partitions.pop(p.partition, None)
+        LOG.warning(
+            "lost %s without a revoke: dropped their state", [p.partition for p in partitions]
+        )
+        consumer.incremental_unassign(partitions)
+
+    def _check_topics(self) -> None:
+        from confluent_kafka import KafkaException
+
+        try:
+            metadata = self.consumer.list_topics(timeout=15)
+        except KafkaException as error:
+            raise ConfigError(
+                describe(
+                    "brokers",
+                    "reachable Kafka brokers",
+                    f"{self.config.brokers} ({error})",
+                    problem="could not be reached within 15 s.",
+                    fix="Check --brokers (host:port[,host:port...]) and that Kafka is up.",
+                )
+            ) from None
+        for name in (self.config.input, self.config.output):
+            topic = metadata.topics.get(name)
+            if topic is None or topic.error is not None:
+                raise ConfigError(
+                    describe(
+                        "topic",
+                        f"{name!r} on {self.config.brokers}",
+                        "no such topic" if topic is None else str(topic.error),
+                        problem="does not exist.",
+                        fix="Create it (partitions: as many as workers you may run).",
+                    )
+                )
+
+
+def _chunks(events: list[Event], max_steps: int) -> list[list[Event]]:
+    """Events in calls of at most ``max_steps`` steps (an event alone may be more: it is
+    then refused alone by the service's own limit per event)."""
+    chunks: list[list[Event]] = []
+    current: list[Event] = []
+    steps = 0
+    for event in events:
+        values = event.values
+        size = len(values) if values and isinstance(values[0], list) else 1
+        if current and steps + size > max_steps:
+            chunks.append(current)
+            current, steps = [], 0
+        current.append(event)
+        steps += size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+_CONSUMER_ONLY = (
+    "group.",
+    "session.",
+    "heartbeat.",
+    "auto.offset",
+    "isolation.",
+    "partition.",
+    "enable.auto",
+    "max.poll",
+)
+
+
+def _producer_only(options: dict[str, Any]) -> dict[str, Any]:
+    """The options a producer takes (the consumer's own are left out)."""
+    return {k: v for k, v in options.items() if not k.startswith(_CONSUMER_ONLY)}
