@@ -70,8 +70,7 @@ def test_a_killed_and_a_leaving_worker_lose_and_double_nothing(
     logs = [tmp_path / f"worker-{i}.log" for i in range(3)]
     files = contextlib.ExitStack()
     workers = [
-        _worker(cluster, model_dir, checkpoints, files.enter_context(log.open("w")))
-        for log in logs
+        _worker(cluster, model_dir, checkpoints, files.enter_context(log.open("w"))) for log in logs
     ]
     producer = Producer({"bootstrap.servers": cluster.bootstrap, "linger.ms": 5})
     expected_count = STREAMS * ROUNDS

@@ -51,7 +51,10 @@ def worker_parser() -> argparse.ArgumentParser:
         help="a librdkafka setting for the consumer and producer (repeatable)",
     )
     parser.add_argument(
-        "--seconds", type=float, default=None, help="stop after this long (default: run until stopped)"
+        "--seconds",
+        type=float,
+        default=None,
+        help="stop after this long (default: run until stopped)",
     )
     return parser
 
@@ -76,7 +79,10 @@ def run_worker(argv: Sequence[str]) -> None:
     detector = config_from_args(DetectorConfig, args)
     config = config_from_args(WorkerConfig, args, detector=detector)
     level = os.environ.get("STATELINE_LOG", "INFO").upper()
-    logging.basicConfig(level=getattr(logging, level, logging.INFO), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     limit_threads(1)
     worker = Worker(config, kafka=options)
     print(f"stateline worker: group {config.group}, {config.input} -> {config.output}", flush=True)

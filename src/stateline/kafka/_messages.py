@@ -92,10 +92,9 @@ def decode_event(key: bytes | None, value: bytes | None, partition: int, offset:
       Expected: a list of numbers (one step) or a list of such lists (k steps)
       Received: ['20.5']
     """
-    at = {"partition": partition, "offset": offset}
     stream = _stream(key)
     if isinstance(stream, _Refusal):
-        return Incoming(**at, error=stream.reason)
+        return Incoming(partition, offset, error=stream.reason)
     try:
         document = json.loads(value or b"")
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
@@ -105,10 +104,10 @@ def decode_event(key: bytes | None, value: bytes | None, partition: int, offset:
             f"{type(error).__name__}: {str(error)[:80]}",
             problem="is not readable.",
         )
-        return Incoming(**at, error=reason, stream=stream)
+        return Incoming(partition, offset, error=reason, stream=stream)
     problem = _check(document, stream)
     if problem is not None:
-        return Incoming(**at, error=problem, stream=stream)
+        return Incoming(partition, offset, error=problem, stream=stream)
     event = Event(
         stream,
         document["values"],
@@ -116,7 +115,7 @@ def decode_event(key: bytes | None, value: bytes | None, partition: int, offset:
         bool(document.get("start", False)),
         bool(document.get("end", False)),
     )
-    return Incoming(**at, event=event, stream=stream)
+    return Incoming(partition, offset, event=event, stream=stream)
 
 
 def answer_headers(partition: int, offset: int, row: int = 0, rows: int = 1) -> list[Any]:

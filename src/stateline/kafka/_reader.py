@@ -103,7 +103,10 @@ class AnswerReader:
         for message in self._consumer.consume(num_messages=limit, timeout=timeout):
             if message.error() is not None:
                 continue  # end of partition and the like: nothing to read
-            headers = dict(message.headers() or [])
+            headers: dict[str, bytes] = {}
+            for item in message.headers() or []:
+                value = item[1]
+                headers[str(item[0])] = value.encode() if isinstance(value, str) else value or b""
             try:
                 partition, offset = int(headers[PARTITION]), int(headers[OFFSET])
                 row, rows = int(headers.get(ROW, b"0")), int(headers.get(ROWS, b"1"))
@@ -117,10 +120,10 @@ class AnswerReader:
                     )
                 ) from None
             if not self.repeats.new(
-                message.partition(), input_partition=partition, offset=offset, row=row
+                int(message.partition() or 0), input_partition=partition, offset=offset, row=row
             ):
                 continue
-            value = message.value()
+            value = message.value() or b""
             content: dict[str, Any] | ColumnAnswer = (
                 answer_from_arrow(value) if is_arrow(value) else json.loads(value)
             )

@@ -48,6 +48,9 @@ __all__ = ["Worker"]
 
 LOG = logging.getLogger("stateline.worker")
 
+CONNECT_TIMEOUT = 15.0
+"""Seconds the worker waits for the brokers' metadata before it says they are unreachable."""
+
 
 class Worker:
     """Runs one ``stateline worker``: :meth:`run` until :meth:`stop` (or SIGTERM/SIGINT)."""
@@ -91,7 +94,7 @@ class Worker:
         partitions' state is then not checkpointed past them).
         """
         self._check_topics()
-        previous: dict[int, Any] = {}
+        previous: dict[signal.Signals, Any] = {}
         if handle_signals and threading.current_thread() is threading.main_thread():
             for number in (signal.SIGTERM, signal.SIGINT):
                 previous[number] = signal.signal(number, lambda *_: self.stop())
@@ -112,8 +115,10 @@ class Worker:
                 self._poll_once()
             self._commit(checkpoint=True)
         finally:
-            if self.failure is None:
-                self.consumer.close()  # revokes: each partition is checkpointed on its way out
+            try:  # revokes: each partition is checkpointed on its way out (not after a failure)
+                self.consumer.close()
+            except Exception as error:  # the failure that got here says more
+                LOG.warning("leaving the group failed: %s", error)
             for number, handler in previous.items():
                 signal.signal(number, handler)
         if self.failure is not None:
@@ -135,7 +140,7 @@ class Worker:
             if message.error() is not None:
                 self._kafka_error(message.error())
                 continue
-            by_partition.setdefault(message.partition(), []).append(message)
+            by_partition.setdefault(int(message.partition() or 0), []).append(message)
         if by_partition:
             LOG.debug(
                 "polled %s", {p: (m[0].offset(), m[-1].offset()) for p, m in by_partition.items()}
@@ -392,14 +397,14 @@ class Worker:
         from confluent_kafka import KafkaException
 
         try:
-            metadata = self.consumer.list_topics(timeout=15)
+            metadata = self.consumer.list_topics(timeout=CONNECT_TIMEOUT)
         except KafkaException as error:
             raise ConfigError(
                 describe(
                     "brokers",
                     "reachable Kafka brokers",
                     f"{self.config.brokers} ({error})",
-                    problem="could not be reached within 15 s.",
+                    problem=f"could not be reached within {CONNECT_TIMEOUT:g} s.",
                     fix="Check --brokers (host:port[,host:port...]) and that Kafka is up.",
                 )
             ) from None

@@ -1,0 +1,139 @@
+"""One worker in this process: malformed messages, Arrow batches, metrics, and clear errors for
+an unreachable broker, a missing topic and a checkpoint of another model."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from stateline import StatelineError
+from stateline.anomaly import DetectorConfig
+from stateline.kafka import AnswerReader, Worker, WorkerConfig, encode_event
+from stateline.serve import ColumnAnswer, ColumnBatch, batch_to_arrow
+
+from ..serve.conftest import free_port
+
+
+def _config(cluster: Any, model: Path, folder: Path, **kwargs: Any) -> WorkerConfig:
+    settings: dict[str, Any] = {
+        "model": str(model),
+        "brokers": cluster.bootstrap,
+        "input": "events",
+        "output": "answers",
+        "group": "stateline-unit",
+        "checkpoint_dir": str(folder),
+        "session_timeout_ms": 3000,
+        "poll_ms": 50,
+        "detector": DetectorConfig(reference=12, warmup=2),
+    }
+    return WorkerConfig(**(settings | kwargs))
+
+
+def _running(worker: Worker) -> threading.Thread:
+    thread = threading.Thread(target=worker.run, kwargs={"seconds": 90}, daemon=True)
+    thread.start()
+    return thread
+
+
+def _read(cluster: Any, count: int, seconds: float = 60) -> list[Any]:
+    answers: list[Any] = []
+    deadline = time.monotonic() + seconds
+    with AnswerReader(cluster.bootstrap, "answers") as reader:
+        while len(answers) < count and time.monotonic() < deadline:
+            answers.extend(reader.poll(timeout=0.5))
+    return answers
+
+
+def test_every_message_is_answered_even_malformed_ones_and_metrics_show_them(
+    cluster: Any, model_dir: Path, tmp_path: Path
+) -> None:
+    from confluent_kafka import Producer
+
+    port = free_port()
+    worker = Worker(_config(cluster, model_dir, tmp_path / "ck", metrics_port=port))
+    thread = _running(worker)
+    producer = Producer({"bootstrap.servers": cluster.bootstrap})
+    sent: list[tuple[bytes | None, bytes]] = [
+        (b"pump-1", encode_event([20.5], seq=0)),
+        (b"pump-1", b"{not json"),
+        (None, encode_event([20.5])),
+        (b"bad/id", encode_event([20.5])),
+        (b"pump-2", b'{"values": ["20.5"]}'),
+        (b"pump-2", b'{"values": [20.5], "seq": -1}'),
+        (b"pump-2", b'{"values": [20.5], "colour": "red"}'),
+        (b"pump-2", b'{"values": [20.5], "stream": "pump-3"}'),
+        (b"pump-2", b"[1, 2]"),
+        (b"pump-1", encode_event([[21.0], [21.5]], seq=1)),  # two steps
+    ]
+    batch = ColumnBatch.of(["col-1", "col/2", "col-3"], np.array([[1.0], [2.0], [np.nan]]), seq=[0, 0, 0])
+    sent.append((b"batch-7", batch_to_arrow(batch)))
+    sent.append((b"batch-8", b"\xff\xff\xff\xffnot arrow at all"))
+    for key, value in sent:
+        producer.produce("events", key=key, value=value, partition=0)  # one partition: in order
+    producer.flush(30)
+    answers = _read(cluster, len(sent))
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    worker.stop()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert len(answers) == len(sent)
+    by_offset = sorted(answers, key=lambda answer: answer.offset)
+    json_answers = [a.answer for a in by_offset[:10]]
+    assert [a["status"] for a in json_answers] == ["ok"] + ["error"] * 8 + ["ok"]
+    reasons = [a["error"] or "" for a in json_answers]
+    assert "is not readable" in reasons[1] and "key is missing" in reasons[2]
+    assert "not a valid stream id" in reasons[3] and "values are not numbers" in reasons[4]
+    assert "seq is invalid" in reasons[5] and "unknown fields" in reasons[6]
+    assert "does not match the key" in reasons[7] and "is not an event" in reasons[8]
+    assert json_answers[9]["seq"] == 2 and len(json_answers[9]["forecast"]) == 2
+    columns = by_offset[10].answer
+    assert isinstance(columns, ColumnAnswer)
+    assert columns.status_names.tolist() == ["ok", "error", "error"]
+    assert set(columns.errors) == {1, 2}
+    garbage = by_offset[11].answer
+    assert isinstance(garbage, dict) and garbage["status"] == "error"
+    assert "value:" in garbage["error"]
+    assert "stateline_worker_refused_events_total 9.0" in metrics
+    assert 'stateline_worker_partition_streams{partition="0"}' in metrics
+
+
+def test_an_unreachable_broker_and_a_missing_topic_are_named(
+    cluster: Any, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stateline.kafka import _worker
+
+    monkeypatch.setattr(_worker, "CONNECT_TIMEOUT", 2.0)
+    nowhere = _config(cluster, model_dir, tmp_path, brokers=f"127.0.0.1:{free_port()}")
+    with pytest.raises(StatelineError, match="brokers could not be reached"):
+        Worker(nowhere).run(seconds=5)
+    missing = _config(cluster, model_dir, tmp_path, input="no-such-topic")
+    with pytest.raises(StatelineError, match="'no-such-topic'.*\n.*no such topic"):
+        Worker(missing).run(seconds=5)
+
+
+def test_a_checkpoint_of_another_model_stops_the_worker_with_the_reason(
+    cluster: Any, model_dir: Path, tmp_path: Path
+) -> None:
+    from confluent_kafka import Producer
+
+    from stateline.nn import ModelConfig, SequenceModel
+    from stateline.stream import StateStore
+
+    other = StateStore(SequenceModel(ModelConfig(inputs=1, hidden=3)))
+    for partition in range(6):
+        other.snapshot(
+            tmp_path / "ck" / f"events-{partition}",
+            meta={"topic": "events", "partition": partition, "offset": 0},
+        )
+    producer = Producer({"bootstrap.servers": cluster.bootstrap})
+    producer.produce("events", key=b"pump-1", value=encode_event([20.5], seq=0))
+    producer.flush(30)
+    worker = Worker(_config(cluster, model_dir, tmp_path / "ck"))
+    with pytest.raises(StatelineError, match="does not match the model"):
+        worker.run(seconds=30)
