@@ -71,7 +71,9 @@ def test_every_message_is_answered_even_malformed_ones_and_metrics_show_them(
         (b"pump-2", b"[1, 2]"),
         (b"pump-1", encode_event([[21.0], [21.5]], seq=1)),  # two steps
     ]
-    batch = ColumnBatch.of(["col-1", "col/2", "col-3"], np.array([[1.0], [2.0], [np.nan]]), seq=[0, 0, 0])
+    batch = ColumnBatch.of(
+        ["col-1", "col/2", "col-3"], np.array([[1.0], [2.0], [np.nan]]), seq=[0, 0, 0]
+    )
     sent.append((b"batch-7", batch_to_arrow(batch)))
     sent.append((b"batch-8", b"\xff\xff\xff\xffnot arrow at all"))
     for key, value in sent:

@@ -24,7 +24,11 @@ class WorkerConfig:
     to ``max_poll`` events or waits ``poll_ms`` milliseconds. A worker that
     stops heartbeating for ``session_timeout_ms`` loses its partitions to the
     others. ``metrics_port`` serves Prometheus text on ``metrics_host``
-    (None: no metrics server).
+    (None: no metrics server). ``exactly_once`` writes each partition's
+    answers and input progress in one Kafka transaction per poll (one
+    transactional producer per input partition, so a new owner fences the
+    old): ``read_committed`` readers then see each answer once, on a real
+    broker (see docs/scaling.md for what the mock cluster keeps of it).
     """
 
     model: str
@@ -42,6 +46,7 @@ class WorkerConfig:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     learn: bool = True
+    exactly_once: bool = False
     detector: DetectorConfig = field(default_factory=lambda: DetectorConfig(reference=200))
 
     def __post_init__(self) -> None:

@@ -55,6 +55,11 @@ class WorkerMetrics:
             "Offset commits that failed (retried).",
             registry=registry,
         )
+        self.aborts = Counter(
+            "stateline_worker_aborted_transactions",
+            "Transactions aborted (--exactly-once); their partitions went back to a checkpoint.",
+            registry=registry,
+        )
         self.kafka_errors = Counter(
             "stateline_worker_kafka_errors", "Errors the Kafka client reported.", registry=registry
         )

@@ -68,6 +68,8 @@ class PartitionState:
         """The next input offset to step (None: nothing read yet and no checkpoint)."""
         self.replay_until = 0
         """Input before this offset was answered by an earlier owner: step it, answer nothing."""
+        self.committed_offset: int | None = None
+        """The input offset up to which answers are known to be committed."""
         self.checkpointed_at = time.time() if meta else None
 
     @property

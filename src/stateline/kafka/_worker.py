@@ -74,9 +74,12 @@ class Worker:
                 **extra,
             }
         )
-        self.producer = Producer(
-            {**common, "enable.idempotence": True, "linger.ms": 5, **_producer_only(extra)}
-        )
+        self._producer_settings = {
+            **common, "enable.idempotence": True, "linger.ms": 5, **_producer_only(extra)
+        }  # fmt: skip
+        self.producer = Producer(self._producer_settings)
+        """Where answers go (without --exactly-once)."""
+        self._transactional: dict[int, Any] = {}  # --exactly-once: a producer per partition
         self.partitions: dict[int, PartitionState] = {}
         self._unresolved: set[int] = set()  # taken partitions whose committed offset is unread
         self.metrics = WorkerMetrics(self)
@@ -149,8 +152,12 @@ class Worker:
             state = self.partitions.get(partition)
             if state is None:  # revoked while these were in flight: its new owner reads them
                 continue
-            self._step_partition(state, mine)
-        self.producer.poll(0)
+            if config.exactly_once:
+                self._step_in_transaction(state, mine)
+            else:
+                self._step_partition(state, mine)
+        for producer in [self.producer, *self._transactional.values()]:
+            producer.poll(0)
         if self.failure is not None:
             raise StatelineError(self.failure)
         now = time.monotonic()
@@ -229,6 +236,7 @@ class Worker:
             self.metrics.replayed.inc(len(batch))
             return
         self._produce(
+            state.partition,
             message.key(),
             answer_to_arrow(answer, stream=ids),
             [
@@ -237,6 +245,57 @@ class Worker:
             ],
         )
 
+    def _step_in_transaction(self, state: PartitionState, messages: list[Any]) -> None:
+        """--exactly-once: a partition's answers and its input progress in one transaction.
+        If Kafka wants it aborted, the state goes back to its checkpoint and the input is
+        read again from there (what the aborted transaction answered, nobody saw)."""
+        from confluent_kafka import KafkaException, TopicPartition
+
+        producer = self._transactional[state.partition]
+        producer.begin_transaction()
+        try:
+            self._step_partition(state, messages)
+            assert state.next_offset is not None
+            producer.send_offsets_to_transaction(
+                [TopicPartition(state.topic, state.partition, state.next_offset)],
+                self.consumer.consumer_group_metadata(),
+                30,
+            )
+            self._commit_transaction(producer)
+        except KafkaException as error:
+            problem = error.args[0]
+            if not problem.txn_requires_abort():
+                self.failure = (
+                    f"a transaction of {state.topic}[{state.partition}] failed: {problem}"
+                )
+                raise StatelineError(self.failure) from None
+            LOG.warning(
+                "%s[%d]: transaction aborted (%s); back to the checkpoint at offset %s",
+                state.topic, state.partition, problem, state.checkpoint_offset,
+            )  # fmt: skip
+            producer.abort_transaction(30)
+            self.metrics.aborts.inc()
+            self._rewind(state)
+            return
+        except BaseException:
+            producer.abort_transaction(30)
+            raise
+        state.committed_offset = state.next_offset
+
+    def _commit_transaction(self, producer: Any) -> None:
+        producer.commit_transaction(30)
+
+    def _rewind(self, state: PartitionState) -> None:
+        """Put a partition back to its checkpoint and read its input again from there."""
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+        fresh = PartitionState(self.config, state.topic, state.partition)
+        fresh.committed_offset = state.committed_offset
+        fresh.replay_until = max(state.committed_offset or 0, fresh.checkpoint_offset or 0)
+        self.partitions[state.partition] = fresh
+        start = OFFSET_BEGINNING if fresh.checkpoint_offset is None else fresh.checkpoint_offset
+        self.consumer.seek(TopicPartition(state.topic, state.partition, start))
+
     def _answer(self, state: PartitionState, item: Incoming, answer: dict[str, Any]) -> None:
         if item.offset < state.replay_until:  # answered by an earlier owner
             self.metrics.replayed.inc()
@@ -244,29 +303,33 @@ class Worker:
         answer.setdefault("error", None)
         key = None if item.stream is None else item.stream.encode()
         self._produce(
+            state.partition,
             key,
             json.dumps(answer, allow_nan=False).encode(),
             answer_headers(state.partition, item.offset),
         )
 
-    def _produce(self, key: bytes | None, value: bytes, headers: list[Any]) -> None:
+    def _produce(self, partition: int, key: bytes | None, value: bytes, headers: list[Any]) -> None:
+        producer = self._transactional.get(partition, self.producer)
         while True:
             try:
-                self.producer.produce(
+                producer.produce(
                     self.config.output, value=value, key=key, headers=headers,
                     on_delivery=self._delivered,
                 )  # fmt: skip
                 self.metrics.answers.inc()
                 return
             except BufferError:  # the local queue is full: let deliveries drain it
-                self.producer.poll(0.05)
+                producer.poll(0.05)
 
     # ------------------------------------------------- durability and progress
     def _commit(self, *, checkpoint: bool, only: list[int] | None = None) -> None:
         """Flush every answer, then (checkpoint and) commit the offsets after them."""
         from confluent_kafka import KafkaException, TopicPartition
 
-        left = self.producer.flush(30)
+        left = sum(
+            producer.flush(30) for producer in [self.producer, *self._transactional.values()]
+        )
         if left or self.failure is not None:
             self.failure = self.failure or (
                 f"{left} answers could not be delivered to {self.config.output} within 30 s: "
@@ -284,7 +347,7 @@ class Worker:
                 state.checkpoint()
                 self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
             offsets.append(TopicPartition(self.config.input, partition, state.next_offset))
-        if offsets:
+        if offsets and not self.config.exactly_once:  # else each transaction committed them
             try:
                 self.consumer.commit(offsets=offsets, asynchronous=False)
             except KafkaException as error:  # answers are out; a later commit catches up
@@ -295,6 +358,10 @@ class Worker:
             self._last_checkpoint = time.monotonic()
 
     def _delivered(self, error: Any, message: Any) -> None:
+        from confluent_kafka import KafkaError
+
+        if error is not None and error.code() == KafkaError._PURGE_QUEUE:
+            return  # an aborted transaction's answer: withdrawn on purpose, given again later
         if error is not None:
             self.failure = (
                 f"an answer could not be delivered to {message.topic()}: {error}; the worker "
@@ -364,10 +431,24 @@ class Worker:
         for partition in pending:
             state = self.partitions[partition]
             state.replay_until = max(committed.get(partition, -1), state.checkpoint_offset or 0)
+            state.committed_offset = state.replay_until
+            if self.config.exactly_once:
+                self._transactional[partition] = self._transactional_producer(partition)
             LOG.info(
                 "%s[%d]: answers from offset %d on (earlier ones were answered before)",
                 state.topic, partition, state.replay_until,
             )  # fmt: skip
+
+    def _transactional_producer(self, partition: int) -> Any:
+        """The partition's own transactional producer: its id is the partition's, so starting
+        it fences the producer of any earlier owner (its open transaction is aborted)."""
+        from confluent_kafka import Producer
+
+        config = self.config
+        name = f"stateline-{config.group}-{config.input}-{partition}"
+        producer = Producer({**self._producer_settings, "transactional.id": name})
+        producer.init_transactions(30)
+        return producer
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         """Checkpoint and commit what is being taken away, then stop answering for it."""
@@ -380,6 +461,9 @@ class Worker:
             self._commit(checkpoint=True, only=mine)
         for partition in mine:
             del self.partitions[partition]
+            producer = self._transactional.pop(partition, None)
+            if producer is not None:
+                producer.flush(30)
         consumer.incremental_unassign(partitions)
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
@@ -388,6 +472,7 @@ class Worker:
         self.metrics.rebalances.inc()
         for p in partitions:
             self.partitions.pop(p.partition, None)
+            self._transactional.pop(p.partition, None)  # its successor's producer fences it
         LOG.warning(
             "lost %s without a revoke: dropped their state", [p.partition for p in partitions]
         )
