@@ -414,7 +414,7 @@ def through_workers(
         repeats = run.reader.repeats.dropped - dropped
     return {
         "events": len(messages),
-        "seconds": tally.last_at - started,
+        "seconds": tally.last_at - started if tally.unique else float("nan"),
         "produced_s": produced,
         "unique": len(tally.unique),
         "repeats": repeats,
@@ -665,8 +665,9 @@ def main_bench() -> None:
     kill: dict[str, Any] | None = None
     if not args.skip_kill:
         clock = time.perf_counter()
+        seconds = runs[1]["seconds"]
         rate = args.kill_rate or min(
-            runs[1]["events"] / runs[1]["seconds"] / 3,
+            runs[1]["events"] / seconds / 3 if seconds > 0 else 1000.0,
             failover_cap(args) / (args.before_kill + args.session_timeout_ms / 1000 + 10),
         )
         kill = failover(model, folder / "failover", args, rate, inputs)
@@ -716,8 +717,7 @@ def main_bench() -> None:
             str(row["lost"]), str(row["twice"]), str(row["not_ok"]), str(row["mismatched"]),
         )  # fmt: skip
     console.print(table)
-    rate1 = runs[1]["events"] / runs[1]["seconds"]
-    rate2 = runs[2]["events"] / runs[2]["seconds"]
+    rate1, rate2 = (runs[n]["events"] / runs[n]["seconds"] for n in (1, 2))
     console.print(
         "workers: from the first event produced to the last answer read back; in-process: the "
         "step calls only, one per round (the engine on values scaled beforehand)"
@@ -757,7 +757,11 @@ def main_bench() -> None:
             "kill; the survivor restored "
             "checkpoints at offsets "
             + ", ".join(f"[{p}] {o}" for p, o in sorted(kill["checkpoints"].items()))
-            + (" (None: no checkpoint yet, replayed from the start)" if kill["checkpoints"] else "")
+            + (
+                " (None: no checkpoint yet, replayed from the start)"
+                if None in kill["checkpoints"].values()
+                else ""
+            )
             + ("; the event budget of the mock ran out" if kill["capped"] else "")
         )
 

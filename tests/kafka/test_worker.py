@@ -115,7 +115,7 @@ def test_an_unreachable_broker_and_a_missing_topic_are_named(
     with pytest.raises(StatelineError, match="brokers could not be reached"):
         Worker(nowhere).run(seconds=5)
     missing = _config(cluster, model_dir, tmp_path, input="no-such-topic")
-    with pytest.raises(StatelineError, match="'no-such-topic'.*\n.*no such topic"):
+    with pytest.raises(StatelineError, match=r"'no-such-topic'.*\n.*no such topic"):
         Worker(missing).run(seconds=5)
 
 

@@ -78,6 +78,18 @@ def test_bad_requests_get_clear_4xx_and_the_server_lives_on(server: str) -> None
     for value in ("55", True):  # not numbers, though lax parsing would read them as 55.0, 1.0
         refused = post(server, "/v1/streams/a/steps", {"values": [value]})
         assert refused.status_code == 422 and "values" in refused.text
+    # not UTF-8, not JSON, not declared JSON: 422 naming the body, never a 500 or an echo
+    for body, kind in (
+        (b'{"values":[20.0],"\xff":1}', "application/json"),
+        ("{}".encode("utf-16"), "application/json"),
+        (b"\xff" * 1000, "application/json"),
+        (b'{"values": [20.0]}', "text/plain"),
+        (b'{"values": [20.0]}', ""),
+    ):
+        headers = {**AUTH, "content-type": kind} if kind else AUTH
+        odd = httpx.post(server + "/v1/streams/a/steps", content=body, headers=headers)
+        assert odd.status_code == 422 and odd.json()["detail"][0]["loc"][0] == "body", odd.text
+        assert "\\xff" * 10 not in odd.text and len(odd.text) < 1000
     assert httpx.get(server + "/healthz").json()["status"] == "ok"
 
 

@@ -159,3 +159,61 @@ def test_concurrent_http_single_steps_are_each_applied_once_in_order(
     with httpx.Client(base_url=server, headers=AUTH) as http:
         for number in range(clients):
             assert http.get(f"/v1/streams/c{number}").json()["seq"] == 24
+
+
+def test_a_long_step_goes_to_a_thread_and_the_loop_keeps_answering(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """A few steps run on the loop (no thread hop); past INLINE_STEPS they go to a thread,
+    so that health checks and other requests are answered meanwhile."""
+    import time
+
+    from stateline.serve._coalesce import INLINE_STEPS
+
+    service = StreamService(serve_config(model_dir, tmp_path / "s"))
+    step = service.step
+
+    def slow(batch: list[Event], **kwargs: Any) -> list[dict[str, Any]]:
+        time.sleep(0.3)
+        return step(batch, **kwargs)
+
+    service.step = slow  # type: ignore[method-assign]
+
+    async def ticks_during(event: Event) -> tuple[dict[str, Any], int]:
+        coalescer, ticks = StepCoalescer(service), 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        running = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        answer = await coalescer.step(event)
+        running.cancel()
+        return answer, ticks
+
+    short, short_ticks = asyncio.run(ticks_during(Event("a", [20.0], seq=0)))
+    long, long_ticks = asyncio.run(ticks_during(Event("b", [[20.0]] * (INLINE_STEPS + 1), seq=0)))
+    assert short["status"] == long["status"] == "ok"
+    assert short_ticks <= 3 and long_ticks >= 10, (short_ticks, long_ticks)
+
+
+def test_with_the_store_nearly_full_steps_go_one_by_one_and_evict_as_alone(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """Capacity 2 holding c (least recent) and d: a new stream a and c come together. One at
+    a time, a evicts c (c answers restarted); a batch of both would have kept c."""
+
+    def primed(name: str) -> StreamService:
+        service = StreamService(serve_config(model_dir, tmp_path / name, capacity=2))
+        service.step([Event("c", [20.0], seq=0)])
+        service.step([Event("d", [20.0], seq=0)])
+        return service
+
+    events = [Event("a", [20.0], seq=0), Event("c", [21.0], seq=1)]
+    alone = primed("alone")
+    expected = [alone.step([event])[0] for event in events]
+    answers = asyncio.run(_together(StepCoalescer(primed("together")), events))
+    assert [a["status"] for a in answers] == [a["status"] for a in expected] == ["ok", "restarted"]

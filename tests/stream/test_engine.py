@@ -141,6 +141,22 @@ def test_sequence_numbers_make_events_idempotent() -> None:
     assert overlap.status == [Status.ERROR] and "overlaps" in overlap.errors[0]
 
 
+def test_a_step_past_the_largest_seq_is_refused_alone_not_wrapped_or_raised() -> None:
+    """The store keeps seqs as int64: 2**63 - 1 plus one step must not wrap to a negative
+    number (general path) or raise OverflowError (the single-event fast path)."""
+    model = make_model()
+    engine = StreamEngine(model, StateStore(model))
+    largest = 2**63 - 1
+    one, two = np.ones((2, 3)), np.ones((2, 2, 3))
+    assert engine.step(["a", "b"], one, seq=[largest, 5]).status == ["ok", "ok"]
+    alone = engine.step(["a"], np.ones((1, 3)))  # the fast path's case: no seq, one step
+    assert alone.status == [Status.ERROR] and "largest sequence number" in alone.errors[0]
+    both = engine.step(["a", "b"], one)  # no seq: a would pass it, b goes on
+    assert both.status == ["error", "ok"] and engine.store.last_seq[0] == largest
+    k = engine.step(["c", "d"], two, seq=[largest, largest - 1])  # k steps: the last one counts
+    assert k.status == ["error", "ok"]
+
+
 def test_start_resets_and_end_frees() -> None:
     model = make_model()
     engine = StreamEngine(model, StateStore(model))

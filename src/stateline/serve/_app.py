@@ -270,7 +270,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         # on the 2-core machine; the answers are the same, see tests/serve/test_app.py).
         await authorised(request)
         _check_path_id(stream_id)
-        body = _step_body(await request.body())
+        body = _step_body(await request.body(), request.headers.get("content-type", ""))
         event = Event(stream_id, body.values, body.seq, body.start, body.end)
         # Stepped with the single steps that came at the same time, on the loop when the
         # lock is free (no thread hop); the answer is built by the service in StepOut's
@@ -433,17 +433,32 @@ STEP_BODY: dict[str, Any] = {
 """One step's body in the OpenAPI schema (the route reads it itself: :func:`_step_body`)."""
 
 
-def _step_body(raw: bytes) -> StepIn:
-    """The body of one step, or FastAPI's own 422 (``loc`` starting with ``body``)."""
+def _step_body(raw: bytes, content_type: str) -> StepIn:
+    """The body of one step, or FastAPI's own 422 (``loc`` starting with ``body``).
+
+    The body must be declared JSON, as FastAPI's body models want it; a body
+    that is not JSON is not echoed back (it may not even be text).
+    """
+    kind = content_type.split(";")[0].strip().lower()
+    if kind != "application/json" and not kind.endswith("+json"):
+        problem: dict[str, Any] = {
+            "type": "content_type",
+            "loc": ("body",),
+            "msg": f"expected Content-Type application/json, received {kind[:80] or 'none'!r}",
+        }
+        raise RequestValidationError([problem])
     try:
         return StepIn.model_validate_json(raw)
     except ValidationError as error:
-        problems = [
+        problems: list[dict[str, Any]] = [
             {key: value for key, value in problem.items() if key != "url"}
             | {"loc": ("body", *problem["loc"])}
             for problem in error.errors(include_context=False)
         ]
-        raise RequestValidationError(problems, body=raw) from None
+        for problem in problems:
+            if problem["type"] == "json_invalid":  # the raw body: maybe not text, maybe large
+                problem.pop("input", None)
+        raise RequestValidationError(problems) from None
 
 
 def _check_path_id(stream_id: str) -> None:

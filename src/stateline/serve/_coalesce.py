@@ -14,15 +14,23 @@ __all__ = ["StepCoalescer", "run_when_free"]
 T = TypeVar("T")
 
 
-async def run_when_free(service: StreamService, work: Callable[..., T], *args: Any) -> T:
-    """``work(*args)`` on the event loop when the service's lock is free, else in a worker thread.
+INLINE_STEPS = 32
+"""Batches of at most this many steps may run on the event loop (about 5 ms on the 2-core
+machine); longer ones go to a thread, so the loop keeps answering other requests."""
+
+
+async def run_when_free(
+    service: StreamService, work: Callable[..., T], *args: Any, small: bool = True
+) -> T:
+    """``work(*args)`` on the event loop when it is ``small`` and the service's lock is free,
+    else in a worker thread.
 
     A step of a few events costs well under a millisecond: handing it to a
     thread costs more than that in waits for the GIL while other requests are
-    being parsed. When the lock is held (a snapshot, a long batch), the loop
-    must not wait for it: the work goes to a thread.
+    being parsed. Work that is not small, or a held lock (a snapshot, a long
+    batch), must not hold up the loop: the work goes to a thread.
     """
-    if service.lock.acquire(blocking=False):
+    if small and service.lock.acquire(blocking=False):
         try:
             return work(*args)
         finally:
@@ -50,9 +58,9 @@ class StepCoalescer:
     ...     calls.append(len(events))
     ...     return [{"stream": event.stream} for event in events]
     >>> limits = SimpleNamespace(max_events=100, max_steps=100)
-    >>> service = SimpleNamespace(  # stands in for a StreamService
-    ...     lock=threading.RLock(), step=step, config=limits, store=SimpleNamespace(capacity=100)
-    ... )
+    >>> class Store(list):  # stands in for the state store: its length, its capacity
+    ...     capacity = 100
+    >>> service = SimpleNamespace(lock=threading.RLock(), step=step, config=limits, store=Store())
     >>> async def three(coalescer):
     ...     return await asyncio.gather(*(coalescer.step(Event(name, [1.0])) for name in "abc"))
     >>> [answer["stream"] for answer in asyncio.run(three(StepCoalescer(service)))], calls
@@ -75,16 +83,26 @@ class StepCoalescer:
     async def _drain(self) -> None:
         try:
             while self._pending:
-                await self._step(self._take())
+                await self._step(*self._take())
         finally:
             self._drainer = None
 
-    def _take(self) -> list[tuple[Event, asyncio.Future[dict[str, Any]]]]:
+    def _take(self) -> tuple[list[tuple[Event, asyncio.Future[dict[str, Any]]]], int]:
         """The oldest waiting events that one call takes without tripping a batch limit
-        (events, steps, distinct streams past capacity) that each alone would not trip."""
+        (events, steps, distinct streams past capacity) that each alone would not trip,
+        and their steps.
+
+        When the store has less room than the waiting events, one event per call: a
+        call protects all its streams from eviction, so a batch of them could keep a
+        stream that one step at a time would have evicted (and answer it otherwise).
+        """
         service = self.service
         config = service.config
-        events_limit = max(1, min(config.max_events, service.store.capacity))
+        store = service.store
+        room = store.capacity - len(store)
+        events_limit = max(1, min(config.max_events, store.capacity))
+        if room < min(len(self._pending), events_limit):
+            events_limit = 1
         taken = steps = 0
         for event, _ in self._pending[:events_limit]:
             values = event.values
@@ -93,13 +111,15 @@ class StepCoalescer:
                 break
             taken, steps = taken + 1, steps + size
         batch, self._pending = self._pending[:taken], self._pending[taken:]
-        return batch
+        return batch, steps
 
-    async def _step(self, batch: list[tuple[Event, asyncio.Future[dict[str, Any]]]]) -> None:
+    async def _step(
+        self, batch: list[tuple[Event, asyncio.Future[dict[str, Any]]]], steps: int
+    ) -> None:
         try:
-            answers = await run_when_free(
-                self.service, self.service.step, [event for event, _ in batch]
-            )
+            events = [event for event, _ in batch]
+            small = steps <= INLINE_STEPS
+            answers = await run_when_free(self.service, self.service.step, events, small=small)
         except Exception as error:  # every request of the batch gets it (a 500 each)
             for _, waiting in batch:
                 if not waiting.done():

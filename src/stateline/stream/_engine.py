@@ -255,6 +255,8 @@ class StreamEngine:
         if slot is None or (x.shape != (1, self.inputs) and not one_step):
             return None
         last = int(store.last_seq[slot])
+        if seq is None and last >= np.iinfo(np.int64).max:  # refused by the general path
+            return None
         if seq is not None:
             if np.ndim(seq) != 1 or len(seq) != 1:
                 return None
@@ -424,6 +426,7 @@ class StreamEngine:
                     problem="is unknown.",
                     fix="Send the first step of a stream with start=True.",
                 )
+        self._refuse_past_max_seq(order, known_slots, known, keep, seqs, steps, codes, errors)
         if seqs is not None:
             self._check_sequence(
                 order, known_slots, known, keep, seqs, steps, predictions, codes, errors
@@ -465,6 +468,40 @@ class StreamEngine:
             event_slots[accepted[ending]] = -1
             for stream_id in accepted_ids[ending].tolist():
                 store.delete(stream_id)
+
+    def _refuse_past_max_seq(
+        self,
+        order: NDArray[np.int64],
+        known_slots: NDArray[np.int64],
+        known: NDArray[np.bool_],
+        keep: NDArray[np.bool_],
+        seqs: NDArray[Any] | None,
+        steps: int,
+        codes: NDArray[np.int8],
+        errors: dict[int, str],
+    ) -> None:
+        """Refuse the rows whose last step's seq would pass 2**63 - 1 (the store keeps seqs
+        as int64: it would wrap around to negative numbers)."""
+        largest = int(np.iinfo(np.int64).max)
+        if seqs is not None:
+            over = seqs[order] > largest - (steps - 1)
+        else:
+            last = self.store.last_seq[np.maximum(known_slots, 0)]
+            over = known & (last > largest - steps)
+        over &= keep
+        for position in np.flatnonzero(over).tolist():
+            index = int(order[position])
+            keep[position] = False
+            codes[index] = ERROR
+            errors[index] = describe(
+                "seq",
+                f"steps whose sequence numbers stay within 0 .. 2**63 - 1 ({steps} step(s) here)",
+                "a stream already at the largest sequence number"
+                if seqs is None
+                else f"seq {int(seqs[index])}",
+                problem="would pass the largest sequence number.",
+                fix="Start the stream again (start=True) with a smaller seq.",
+            )
 
     def _check_sequence(
         self,
