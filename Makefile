@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/stream.py --seconds 0.5
 	$(BIN)/python bench/anomaly.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/kafka.py
 	$(BIN)/python bench/online.py
 
 $(STAMP): pyproject.toml Makefile

@@ -139,3 +139,21 @@ def test_a_checkpoint_of_another_model_stops_the_worker_with_the_reason(
     worker = Worker(_config(cluster, model_dir, tmp_path / "ck"))
     with pytest.raises(StatelineError, match="does not match the model"):
         worker.run(seconds=30)
+
+
+def test_a_checkpoint_that_cannot_be_written_stops_the_worker_with_the_reason(
+    cluster: Any, model_dir: Path, tmp_path: Path
+) -> None:
+    from confluent_kafka import Producer
+
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    for partition in range(6):  # a file where each partition's folder should go
+        (folder / f"events-{partition}").write_text("not a folder")
+    producer = Producer({"bootstrap.servers": cluster.bootstrap})
+    producer.produce("events", key=b"pump-1", value=encode_event([20.5], seq=0))
+    producer.flush(30)
+    worker = Worker(_config(cluster, model_dir, folder, checkpoint_interval=0.5))
+    with pytest.raises(StatelineError, match=r"checkpoint of events\[\d\] to .* failed"):
+        worker.run(seconds=60)
+    assert "stateline_worker_checkpoint_failures_total 1.0" in worker.metrics.text()

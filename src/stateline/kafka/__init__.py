@@ -11,6 +11,9 @@ from ._messages import PARTITION as PARTITION
 from ._messages import ROW as ROW
 from ._messages import ROWS as ROWS
 from ._messages import encode_event as encode_event
+from ._messages import partition_of as partition_of
+from ._messages import produce_columns as produce_columns
+from ._messages import split_columns as split_columns
 from ._mock import MockCluster as MockCluster
 from ._reader import Answer as Answer
 from ._reader import AnswerReader as AnswerReader
@@ -29,4 +32,7 @@ __all__ = [
     "Worker",
     "WorkerConfig",
     "encode_event",
+    "partition_of",
+    "produce_columns",
+    "split_columns",
 ]

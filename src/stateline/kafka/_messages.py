@@ -13,12 +13,16 @@ streams). Every answer carries the input position it answers in its headers
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .._errors import describe
+from ..serve._columns import ColumnBatch
 from ..serve._events import Event
-from ..serve._wire import STREAM_ID_RULE, valid_stream_id
+from ..serve._wire import STREAM_ID_RULE, batch_to_arrow, valid_stream_id
 
 __all__ = [
     "ARROW_MAGIC",
@@ -31,6 +35,9 @@ __all__ = [
     "decode_event",
     "encode_event",
     "is_arrow",
+    "partition_of",
+    "produce_columns",
+    "split_columns",
 ]
 
 PARTITION = "stateline-partition"
@@ -211,3 +218,56 @@ def _numbers(values: Any) -> bool:
     return all(
         isinstance(row, list) and row and all(_number(value) for value in row) for row in values
     )
+
+
+def partition_of(stream: str, partitions: int) -> int:
+    """The partition librdkafka's default partitioner (``consistent_random``) gives a message
+    keyed by ``stream``: CRC-32 of the key's UTF-8 bytes, modulo the partition count.
+
+    >>> partition_of("pump-1", 6)
+    2
+    """
+    return zlib.crc32(stream.encode()) % partitions
+
+
+def split_columns(batch: ColumnBatch, partitions: int) -> dict[int, ColumnBatch]:
+    """A batch of columns split by the partition of each row's stream (:func:`partition_of`):
+    produce each part to its partition, so that a stream's rows always reach the worker that
+    holds its state, whether they come as JSON events or in batches.
+
+    >>> batch = ColumnBatch.of(["pump-1", "pump-2", "pump-1"], [[1.0], [2.0], [3.0]])
+    >>> parts = split_columns(batch, 6)
+    >>> {partition: part.stream.tolist() for partition, part in sorted(parts.items())}
+    {0: ['pump-2'], 2: ['pump-1', 'pump-1']}
+    """
+    where = np.fromiter(
+        (partition_of(str(stream), partitions) for stream in batch.stream.tolist()),
+        dtype=np.int64,
+        count=len(batch),
+    )
+    parts = {}
+    for partition in np.unique(where).tolist():
+        rows = np.flatnonzero(where == partition)
+        parts[partition] = ColumnBatch(
+            stream=batch.stream[rows],
+            values=batch.values[rows],
+            seq=None if batch.seq is None else batch.seq[rows],
+            start=batch.start[rows],
+            end=batch.end[rows],
+            refused={
+                int(np.searchsorted(rows, row)): reason
+                for row, reason in batch.refused.items()
+                if where[row] == partition
+            },
+        )
+    return parts
+
+
+def produce_columns(producer: Any, topic: str, batch: ColumnBatch, partitions: int) -> int:
+    """Produce ``batch`` as one Arrow message per partition it spans (:func:`split_columns`),
+    each keyed by its first stream id; returns the number of messages."""
+    parts = split_columns(batch, partitions)
+    for partition, part in parts.items():
+        key = str(part.stream[0]).encode()
+        producer.produce(topic, value=batch_to_arrow(part), key=key, partition=partition)
+    return len(parts)

@@ -50,6 +50,11 @@ class WorkerMetrics:
             "Answers the brokers did not take.",
             registry=registry,
         )
+        self.checkpoint_failures = Counter(
+            "stateline_worker_checkpoint_failures",
+            "Checkpoints that could not be written (the worker then stops).",
+            registry=registry,
+        )
         self.commit_failures = Counter(
             "stateline_worker_commit_failures",
             "Offset commits that failed (retried).",

@@ -344,7 +344,17 @@ class Worker:
                 continue
             if checkpoint and state.checkpoint_offset != state.next_offset:
                 started = time.perf_counter()
-                state.checkpoint()
+                try:
+                    state.checkpoint()
+                except Exception as error:
+                    self.metrics.checkpoint_failures.inc()
+                    self.failure = (
+                        f"the checkpoint of {state.topic}[{partition}] to {state.folder} failed: "
+                        f"{type(error).__name__}: {error}; the worker stops (its partitions "
+                        "restart from their last good checkpoints elsewhere)"
+                    )
+                    LOG.error("%s", self.failure)
+                    raise StatelineError(self.failure) from error
                 self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
             offsets.append(TopicPartition(self.config.input, partition, state.next_offset))
         if offsets and not self.config.exactly_once:  # else each transaction committed them
