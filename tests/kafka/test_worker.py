@@ -157,3 +157,97 @@ def test_a_checkpoint_that_cannot_be_written_stops_the_worker_with_the_reason(
     with pytest.raises(StatelineError, match=r"checkpoint of events\[\d\] to .* failed"):
         worker.run(seconds=60)
     assert "stateline_worker_checkpoint_failures_total 1.0" in worker.metrics.text()
+
+
+def _arrow(table: Any) -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def test_poison_messages_are_answered_and_the_worker_goes_on(
+    cluster: Any, model_dir: Path, tmp_path: Path
+) -> None:
+    """From a review: each of these once stopped every worker that took the partition. Now
+    each is answered with an error, and the event after them is stepped as usual."""
+    import pyarrow as pa
+    from confluent_kafka import Producer
+
+    def values(numbers: list[float], size: int) -> Any:
+        return pa.FixedSizeListArray.from_arrays(pa.array(numbers, pa.float64()), size)
+
+    many = pa.table({"stream": ["a"], "values": values([1.0] * 5000, 5000)})
+    big = pa.table({"stream": [f"r{i}" for i in range(16)], "values": values([20.0] * 65536, 4096)})
+    poison = [
+        (b"p1", b'{"values": [1' + b"0" * 400 + b"]}"),  # an int past any float
+        (b"b", _arrow(pa.table({"stream": ["a"], "values": values([1.0, 2.0, 3.0], 3)}))),
+        (b"b", _arrow(many.replace_schema_metadata({b"steps": b"5000"}))),
+        (b"b", _arrow(big.replace_schema_metadata({b"steps": b"4096"}))),  # answer > 1 MB
+        (None, b"{not json"),  # no key: answered under the partition's own key
+    ]
+    producer = Producer({"bootstrap.servers": cluster.bootstrap})
+    for key, value in [*poison, (b"p1", encode_event([20.5], seq=0))]:
+        producer.produce("events", key=key, value=value, partition=0)
+    producer.flush(30)
+    worker = Worker(_config(cluster, model_dir, tmp_path / "ck", checkpoint_interval=0.5))
+    thread = _running(worker)
+    answers = sorted(_read(cluster, len(poison) + 1), key=lambda answer: answer.offset)
+    time.sleep(1.0)  # a checkpoint of partition 0, and none of the others (they got nothing)
+    metrics = worker.metrics.text()
+    worker.stop()
+    thread.join(timeout=60)
+    assert worker.failure is None and len(answers) == len(poison) + 1
+    reasons = [a.answer["error"] for a in answers[:-1]]
+    assert all(a.answer["status"] == "error" for a in answers[:-1]), reasons
+    assert "values" in reasons[0] and "values" in reasons[1] and "steps" in reasons[2]
+    assert "answer is too large" in reasons[3] and answers[4].key == b"events-0"
+    assert answers[-1].answer["status"] == "ok"
+    age = [
+        line for line in metrics.splitlines() if line.startswith("stateline_worker_checkpoint_age")
+    ]
+    assert age and float(age[0].split()[-1]) < 30, age  # not +Inf for partitions with nothing
+
+
+def test_a_poll_that_fails_half_way_writes_no_checkpoint_on_the_way_out(
+    cluster: Any, model_dir: Path, tmp_path: Path
+) -> None:
+    """From a review: the state had stepped events its offset did not cover yet; leaving the
+    group then checkpointed that state with the old offset (the next owner stepped them
+    twice). Now a failure leaves no checkpoint behind: the next owner starts from the last
+    good one."""
+    from confluent_kafka import Producer
+
+    class Breaks(Worker):
+        calls = 0
+
+        def _step_events(self, state: Any, messages: list[Any]) -> None:
+            super()._step_events(state, messages)
+            Breaks.calls += 1
+            if Breaks.calls == 2:
+                raise RuntimeError("a bug after stepping")
+
+    producer = Producer({"bootstrap.servers": cluster.bootstrap})
+    folder = tmp_path / "ck"
+    worker = Breaks(_config(cluster, model_dir, folder, checkpoint_interval=600))
+    failed: list[BaseException] = []
+    thread = threading.Thread(target=lambda: _catch(worker, failed), daemon=True)
+    thread.start()
+    producer.produce("events", key=b"a", value=encode_event([20.5], seq=0), partition=0)
+    producer.flush(30)
+    assert len(_read(cluster, 1)) == 1
+    for seq in (1, 2):
+        producer.produce("events", key=b"a", value=encode_event([21.0], seq=seq), partition=0)
+    producer.flush(30)
+    thread.join(timeout=60)
+    assert failed and "a bug after stepping" in str(failed[0])
+    assert worker.failure is not None and not list(folder.glob("*/state.pt"))
+
+
+def _catch(worker: Worker, failed: list[BaseException]) -> None:
+    try:
+        worker.run(seconds=60)
+    except BaseException as error:
+        failed.append(error)

@@ -162,3 +162,11 @@ def test_dashboard_history_begins_anew_after_delete_end_or_a_lost_state(
     answer = service.step([Event(gone, [6.0], 9)])[0]
     assert answer["status"] == "restarted"
     assert [p["values"] for p in service.stream(gone)["history"]] == [[6.0]]
+
+
+def test_an_integer_past_any_float_is_refused_alone(model_dir: Path, tmp_path: Path) -> None:
+    """From a review of the Kafka worker: 10**400 raised OverflowError out of the service."""
+    service = StreamService(serve_config(model_dir, tmp_path / "state"))
+    answers = service.step([Event("a", [10**400]), Event("b", [20.0])])
+    assert [a["status"] for a in answers] == ["error", "ok"]
+    assert "values are not numbers" in answers[0]["error"]

@@ -23,7 +23,10 @@ class WorkerConfig:
     input offsets committed every ``commit_interval`` seconds. A poll takes up
     to ``max_poll`` events or waits ``poll_ms`` milliseconds. A worker that
     stops heartbeating for ``session_timeout_ms`` loses its partitions to the
-    others. ``metrics_port`` serves Prometheus text on ``metrics_host``
+    others. ``max_events`` (rows of one Arrow batch), ``max_steps`` (steps of
+    one call) and ``max_event_steps`` (steps of one event) are the limits of
+    ``stateline serve`` of the same names. ``metrics_port`` serves Prometheus
+    text on ``metrics_host``
     (None: no metrics server). ``exactly_once`` writes each partition's
     answers and input progress in one Kafka transaction per poll (one
     transactional producer per input partition, so a new owner fences the
@@ -43,6 +46,9 @@ class WorkerConfig:
     poll_ms: int = 100
     session_timeout_ms: int = 10_000
     capacity: int = 1_000_000
+    max_events: int = 10_000
+    max_steps: int = 65_536
+    max_event_steps: int = 4_096
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     learn: bool = True
@@ -51,7 +57,10 @@ class WorkerConfig:
 
     def __post_init__(self) -> None:
         plain_numbers(self)
-        for name in ("max_poll", "poll_ms", "session_timeout_ms", "capacity"):
+        for name in (
+            "max_poll", "poll_ms", "session_timeout_ms", "capacity",
+            "max_events", "max_steps", "max_event_steps",
+        ):  # fmt: skip
             require_positive_int(name, getattr(self, name))
         require_positive_int("metrics_port", self.metrics_port, optional=True)
         for name in ("checkpoint_interval", "commit_interval"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +88,8 @@ class WorkerMetrics:
         )
         checkpoint_age = Gauge(
             "stateline_worker_checkpoint_age_seconds",
-            "Seconds since the oldest owned partition's last checkpoint (0: none owned).",
+            "Seconds since the least recently durable owned partition was checkpointed (or "
+            "taken, or found unchanged at a checkpoint); 0: none owned.",
             registry=registry,
         )
         checkpoint_age.set_function(lambda: _oldest(worker))
@@ -107,13 +109,14 @@ class WorkerMetrics:
             )
         except Exception:  # pragma: no cover - no fetch yet
             high = -1
-        if high >= 0 and state.next_offset is not None:
-            self.lag.labels(label).set(max(0, high - state.next_offset))
+        if high >= 0:  # nothing read yet (and no checkpoint): all of it is to come
+            self.lag.labels(label).set(max(0, high - (state.next_offset or 0)))
         self.streams.labels(label).set(state.streams)
         self._known.add(state.partition)
         for gone in self._known - set(self._worker.partitions):
-            self.lag.remove(str(gone))
-            self.streams.remove(str(gone))
+            for gauge in (self.lag, self.streams):
+                with contextlib.suppress(KeyError):  # never set for it
+                    gauge.remove(str(gone))
         self._known &= set(self._worker.partitions)
 
     def serve(self, host: str, port: int) -> None:
@@ -127,9 +130,5 @@ class WorkerMetrics:
 
 
 def _oldest(worker: Worker) -> float:
-    stamps = [s.checkpointed_at for s in list(worker.partitions.values())]
-    if not stamps:
-        return 0.0
-    if any(stamp is None for stamp in stamps):
-        return float("inf")
-    return time.time() - min(stamp for stamp in stamps if stamp is not None)
+    stamps = [state.checkpointed_at for state in list(worker.partitions.values())]
+    return time.time() - min(stamps) if stamps else 0.0

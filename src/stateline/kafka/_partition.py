@@ -35,7 +35,9 @@ class PartitionState:
                     capacity=config.capacity,
                     history=1,  # no dashboard here
                     history_streams=1,
-                    max_events=config.max_poll,
+                    max_events=config.max_events,
+                    max_steps=config.max_steps,
+                    max_event_steps=config.max_event_steps,
                     detector=config.detector,
                     learn=config.learn,
                 )
@@ -70,7 +72,9 @@ class PartitionState:
         """Input before this offset was answered by an earlier owner: step it, answer nothing."""
         self.committed_offset: int | None = None
         """The input offset up to which answers are known to be committed."""
-        self.checkpointed_at = time.time() if meta else None
+        self.checkpointed_at = time.time()
+        """When the state was last known durable: checkpointed, or restored (or empty) when
+        the partition was taken."""
 
     @property
     def streams(self) -> int:

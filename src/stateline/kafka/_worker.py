@@ -117,6 +117,14 @@ class Worker:
                     break
                 self._poll_once()
             self._commit(checkpoint=True)
+        except BaseException as error:
+            # A poll that failed half way has stepped events past its partitions' offsets:
+            # leaving now must write no checkpoint and commit nothing (the next owner
+            # restores the last good checkpoint and steps them again).
+            if self.failure is None:
+                self.failure = f"{type(error).__name__}: {error}"
+                LOG.error("the worker stops: %s", self.failure)
+            raise
         finally:
             try:  # revokes: each partition is checkpointed on its way out (not after a failure)
                 self.consumer.close()
@@ -203,7 +211,8 @@ class Worker:
         incoming = [decode_event(m.key(), m.value(), state.partition, m.offset()) for m in messages]
         events = [item.event for item in incoming if item.event is not None]
         answers: list[dict[str, Any]] = []
-        for chunk in _chunks(events, state.service.config.max_steps):
+        limits = state.service.config
+        for chunk in _chunks(events, limits.max_steps, limits.max_events):
             answers.extend(state.service.step(chunk))
         stepped = iter(answers)
         for item in incoming:
@@ -224,20 +233,21 @@ class Worker:
         }
         try:
             batch, ids = arrow_request(message.value(), **bounds)
-        except StatelineError as error:  # the whole message is unreadable: one error answer
+            answer = service.step_columns(batch)  # refuses a batch past a limit as a whole
+        except StatelineError as error:  # the whole message is refused: one error answer
             item = Incoming(state.partition, message.offset(), error=f"value: {error}")
             self._answer(state, item, blank_answer(None, "error", error=item.error))
             self.metrics.refused.inc()
             self.metrics.events.inc()
             return
-        answer = service.step_columns(batch)
         self.metrics.events.inc(len(batch))
         if message.offset() < state.replay_until:
             self.metrics.replayed.inc(len(batch))
             return
         self._produce(
-            state.partition,
-            message.key(),
+            state,
+            Incoming(state.partition, message.offset()),
+            message.key() or self._fallback_key(state),
             answer_to_arrow(answer, stream=ids),
             [
                 *answer_headers(state.partition, message.offset(), 0, len(batch)),
@@ -301,16 +311,34 @@ class Worker:
             self.metrics.replayed.inc()
             return
         answer.setdefault("error", None)
-        key = None if item.stream is None else item.stream.encode()
+        key = self._fallback_key(state) if item.stream is None else item.stream.encode()
         self._produce(
-            state.partition,
+            state,
+            item,
             key,
             json.dumps(answer, allow_nan=False).encode(),
             answer_headers(state.partition, item.offset),
         )
 
-    def _produce(self, partition: int, key: bytes | None, value: bytes, headers: list[Any]) -> None:
-        producer = self._transactional.get(partition, self.producer)
+    @staticmethod
+    def _fallback_key(state: PartitionState) -> bytes:
+        """The key of an answer that names no stream (a message with no key, or a bad one):
+        one per input partition, so that an answer given again after a failover reaches the
+        same output partition and :class:`~stateline.kafka.RepeatFilter` sees the repeat."""
+        return f"{state.topic}-{state.partition}".encode()
+
+    def _produce(
+        self,
+        state: PartitionState,
+        item: Incoming,
+        key: bytes | None,
+        value: bytes,
+        headers: list[Any],
+    ) -> None:
+        """Produce one answer; one too large for the topic becomes an error answer saying so."""
+        from confluent_kafka import KafkaError, KafkaException
+
+        producer = self._transactional.get(state.partition, self.producer)
         while True:
             try:
                 producer.produce(
@@ -321,6 +349,20 @@ class Worker:
                 return
             except BufferError:  # the local queue is full: let deliveries drain it
                 producer.poll(0.05)
+            except KafkaException as error:
+                if error.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                    raise
+                reason = describe(
+                    "answer",
+                    "an answer that fits the output topic's message.max.bytes",
+                    f"{len(value):,} bytes",
+                    problem="is too large to produce.",
+                    fix="Send fewer rows or steps per message (or raise message.max.bytes "
+                    "with --kafka and on the topic).",
+                )
+                self.metrics.refused.inc()
+                value = json.dumps(blank_answer(item.stream, "error", error=reason)).encode()
+                headers = [header for header in headers if header[0] != "content-type"]
 
     # ------------------------------------------------- durability and progress
     def _commit(self, *, checkpoint: bool, only: list[int] | None = None) -> None:
@@ -340,6 +382,9 @@ class Worker:
         offsets = []
         for partition in chosen:
             state = self.partitions[partition]
+            unchanged = state.next_offset is None or state.checkpoint_offset == state.next_offset
+            if checkpoint and unchanged:  # nothing new since the last checkpoint: durable
+                state.checkpointed_at = time.time()
             if state.next_offset is None:
                 continue
             if checkpoint and state.checkpoint_offset != state.next_offset:
@@ -363,6 +408,8 @@ class Worker:
             except KafkaException as error:  # answers are out; a later commit catches up
                 LOG.warning("committing offsets failed (retried next time): %s", error)
                 self.metrics.commit_failures.inc()
+        for state in self.partitions.values():
+            self.metrics.observe_partition(state, self.consumer)
         self._last_commit = time.monotonic()
         if checkpoint and only is None:
             self._last_checkpoint = time.monotonic()
@@ -517,16 +564,16 @@ class Worker:
                 )
 
 
-def _chunks(events: list[Event], max_steps: int) -> list[list[Event]]:
-    """Events in calls of at most ``max_steps`` steps (an event alone may be more: it is
-    then refused alone by the service's own limit per event)."""
+def _chunks(events: list[Event], max_steps: int, max_events: int) -> list[list[Event]]:
+    """Events in calls of at most ``max_events`` events and ``max_steps`` steps (an event
+    alone may be more: it is then refused alone by the service's own limit per event)."""
     chunks: list[list[Event]] = []
     current: list[Event] = []
     steps = 0
     for event in events:
         values = event.values
         size = len(values) if values and isinstance(values[0], list) else 1
-        if current and steps + size > max_steps:
+        if current and (steps + size > max_steps or len(current) == max_events):
             chunks.append(current)
             current, steps = [], 0
         current.append(event)

@@ -38,7 +38,7 @@ def event_values(
     """
     try:
         values = np.asarray(event.values, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past any float
         return None, describe(
             "values", "numbers", repr(event.values)[:80], problem="are not numbers."
         )
