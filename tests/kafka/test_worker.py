@@ -251,3 +251,52 @@ def _catch(worker: Worker, failed: list[BaseException]) -> None:
         worker.run(seconds=60)
     except BaseException as error:
         failed.append(error)
+
+
+def test_online_learning_per_partition_goes_into_its_checkpoint_and_comes_back(
+    cluster: Any, model_dir: Path, tmp_path: Path
+) -> None:
+    """--online: a partition's model learns from its streams; its weights are checkpointed
+    with its state (online.pt beside state.pt) and a new owner learns on from them."""
+    from confluent_kafka import Producer
+
+    from stateline.online import OnlineConfig
+
+    online = OnlineConfig(update_every=40, min_steps=8, lanes=4, chunk=8, buffer=32, cpu_share=1.0)
+    folder = tmp_path / "ck"
+    config = _config(cluster, model_dir, folder, checkpoint_interval=0.5, online=online)
+    producer = Producer({"bootstrap.servers": cluster.bootstrap})
+    streams, steps = 4, 40
+    for step in range(steps):
+        for stream in range(streams):
+            value = encode_event([float(15 + 5 * np.sin(step / 3 + stream))], seq=step)
+            producer.produce("events", key=f"s{stream}".encode(), value=value, partition=0)
+    producer.flush(30)
+    worker = Worker(config)
+    thread = _running(worker)
+    assert len(_read(cluster, streams * steps)) == streams * steps
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # an update, then a checkpoint holding it
+        state = worker.partitions.get(0)
+        learner = None if state is None else state.service.learner
+        if (
+            learner is not None
+            and learner.version > 0
+            and (folder / "events-0/online.pt").is_file()
+        ):
+            break
+        time.sleep(0.2)
+    learned = worker.partitions[0].service.learner
+    assert learned is not None and learned.version > 0
+    worker.stop()
+    thread.join(timeout=60)
+    again = Worker(config)  # the next owner: the weights and the state come back together
+    thread = _running(again)
+    deadline = time.monotonic() + 60
+    while 0 not in again.partitions and time.monotonic() < deadline:
+        time.sleep(0.1)
+    restored = again.partitions[0].service.learner
+    assert restored is not None and restored.version == learned.version  # checkpointed on exit
+    assert again.partitions[0].streams == streams
+    again.stop()
+    thread.join(timeout=60)

@@ -31,6 +31,7 @@ See docs/scaling.md.
 def worker_parser() -> argparse.ArgumentParser:
     from ..anomaly import DetectorConfig
     from ..kafka import WorkerConfig
+    from ..online import OnlineConfig
 
     parser = argparse.ArgumentParser(
         prog="stateline worker",
@@ -40,9 +41,15 @@ def worker_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_config_flags(parser, WorkerConfig, skip=("detector",))
+    add_config_flags(parser, WorkerConfig, skip=("detector", "online"))
     skip = tuple(f.name for f in fields(DetectorConfig) if f.name not in _DETECTOR_FIELDS)
     add_config_flags(parser, DetectorConfig, skip=skip, defaults={"reference": 200})
+    parser.add_argument(
+        "--online",
+        action="store_true",
+        help="keep each partition's model learning from its streams (--online-* tune it)",
+    )
+    add_config_flags(parser, OnlineConfig, prefix="online-")
     parser.add_argument(
         "--kafka",
         action="append",
@@ -68,6 +75,7 @@ def run_worker(argv: Sequence[str]) -> None:
         ) from error
     from ..anomaly import DetectorConfig
     from ..kafka import Worker, WorkerConfig
+    from ..online import OnlineConfig
 
     args = worker_parser().parse_args(list(argv))
     options = {}
@@ -77,7 +85,8 @@ def run_worker(argv: Sequence[str]) -> None:
             raise ConfigError(describe("--kafka", "KEY=VALUE", repr(item), problem="is invalid."))
         options[key.strip()] = value
     detector = config_from_args(DetectorConfig, args)
-    config = config_from_args(WorkerConfig, args, detector=detector)
+    online = config_from_args(OnlineConfig, args, prefix="online_") if args.online else None
+    config = config_from_args(WorkerConfig, args, detector=detector, online=online)
     level = os.environ.get("STATELINE_LOG", "INFO").upper()
     logging.basicConfig(
         level=getattr(logging, level, logging.INFO),

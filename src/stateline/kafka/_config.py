@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from .._errors import ConfigError, describe
 from .._validate import plain_numbers, require_positive_int
 from ..anomaly import DetectorConfig
+from ..online import OnlineConfig
 
 __all__ = ["WorkerConfig"]
 
@@ -32,6 +33,9 @@ class WorkerConfig:
     transactional producer per input partition, so a new owner fences the
     old): ``read_committed`` readers then see each answer once, on a real
     broker (see docs/scaling.md for what the mock cluster keeps of it).
+    ``online`` keeps each partition's model learning from that partition's
+    streams (:class:`~stateline.online.OnlineLearner`, as ``serve --online``);
+    its weights go into the partition's checkpoint with its state.
     """
 
     model: str
@@ -54,6 +58,7 @@ class WorkerConfig:
     learn: bool = True
     exactly_once: bool = False
     detector: DetectorConfig = field(default_factory=lambda: DetectorConfig(reference=200))
+    online: OnlineConfig | None = None
 
     def __post_init__(self) -> None:
         plain_numbers(self)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,15 @@ __all__ = ["PartitionState"]
 
 
 class PartitionState:
-    """The state store (with its detector) of the streams of one input partition.
+    """The state store (with its detector) of the streams of one input partition, and its
+    online learner with ``--online``.
 
     Its checkpoint is ``<checkpoint_dir>/<topic>-<partition>/state.pt``: every
     carry, seq and detector column, and the input ``offset`` the state covers
-    (the next offset to read), written atomically in one file. A new owner
-    restores it and reads the input from that offset.
+    (the next offset to read), written atomically in one file; with online
+    learning, the partition's current weights go to ``online.pt`` just before
+    (the state names the weights it was made with). A new owner restores both
+    and reads the input from that offset.
     """
 
     def __init__(self, config: WorkerConfig, topic: str, partition: int) -> None:
@@ -40,6 +44,7 @@ class PartitionState:
                     max_event_steps=config.max_event_steps,
                     detector=config.detector,
                     learn=config.learn,
+                    online=config.online,
                 )
             )
         except SnapshotMismatchError as error:
@@ -76,17 +81,49 @@ class PartitionState:
         """When the state was last known durable: checkpointed, or restored (or empty) when
         the partition was taken."""
 
+        self._saved_version = self._version()
+        self._stop_learning = threading.Event()
+        self._learning: threading.Thread | None = None
+        learner = self.service.learner
+        if learner is not None:  # updates train outside the lock and swap inside it
+            self._learning = threading.Thread(
+                target=learner.run,
+                args=(self._stop_learning,),
+                name=f"stateline-online-{topic}-{partition}",
+                daemon=True,
+            )
+            self._learning.start()
+
+    def close(self) -> None:
+        """Stop this partition's online learning (if any); its state is dropped after."""
+        self._stop_learning.set()
+        if self._learning is not None:
+            self._learning.join(timeout=60)
+
     @property
     def streams(self) -> int:
         return len(self.service.store)
+
+    @property
+    def changed(self) -> bool:
+        """Whether a checkpoint now would differ from the last: new input, or new weights."""
+        if self.next_offset is None:
+            return False
+        return self.next_offset != self.checkpoint_offset or self._version() != self._saved_version
+
+    def _version(self) -> int:
+        learner = self.service.learner
+        return 0 if learner is None else learner.version
 
     def checkpoint(self) -> Path | None:
         """Write the state and the offset it covers (nothing read yet: nothing to write)."""
         if self.next_offset is None:
             return None
+        version = self._version()  # the weights written now (online learning)
         path = self.service.snapshot(
             meta={"topic": self.topic, "partition": self.partition, "offset": self.next_offset}
         )
         self.checkpoint_offset = self.next_offset
+        self._saved_version = version
         self.checkpointed_at = time.time()
         return path

@@ -130,6 +130,8 @@ class Worker:
                 self.consumer.close()
             except Exception as error:  # the failure that got here says more
                 LOG.warning("leaving the group failed: %s", error)
+            for state in self.partitions.values():  # left without a revoke
+                state.close()
             for number, handler in previous.items():
                 signal.signal(number, handler)
         if self.failure is not None:
@@ -302,6 +304,7 @@ class Worker:
         fresh = PartitionState(self.config, state.topic, state.partition)
         fresh.committed_offset = state.committed_offset
         fresh.replay_until = max(state.committed_offset or 0, fresh.checkpoint_offset or 0)
+        state.close()
         self.partitions[state.partition] = fresh
         start = OFFSET_BEGINNING if fresh.checkpoint_offset is None else fresh.checkpoint_offset
         self.consumer.seek(TopicPartition(state.topic, state.partition, start))
@@ -382,12 +385,11 @@ class Worker:
         offsets = []
         for partition in chosen:
             state = self.partitions[partition]
-            unchanged = state.next_offset is None or state.checkpoint_offset == state.next_offset
-            if checkpoint and unchanged:  # nothing new since the last checkpoint: durable
+            if checkpoint and not state.changed:  # nothing new since the last one: durable
                 state.checkpointed_at = time.time()
             if state.next_offset is None:
                 continue
-            if checkpoint and state.checkpoint_offset != state.next_offset:
+            if checkpoint and state.changed:
                 started = time.perf_counter()
                 try:
                     state.checkpoint()
@@ -517,7 +519,7 @@ class Worker:
         if mine and self.failure is None:
             self._commit(checkpoint=True, only=mine)
         for partition in mine:
-            del self.partitions[partition]
+            self.partitions.pop(partition).close()
             producer = self._transactional.pop(partition, None)
             if producer is not None:
                 producer.flush(30)
@@ -528,7 +530,9 @@ class Worker:
         already own them, so nothing is checkpointed or committed for them."""
         self.metrics.rebalances.inc()
         for p in partitions:
-            self.partitions.pop(p.partition, None)
+            lost = self.partitions.pop(p.partition, None)
+            if lost is not None:
+                lost.close()
             self._transactional.pop(p.partition, None)  # its successor's producer fences it
         LOG.warning(
             "lost %s without a revoke: dropped their state", [p.partition for p in partitions]
