@@ -19,6 +19,7 @@ from ..data import LaneLayout
 from ..nn import Carry, CarryModel, detach_carry
 from ._checkpoint import save_checkpoint
 from ._config import TrainConfig
+from ._distributed import Ranks
 from ._loss import device_for, masked_loss
 from ._seeding import seeded
 
@@ -98,6 +99,24 @@ def _tensors(
     )
 
 
+def _lanes_of(tensors: _Tensors, lanes: slice) -> _Tensors:
+    """The same chunks, for a block of lanes only (one rank's share)."""
+    weight = tensors.weight[:, lanes]
+    mask = tensors.mask[:, lanes]
+    per_chunk = weight.sum(dim=(1, 2)).cpu().numpy()
+    return _Tensors(
+        x=tensors.x[:, lanes],
+        y=None if tensors.y is None else tensors.y[:, lanes],
+        mask=mask,
+        reset=tensors.reset[:, lanes],
+        weight=weight,
+        steps=int(per_chunk.sum()),
+        chunk_steps=[int(n) for n in per_chunk],
+        full=mask.flatten(1).all(dim=1).cpu().numpy().tolist(),
+        any_reset=tensors.reset[:, lanes].any(dim=1).cpu().numpy().tolist(),
+    )
+
+
 def last_step_mask(layout: LaneLayout) -> NDArray[np.bool_]:
     """``(chunks, lanes, chunk)``: True at the last step of every whole sequence."""
     flat = np.zeros((layout.lanes, len(layout) * layout.chunk), dtype=bool)
@@ -144,6 +163,15 @@ def fit(
     sequences no longer than ``chunk``.
 
     Returns the :class:`History`; with ``patience`` the best weights are restored.
+
+    Launched under ``torchrun`` (or in a process group the caller made), it
+    trains on all the processes: each takes a block of the lanes and keeps
+    their carries, and the gradients are summed over the processes after each
+    chunk, each process's loss weighted by its share of the chunk's real
+    steps, so every process takes the step one process would take on all the
+    lanes (without dropout: each process draws its own dropout masks). Losses
+    and validation are reduced over the processes, so early stopping and the
+    schedule decide alike; only rank 0 shows progress and writes checkpoints.
     """
     config = config or TrainConfig()
     task = task or str(getattr(getattr(model, "config", None), "task", "regression"))
@@ -175,11 +203,16 @@ def _fit(
     shuffle_chunks: bool,
 ) -> History:
     device = device_for(config.device)
+    ranks = Ranks.current(device)
     order_generator = np.random.default_rng(config.seed)
     model.to(device)
+    ranks.same_weights(model)
     dtype = next(model.parameters()).dtype
-    train = _tensors(layout, device, dtype, task, target_at)
+    everything = _tensors(layout, device, dtype, task, target_at)
+    train = _lanes_of(everything, ranks.lanes(layout.lanes)) if ranks.world > 1 else everything
     held = None if validation is None else _tensors(validation, device, dtype, task, target_at)
+    if validation is not None and held is not None and ranks.world > 1:
+        held = _lanes_of(held, ranks.lanes(validation.lanes, allow_empty=True))
     optimizer = _optimizer(model, config)
     scheduler = _scheduler(optimizer, config)
     history = History()
@@ -187,7 +220,7 @@ def _fit(
     waited = 0
     carry_model: CarryModel = model  # type: ignore[assignment]
 
-    with _progress(config.progress) as progress:
+    with _progress(config.progress and ranks.main) as progress:
         task_id = (
             progress.add_task("training", total=config.epochs * len(layout), loss="-", rate="-")
             if progress
@@ -196,7 +229,7 @@ def _fit(
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
             model.train()
-            carry = carry_model.initial_carry(layout.lanes, device=device, dtype=dtype)
+            carry = carry_model.initial_carry(train.x.shape[1], device=device, dtype=dtype)
             counted = 0
             order = (
                 order_generator.permutation(len(layout)) if shuffle_chunks else range(len(layout))
@@ -211,13 +244,19 @@ def _fit(
                     None if train.full[k] else train.mask[k],
                 )
                 assert train.y is not None
-                steps = train.chunk_steps[k]
+                steps = everything.chunk_steps[k]  # of all the lanes, on every rank
                 if steps:
+                    mine = train.chunk_steps[k]
                     every_step = train.full[k] and target_at == "every"
                     weight = None if every_step else train.weight[k]
-                    loss = masked_loss(task, outputs, train.y[k], weight)
+                    loss: Tensor = (
+                        masked_loss(task, outputs, train.y[k], weight) * (mine / steps)
+                        if mine
+                        else outputs.sum() * 0.0  # no real step here: zero gradients
+                    )
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()  # type: ignore[no-untyped-call]
+                    ranks.sum_gradients(model)
                     if config.clip_norm is not None:
                         nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
                     optimizer.step()
@@ -229,9 +268,11 @@ def _fit(
                     loss_text = f"{float(running) / max(counted, 1):.4f}" if show else None
                     progress.update(task_id, advance=1, **({"loss": loss_text} if show else {}))
             seconds = time.perf_counter() - started
-            total = float(running)
+            total = float(ranks.sum(running))
             train_loss = total / max(counted, 1)
-            validation_loss = None if held is None else _evaluate(carry_model, held, task)
+            validation_loss = (
+                None if held is None else _evaluate(carry_model, held, task, ranks=ranks)
+            )
             monitored = validation_loss if validation_loss is not None else train_loss
             record = EpochRecord(
                 epoch=epoch,
@@ -251,7 +292,7 @@ def _fit(
             if monitored < history.best_loss - config.min_delta:
                 history.best_loss, history.best_epoch, waited = monitored, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
-                if config.checkpoint_dir is not None:
+                if config.checkpoint_dir is not None and ranks.main:
                     save_checkpoint(
                         Path(config.checkpoint_dir),
                         model,
@@ -291,16 +332,19 @@ def evaluate(
     return _evaluate(carry_model, tensors, task)
 
 
-def _evaluate(model: CarryModel, tensors: _Tensors, task: str) -> float:
-    """Mean masked loss over the chunks of ``tensors``, starting from a zero carry."""
+def _evaluate(
+    model: CarryModel, tensors: _Tensors, task: str, *, ranks: Ranks | None = None
+) -> float:
+    """Mean masked loss over the chunks of ``tensors``, starting from a zero carry (summed
+    over ``ranks``, each holding its block of the lanes)."""
     assert tensors.y is not None
     was_training = getattr(model, "training", False)
     model.eval()  # type: ignore[attr-defined]
     total = 0.0
+    lanes = tensors.x.shape[1]
     with torch.no_grad():
-        lanes = tensors.x.shape[1]
         carry = model.initial_carry(lanes, device=tensors.x.device, dtype=tensors.x.dtype)
-        for k, steps in enumerate(tensors.chunk_steps):
+        for k, steps in enumerate(tensors.chunk_steps if lanes else []):
             outputs, carry = model(
                 tensors.x[k], carry, reset=tensors.reset[k], mask=tensors.mask[k]
             )
@@ -308,7 +352,10 @@ def _evaluate(model: CarryModel, tensors: _Tensors, task: str) -> float:
                 total += float(masked_loss(task, outputs, tensors.y[k], tensors.weight[k])) * steps
     if was_training:
         model.train()  # type: ignore[attr-defined]
-    return total / max(tensors.steps, 1)
+    if ranks is None or ranks.world == 1:
+        return total / max(tensors.steps, 1)
+    sums = ranks.sum(torch.tensor([total, float(tensors.steps)], dtype=torch.float64))
+    return float(sums[0]) / max(float(sums[1]), 1.0)
 
 
 def run_layout(
