@@ -37,17 +37,29 @@ def layouts(case: str) -> tuple[LaneLayout, LaneLayout]:
     return train, held
 
 
-def train(case: str) -> tuple[dict[str, torch.Tensor], list[Any]]:
-    torch.manual_seed(0)
-    model = SequenceModel(ModelConfig(inputs=1, hidden=8))
-    layout, held = layouts(case)
-    config = TrainConfig(epochs=3, progress=False, seed=0, schedule="plateau", learning_rate=0.01)
-    history = fit(model, layout, config=config, validation=held)
-    return model.state_dict(), [(r.train_loss, r.validation_loss) for r in history.epochs]
+def train(case: str, folder: Path | None = None) -> tuple[dict[str, torch.Tensor], list[Any]]:
+    """Three epochs; ``resume``: two, then a restart that resumes from the checkpoint to three
+    (on the uneven layout)."""
+    layout, held = layouts("uneven" if case == "resume" else case)
+
+    def run(epochs: int, resume: bool) -> tuple[dict[str, torch.Tensor], list[Any]]:
+        torch.manual_seed(0)
+        model = SequenceModel(ModelConfig(inputs=1, hidden=8))
+        config = TrainConfig(
+            epochs=epochs, progress=False, seed=0, schedule="plateau", learning_rate=0.01,
+            checkpoint_dir=None if folder is None else str(folder / "checkpoint"), resume=resume,
+        )  # fmt: skip
+        history = fit(model, layout, config=config, validation=held)
+        return model.state_dict(), [(r.train_loss, r.validation_loss) for r in history.epochs]
+
+    if case == "resume":
+        run(2, resume=False)
+        return run(3, resume=True)
+    return run(3, resume=False)
 
 
 if __name__ == "__main__":
     out, case = Path(sys.argv[1]), sys.argv[2]
-    weights, history = train(case)
+    weights, history = train(case, out)
     rank = torch.distributed.get_rank()
     torch.save({"weights": weights, "history": history}, out / f"rank{rank}.pt")

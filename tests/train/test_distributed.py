@@ -1,5 +1,6 @@
 """Distributed fit with 2 gloo processes on loopback: both ranks end with the same weights, equal
-to one process training on all the lanes (float tolerance), for even and uneven layouts."""
+to one process training on all the lanes (float tolerance), for even and uneven layouts, and
+for a run restarted half way that resumes from its checkpoint."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from . import _ddp_fit
 SCRIPT = Path(_ddp_fit.__file__)
 
 
-@pytest.mark.parametrize("case", ["even", "uneven"])
+@pytest.mark.parametrize("case", ["even", "uneven", "resume"])
 def test_two_ranks_train_the_weights_one_process_trains(case: str, tmp_path: Path) -> None:
     env = {
         **os.environ,
@@ -37,7 +38,8 @@ def test_two_ranks_train_the_weights_one_process_trains(case: str, tmp_path: Pat
     for name, tensor in ranks[0]["weights"].items():
         assert torch.equal(tensor, ranks[1]["weights"][name]), name  # bit for bit
     assert ranks[0]["history"] == ranks[1]["history"]
-    weights, history = _ddp_fit.train(case)  # one process, all the lanes
+    # one process, all the lanes, three epochs in one go
+    weights, history = _ddp_fit.train("uneven" if case == "resume" else case)
     for name, tensor in weights.items():
         torch.testing.assert_close(ranks[0]["weights"][name], tensor, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(

@@ -230,3 +230,32 @@ def test_gradients_reach_exactly_the_current_chunk(
         outside = torch.cat([xs.grad[:, : k * chunk], xs.grad[:, (k + 1) * chunk :]], dim=1)
         assert torch.count_nonzero(outside) == 0
         assert torch.count_nonzero(xs.grad[:, part]) > 0
+
+
+@pytest.mark.parametrize("schedule", ["plateau", "constant"])
+def test_a_resumed_fit_goes_on_as_if_never_stopped(schedule: str, tmp_path: Path) -> None:
+    """Two epochs, a restart with resume=True to four: the weights, the history and the
+    shuffled chunk order equal four epochs in one go (dropout's random state included)."""
+    rng = np.random.default_rng(3)
+    layout = pack_lanes(
+        [rng.standard_normal((n, 2)).astype(np.float32) for n in (4, 4, 4, 4, 4, 4)],
+        lanes=3,
+        chunk=4,
+        targets=[rng.standard_normal((4, 1)).astype(np.float32) for _ in range(6)],
+    )
+
+    def run(epochs: int, folder: Path, resume: bool) -> tuple[SequenceModel, list[float]]:
+        model = model_for(seed=5, dropout=0.2, layers=2)
+        config = TrainConfig(
+            epochs=epochs, schedule=schedule, progress=False, seed=1, learning_rate=0.01,
+            checkpoint_dir=str(folder), resume=resume,
+        )  # fmt: skip
+        history = fit(model, layout, config=config, validation=layout, shuffle_chunks=True)
+        return model, history.train_loss
+
+    straight, straight_losses = run(4, tmp_path / "straight", resume=False)
+    run(2, tmp_path / "restarted", resume=False)
+    resumed, resumed_losses = run(4, tmp_path / "restarted", resume=True)
+    assert resumed_losses == straight_losses
+    for name, tensor in straight.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name

@@ -33,7 +33,11 @@ class TrainConfig:
         seed: seeds weights' dropout and sampling for reproducible runs.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
         progress: show a rich progress bar with loss and steps/s.
-        checkpoint_dir: write the best model there (weights + config JSON).
+        checkpoint_dir: write the best model there (weights + config JSON), and
+            after every epoch the state of the training (``training.pt``).
+        resume: continue from ``checkpoint_dir/training.pt`` if there is one (the
+            weights, optimizer, schedule, history and random state after its last
+            finished epoch), with the same settings otherwise.
     """
 
     epochs: int = 20
@@ -47,6 +51,7 @@ class TrainConfig:
     device: str = "cpu"
     progress: bool = True
     checkpoint_dir: str | None = None
+    resume: bool = False
 
     def __post_init__(self) -> None:
         plain_numbers(self)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 
 from .._errors import ConfigError, ShapeError, describe
+from .._files import write_atomically
 from ..data import LaneLayout
 from ..nn import Carry, CarryModel, detach_carry
 from ._checkpoint import save_checkpoint
@@ -218,15 +220,24 @@ def _fit(
     history = History()
     best_state: dict[str, Any] | None = None
     waited = 0
+    first = 1
     carry_model: CarryModel = model  # type: ignore[assignment]
+    saved = _training_state_path(config)
+    if config.resume and saved is not None and saved.is_file():
+        resumed = _load_training_state(saved, model, optimizer, scheduler, order_generator)
+        history, best_state, waited = resumed
+        first = history.epochs[-1].epoch + 1 if history.epochs else 1
+        if history.stopped_early:
+            first = config.epochs + 1
 
     with _progress(config.progress and ranks.main) as progress:
+        left = max(config.epochs - first + 1, 0)
         task_id = (
-            progress.add_task("training", total=config.epochs * len(layout), loss="-", rate="-")
+            progress.add_task("training", total=left * len(layout), loss="-", rate="-")
             if progress
             else None
         )
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(first, config.epochs + 1):
             started = time.perf_counter()
             model.train()
             carry = carry_model.initial_carry(train.x.shape[1], device=device, dtype=dtype)
@@ -303,11 +314,75 @@ def _fit(
             _step_scheduler(scheduler, monitored)
             if config.patience is not None and waited >= config.patience:
                 history.stopped_early = True
+            if saved is not None and ranks.main:
+                _save_training_state(
+                    saved, model, optimizer, scheduler, order_generator, history, best_state, waited
+                )
+            if history.stopped_early:
                 break
     if config.patience is not None and best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     return history
+
+
+def _training_state_path(config: TrainConfig) -> Path | None:
+    return None if config.checkpoint_dir is None else Path(config.checkpoint_dir) / "training.pt"
+
+
+def _save_training_state(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    order_generator: np.random.Generator,
+    history: History,
+    best_state: dict[str, Any] | None,
+    waited: int,
+) -> None:
+    """What a restart needs to go on as if nothing happened, after a finished epoch."""
+    state = {
+        "format": 1,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": None if scheduler is None else scheduler.state_dict(),
+        "order": order_generator.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "history": {
+            "epochs": [dataclasses.asdict(record) for record in history.epochs],
+            "best_epoch": history.best_epoch,
+            "best_loss": history.best_loss,
+            "stopped_early": history.stopped_early,
+        },
+        "best_state": best_state,
+        "waited": waited,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, lambda file: torch.save(state, file))
+
+
+def _load_training_state(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    order_generator: np.random.Generator,
+) -> tuple[History, dict[str, Any] | None, int]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state["scheduler"] is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    order_generator.bit_generator.state = state["order"]
+    torch.set_rng_state(state["torch_rng"])
+    saved = state["history"]
+    history = History(
+        epochs=[EpochRecord(**record) for record in saved["epochs"]],
+        best_epoch=saved["best_epoch"],
+        best_loss=saved["best_loss"],
+        stopped_early=saved["stopped_early"],
+    )
+    return history, state["best_state"], int(state["waited"])
 
 
 def _chunks_independent(layout: LaneLayout) -> bool:
