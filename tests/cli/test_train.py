@@ -55,3 +55,21 @@ def test_bench_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--streams", "1", "64", "--seconds", "0.05", "--hidden", "8"]) == 0
     out = capsys.readouterr().out
     assert "steps/s" in out and "64" in out
+
+
+def test_train_in_two_processes_gives_the_weights_of_one(temps: Path, tmp_path: Path) -> None:
+    """--nproc 2 launches two gloo processes on loopback; rank 0 writes the model, whose
+    weights equal one process's training on the same lanes (float tolerance)."""
+    import torch
+
+    args = ["train", str(temps), "--time", "time", "--group", "city", "--target", "temp",
+            "--hidden", "4", "--epochs", "2", "--lanes", "4", "--chunk", "24",
+            "--no-progress"]  # fmt: skip
+    assert main([*args, "--output", str(tmp_path / "one")]) == 0
+    assert main([*args, "--nproc", "2", "--output", str(tmp_path / "two")]) == 0
+    one = torch.load(tmp_path / "one" / "weights.pt", weights_only=True)
+    two = torch.load(tmp_path / "two" / "weights.pt", weights_only=True)
+    assert one.keys() == two.keys()
+    for name, tensor in one.items():
+        torch.testing.assert_close(two[name], tensor, rtol=1e-4, atol=1e-5)
+    assert (tmp_path / "two" / "columns.json").is_file()

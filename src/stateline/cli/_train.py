@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,11 @@ _TRAIN_EPILOG = """examples:
   stateline train temps.csv --time time --group city --target temp --output model
   stateline train pump.csv --sep ';' --target Pressure Current --features Voltage \\
       --hidden 32 --epochs 20 --chunk 50 --output pump-model
+  stateline train temps.csv --time time --group city --target temp --lanes 64 --nproc 2
+
+--nproc N trains in N processes on this machine (torch.distributed, gloo on the CPU):
+each takes a block of the lanes. On several machines, start `torchrun --nnodes ...
+-m stateline train ...` on each (see docs/training.md).
 """
 _PREDICT_EPILOG = """example:
   stateline predict temps.csv --model model --output predictions.csv
@@ -46,6 +52,12 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", nargs="+", required=True, help="column(s) to forecast")
     parser.add_argument("--features", nargs="+", default=[], help="covariate columns")
     parser.add_argument("--output", default="model", help="model directory (default: model)")
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="training processes on this machine, each with a block of the lanes (default: 1)",
+    )
     add_config_flags(parser, ForecasterConfig)
     return parser
 
@@ -69,6 +81,12 @@ def run_train(argv: Sequence[str]) -> Path:
     from ..train import Forecaster, ForecasterConfig
 
     args = train_parser().parse_args(list(argv))
+    if args.nproc < 1:
+        raise DataError(
+            describe("--nproc", "a positive integer", str(args.nproc), problem="is invalid.")
+        )
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # launch the processes, then done
+        return _launch(args.nproc, argv, Path(args.output))
     config = config_from_args(ForecasterConfig, args)
     columns = list(args.target) + list(args.features)
     table = load_table(
@@ -78,6 +96,8 @@ def run_train(argv: Sequence[str]) -> Path:
     series = [values[:, :targets] for values in table.features]
     covariates = [values[:, targets:] for values in table.features] if args.features else None
     forecaster = Forecaster(config).fit(series, covariates=covariates)
+    if _rank() != 0:  # every rank holds the same weights: rank 0 writes them
+        return Path(args.output)
     output = forecaster.save(args.output)
     document = {
         "target": list(args.target),
@@ -95,6 +115,49 @@ def run_train(argv: Sequence[str]) -> Path:
         f"{len(history.epochs)} epochs, best loss {history.best_loss:.4f} "
         f"(epoch {history.best_epoch})"
     )
+    return output
+
+
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _launch(processes: int, argv: Sequence[str], output: Path) -> Path:
+    """Run this command in ``processes`` processes through ``torch.distributed.run``."""
+    import socket
+    import subprocess
+    import sys
+
+    rest = list(argv)
+    for position, item in enumerate(rest):  # drop --nproc N / --nproc=N
+        if item == "--nproc":
+            del rest[position : position + 2]
+            break
+        if item.startswith("--nproc="):
+            del rest[position]
+            break
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", **os.environ}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
+        "--master_addr", "127.0.0.1", "--master_port", str(port),
+        "-m", "stateline", "train", *rest,
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, check=False)
+    if done.returncode != 0:
+        raise DataError(
+            describe(
+                "--nproc",
+                f"{processes} training processes that finish",
+                f"exit status {done.returncode}",
+                problem="failed.",
+                fix="Read the processes' errors above; try --nproc 1 to see one alone.",
+            )
+        )
     return output
 
 
