@@ -12,14 +12,18 @@ thread count, and the two peers get the same wall time as stateline's fit:
 - plain PyTorch: a hand-written stateful loop (series reshaped into lanes, hidden
   state detached per chunk), the fastest thing one can write by hand.
 
-Also printed: seasonal naive (one week) and persistence. Run:
+Also printed: seasonal naive (one week) and persistence, a classification table, and
+``bench/train_ranks.py``'s: fit over 1 and 2 processes. Run:
     .venv/bin/python bench/train.py [--epochs N]
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -225,6 +229,9 @@ def main() -> None:
     )
     Console(width=170).print(table)
     classification_table()
+    # fit over 1 and 2 processes (torch.distributed, gloo): its own script, its own processes
+    ranks = Path(__file__).with_name("train_ranks.py")
+    subprocess.run([sys.executable, str(ranks)], check=True, timeout=1200)
 
 
 def classification_table() -> None:

@@ -101,17 +101,17 @@ def _tensors(
     )
 
 
-def _lanes_of(tensors: _Tensors, lanes: slice) -> _Tensors:
-    """The same chunks, for a block of lanes only (one rank's share)."""
+def _lanes_of(tensors: _Tensors, lanes: slice, device: torch.device) -> _Tensors:
+    """The same chunks, for a block of lanes only (one rank's share), on ``device``."""
     weight = tensors.weight[:, lanes]
     mask = tensors.mask[:, lanes]
     per_chunk = weight.sum(dim=(1, 2)).cpu().numpy()
     return _Tensors(
-        x=tensors.x[:, lanes],
-        y=None if tensors.y is None else tensors.y[:, lanes],
-        mask=mask,
-        reset=tensors.reset[:, lanes],
-        weight=weight,
+        x=tensors.x[:, lanes].to(device),
+        y=None if tensors.y is None else tensors.y[:, lanes].to(device),
+        mask=mask.to(device),
+        reset=tensors.reset[:, lanes].to(device),
+        weight=weight.to(device),
         steps=int(per_chunk.sum()),
         chunk_steps=[int(n) for n in per_chunk],
         full=mask.flatten(1).all(dim=1).cpu().numpy().tolist(),
@@ -210,11 +210,15 @@ def _fit(
     model.to(device)
     ranks.same_weights(model)
     dtype = next(model.parameters()).dtype
-    everything = _tensors(layout, device, dtype, task, target_at)
-    train = _lanes_of(everything, ranks.lanes(layout.lanes)) if ranks.world > 1 else everything
-    held = None if validation is None else _tensors(validation, device, dtype, task, target_at)
+    # Over several ranks the whole layout stays on the host; a rank's lanes go to its device.
+    host = device if ranks.world == 1 else torch.device("cpu")
+    everything = _tensors(layout, host, dtype, task, target_at)
+    train = everything
+    if ranks.world > 1:
+        train = _lanes_of(everything, ranks.lanes(layout.lanes), device)
+    held = None if validation is None else _tensors(validation, host, dtype, task, target_at)
     if validation is not None and held is not None and ranks.world > 1:
-        held = _lanes_of(held, ranks.lanes(validation.lanes, allow_empty=True))
+        held = _lanes_of(held, ranks.lanes(validation.lanes, allow_empty=True), device)
     optimizer = _optimizer(model, config)
     scheduler = _scheduler(optimizer, config)
     history = History()
