@@ -6,10 +6,12 @@ BIN := $(VENV)/bin
 # set TORCH_SPEC to any CUDA build, e.g. `make test TORCH_SPEC=torch`.
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+# What the demo needs: stateline and its dependencies, no extras (tests/cli/test_demo.py).
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: demo test lint typecheck pytest bench clean
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/stateline demo --output demo-output
 
 test: lint typecheck pytest
@@ -33,11 +35,17 @@ bench: $(STAMP)
 	$(BIN)/python bench/kafka.py
 	$(BIN)/python bench/online.py
 
+$(DEMO_STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(DEMO_STAMP)
+
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
