@@ -19,8 +19,7 @@ from . import _ddp_fit
 SCRIPT = Path(_ddp_fit.__file__)
 
 
-@pytest.mark.parametrize("case", ["even", "uneven", "resume"])
-def test_two_ranks_train_the_weights_one_process_trains(case: str, tmp_path: Path) -> None:
+def _launch(case: str, tmp_path: Path) -> None:
     env = {
         **os.environ,
         "GLOO_SOCKET_IFNAME": "lo",
@@ -34,6 +33,11 @@ def test_two_ranks_train_the_weights_one_process_trains(case: str, tmp_path: Pat
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
+
+
+@pytest.mark.parametrize("case", ["even", "uneven", "resume"])
+def test_two_ranks_train_the_weights_one_process_trains(case: str, tmp_path: Path) -> None:
+    _launch(case, tmp_path)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     for name, tensor in ranks[0]["weights"].items():
         assert torch.equal(tensor, ranks[1]["weights"][name]), name  # bit for bit
@@ -45,3 +49,17 @@ def test_two_ranks_train_the_weights_one_process_trains(case: str, tmp_path: Pat
     np.testing.assert_allclose(
         np.array(ranks[0]["history"], dtype=float), np.array(history, dtype=float), rtol=1e-4
     )
+
+
+def test_dropout_resumes_per_rank_a_spare_parameter_stays_and_unshared_folders_are_named(
+    tmp_path: Path,
+) -> None:
+    """From a review: each rank's dropout stream comes back on resume; a parameter no loss
+    reaches is left alone (no weight decay on zero gradients); ranks that would resume from
+    different epochs stop with an error naming checkpoint_dir instead of mixing collectives."""
+    _launch("review", tmp_path)
+    for rank in range(2):
+        results = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        assert results["dropout_resume_equal"], rank
+        assert results["spare_untouched"], rank
+        assert "checkpoint_dir is not the same for every process" in results["unshared"], results

@@ -147,13 +147,26 @@ def _launch(processes: int, argv: Sequence[str], output: Path) -> Path:
         "--master_addr", "127.0.0.1", "--master_port", str(port),
         "-m", "stateline", "train", *rest,
     ]  # fmt: skip
-    done = subprocess.run(command, env=env, check=False)
-    if done.returncode != 0:
+    import signal
+
+    child = subprocess.Popen(command, env=env)
+    # A stop meant for this command (timeout, systemd, docker stop, Ctrl-C) reaches the launcher,
+    # which stops its training processes: none may finish later and write --output.
+    forward = {
+        number: signal.signal(number, lambda number, frame: child.send_signal(number))
+        for number in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        returncode = child.wait()
+    finally:
+        for number, handler in forward.items():
+            signal.signal(number, handler)
+    if returncode != 0:
         raise DataError(
             describe(
                 "--nproc",
                 f"{processes} training processes that finish",
-                f"exit status {done.returncode}",
+                f"exit status {returncode}",
                 problem="failed.",
                 fix="Read the processes' errors above; try --nproc 1 to see one alone.",
             )

@@ -11,6 +11,7 @@ takes is the one a single process would take on all the lanes.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -18,7 +19,13 @@ from torch import nn
 
 from .._errors import ConfigError, describe
 
-__all__ = ["Ranks"]
+__all__ = ["Ranks", "flat_dtype"]
+
+
+def flat_dtype(parameters: Sequence[torch.Tensor]) -> torch.dtype:
+    """The dtype of the gradients' flat buffer (the parameters'; float32 if they differ)."""
+    kinds = {p.dtype for p in parameters}
+    return kinds.pop() if len(kinds) == 1 else torch.float32
 
 
 @dataclass(frozen=True)
@@ -48,8 +55,27 @@ class Ranks:
         if not dist.is_initialized():
             if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
                 return cls()
+            if device.type == "cuda":  # one GPU per process on a machine: its local rank's
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
         return cls(dist.get_rank(), dist.get_world_size())
+
+    def device(self, device: torch.device) -> torch.device:
+        """The device this rank trains on: ``cuda`` means this process's own GPU (the one
+        :meth:`current` set, by ``LOCAL_RANK``), never GPU 0 for all."""
+        if self.world > 1 and device.type == "cuda" and device.index is None:
+            return torch.device("cuda", torch.cuda.current_device())
+        return device
+
+    def gather(self, value: object) -> list[object]:
+        """Every rank's ``value``, in rank order (``[value]`` alone)."""
+        if self.world == 1:
+            return [value]
+        import torch.distributed as dist
+
+        gathered: list[object] = [None] * self.world
+        dist.all_gather_object(gathered, value)
+        return gathered
 
     def lanes(self, total: int, *, allow_empty: bool = False) -> slice:
         """This rank's block of ``total`` lanes (the first ``total % world`` ranks get one more).
@@ -80,22 +106,29 @@ class Ranks:
         return value
 
     def sum_gradients(self, model: nn.Module) -> None:
-        """Sum every parameter's gradient over the ranks, in one all-reduce of a flat buffer
-        (a parameter without a gradient on some rank counts as zeros there)."""
+        """Sum every parameter's gradient over the ranks, in one all-reduce of a flat buffer.
+
+        A parameter without a gradient on some rank counts as zeros there; one without a
+        gradient on every rank keeps none (the optimizer then leaves it alone, as it does in
+        one process: a zero gradient would still get weight decay and momentum).
+        """
         if self.world == 1:
             return
         parameters = [p for p in model.parameters() if p.requires_grad]
+        present = [p.grad is not None for p in parameters]
         flat = torch.cat(
             [
                 (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
                 for p in parameters
             ]
+            + [torch.tensor(present, dtype=flat_dtype(parameters), device=parameters[0].device)]
         )
         self.sum(flat)
+        anywhere = flat[-len(parameters) :] > 0
         offset = 0
-        for p in parameters:
+        for p, used in zip(parameters, anywhere.tolist(), strict=True):
             size = p.numel()
-            p.grad = flat[offset : offset + size].view_as(p).clone()
+            p.grad = flat[offset : offset + size].view_as(p).clone() if used else None
             offset += size
 
     def same_weights(self, model: nn.Module) -> None:

@@ -204,8 +204,8 @@ def _fit(
     target_at: TargetAt,
     shuffle_chunks: bool,
 ) -> History:
-    device = device_for(config.device)
-    ranks = Ranks.current(device)
+    ranks = Ranks.current(device_for(config.device))
+    device = ranks.device(device_for(config.device))
     order_generator = np.random.default_rng(config.seed)
     model.to(device)
     ranks.same_weights(model)
@@ -228,11 +228,15 @@ def _fit(
     carry_model: CarryModel = model  # type: ignore[assignment]
     saved = _training_state_path(config)
     if config.resume and saved is not None and saved.is_file():
-        resumed = _load_training_state(saved, model, optimizer, scheduler, order_generator)
+        resumed = _load_training_state(
+            saved, model, optimizer, scheduler, order_generator, ranks.rank
+        )
         history, best_state, waited = resumed
         first = history.epochs[-1].epoch + 1 if history.epochs else 1
         if history.stopped_early:
             first = config.epochs + 1
+    if ranks.world > 1:
+        _same_start(ranks, first, saved)
 
     with _progress(config.progress and ranks.main) as progress:
         left = max(config.epochs - first + 1, 0)
@@ -277,11 +281,14 @@ def _fit(
                     optimizer.step()
                     running += loss.detach().double() * steps
                     counted += steps
-                if progress is not None and task_id is not None:
+                if config.progress:  # the same condition on every rank: the sum is collective
                     # Reading the loss waits for the device: do it now and then only.
                     show = position % 32 == 31 or position == len(layout) - 1
-                    loss_text = f"{float(running) / max(counted, 1):.4f}" if show else None
-                    progress.update(task_id, advance=1, **({"loss": loss_text} if show else {}))
+                    shown = float(ranks.sum(running.clone())) if show else 0.0
+                    if progress is not None and task_id is not None:
+                        loss_text = f"{shown / max(counted, 1):.4f}" if show else None
+                        update = {"loss": loss_text} if show else {}
+                        progress.update(task_id, advance=1, **update)
             seconds = time.perf_counter() - started
             total = float(ranks.sum(running))
             train_loss = total / max(counted, 1)
@@ -318,10 +325,13 @@ def _fit(
             _step_scheduler(scheduler, monitored)
             if config.patience is not None and waited >= config.patience:
                 history.stopped_early = True
-            if saved is not None and ranks.main:
-                _save_training_state(
-                    saved, model, optimizer, scheduler, order_generator, history, best_state, waited
-                )
+            if saved is not None:
+                random_states = ranks.gather(torch.get_rng_state())  # each rank's dropout
+                if ranks.main:
+                    _save_training_state(
+                        saved, model, optimizer, scheduler, order_generator, history,
+                        best_state, waited, random_states,
+                    )  # fmt: skip
             if history.stopped_early:
                 break
     if config.patience is not None and best_state is not None:
@@ -343,15 +353,17 @@ def _save_training_state(
     history: History,
     best_state: dict[str, Any] | None,
     waited: int,
+    random_states: list[Any],
 ) -> None:
-    """What a restart needs to go on as if nothing happened, after a finished epoch."""
+    """What a restart needs to go on as if nothing happened, after a finished epoch (with
+    every rank's PyTorch random state: each draws its own dropout masks)."""
     state = {
         "format": 1,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": None if scheduler is None else scheduler.state_dict(),
         "order": order_generator.bit_generator.state,
-        "torch_rng": torch.get_rng_state(),
+        "torch_rng": random_states,
         "history": {
             "epochs": [dataclasses.asdict(record) for record in history.epochs],
             "best_epoch": history.best_epoch,
@@ -371,6 +383,7 @@ def _load_training_state(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     order_generator: np.random.Generator,
+    rank: int,
 ) -> tuple[History, dict[str, Any] | None, int]:
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
@@ -378,7 +391,9 @@ def _load_training_state(
     if scheduler is not None and state["scheduler"] is not None:
         scheduler.load_state_dict(state["scheduler"])
     order_generator.bit_generator.state = state["order"]
-    torch.set_rng_state(state["torch_rng"])
+    random_states = state["torch_rng"]
+    if rank < len(random_states):  # a run resumed with more processes: those draw afresh
+        torch.set_rng_state(random_states[rank])
     saved = state["history"]
     history = History(
         epochs=[EpochRecord(**record) for record in saved["epochs"]],
@@ -387,6 +402,22 @@ def _load_training_state(
         stopped_early=saved["stopped_early"],
     )
     return history, state["best_state"], int(state["waited"])
+
+
+def _same_start(ranks: Ranks, first: int, saved: Path | None) -> None:
+    """Every rank must resume from the same epoch (one ``training.pt`` that all of them read):
+    ranks that start apart would pair their collectives up wrongly, silently."""
+    starts = ranks.gather(first)
+    if len(set(starts)) > 1:
+        raise ConfigError(
+            describe(
+                "checkpoint_dir",
+                "one folder every process reads (a shared file system on several machines)",
+                f"processes resuming at epochs {starts} from {saved}",
+                problem="is not the same for every process.",
+                fix="Put checkpoint_dir on storage every machine mounts, or start afresh.",
+            )
+        )
 
 
 def _chunks_independent(layout: LaneLayout) -> bool:
@@ -433,7 +464,9 @@ def _evaluate(
         model.train()  # type: ignore[attr-defined]
     if ranks is None or ranks.world == 1:
         return total / max(tensors.steps, 1)
-    sums = ranks.sum(torch.tensor([total, float(tensors.steps)], dtype=torch.float64))
+    sums = ranks.sum(
+        torch.tensor([total, float(tensors.steps)], dtype=torch.float64, device=tensors.x.device)
+    )
     return float(sums[0]) / max(float(sums[1]), 1.0)
 
 
