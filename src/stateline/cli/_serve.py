@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
+from typing import Any
 
 from .._errors import StatelineError
 from ._config_flags import add_config_flags, config_from_args
@@ -46,8 +47,6 @@ a token is made up and printed.
 
 
 def serve_parser() -> argparse.ArgumentParser:
-    from ..anomaly import DetectorConfig
-    from ..online import OnlineConfig
     from ..serve import ServeConfig
 
     parser = argparse.ArgumentParser(
@@ -59,15 +58,31 @@ def serve_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_flags(parser, ServeConfig, skip=("detector", "online"))
+    add_model_flags(parser, online="keep the model learning from its streams")
+    return parser
+
+
+def add_model_flags(parser: argparse.ArgumentParser, *, online: str) -> None:
+    """The detector's flags and ``--online`` with its ``--online-*`` flags (serve, worker)."""
+    from ..anomaly import DetectorConfig
+    from ..online import OnlineConfig
+
     skip = tuple(f.name for f in fields(DetectorConfig) if f.name not in _DETECTOR_FIELDS)
     add_config_flags(parser, DetectorConfig, skip=skip, defaults={"reference": 200})
     parser.add_argument(
-        "--online",
-        action="store_true",
-        help="keep the model learning from its streams (the --online-* flags tune it)",
+        "--online", action="store_true", help=f"{online} (the --online-* flags tune it)"
     )
     add_config_flags(parser, OnlineConfig, prefix="online-")
-    return parser
+
+
+def model_configs(args: argparse.Namespace) -> tuple[Any, Any]:
+    """``(DetectorConfig, OnlineConfig or None)`` from :func:`add_model_flags`' flags."""
+    from ..anomaly import DetectorConfig
+    from ..online import OnlineConfig
+
+    detector = config_from_args(DetectorConfig, args)
+    online = config_from_args(OnlineConfig, args, prefix="online_") if args.online else None
+    return detector, online
 
 
 def limit_threads(count: int) -> int:
@@ -95,8 +110,6 @@ def run_serve(argv: Sequence[str]) -> None:
         raise StatelineError(
             "stateline serve needs FastAPI and uvicorn.\n  Fix: pip install 'stateline[serve]'"
         ) from error
-    from ..anomaly import DetectorConfig
-    from ..online import OnlineConfig
     from ..serve import ServeConfig
     from ..serve._app import create_app
 
@@ -105,8 +118,7 @@ def run_serve(argv: Sequence[str]) -> None:
     if not args.token:
         args.token = secrets.token_urlsafe(16)
         print(f"no --token or {TOKEN_VARIABLE} given; this run's token: {args.token}")
-    detector = config_from_args(DetectorConfig, args)
-    online = config_from_args(OnlineConfig, args, prefix="online_") if args.online else None
+    detector, online = model_configs(args)
     config = config_from_args(ServeConfig, args, detector=detector, online=online)
     threads = limit_threads(config.compute_threads)
     app = create_app(config)

@@ -6,11 +6,10 @@ import argparse
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import fields
 
 from .._errors import ConfigError, StatelineError, describe
 from ._config_flags import add_config_flags, config_from_args
-from ._serve import _DETECTOR_FIELDS, limit_threads
+from ._serve import add_model_flags, limit_threads, model_configs
 
 _EPILOG = """example:
   stateline worker --model model --brokers kafka-1:9092,kafka-2:9092 \\
@@ -29,9 +28,7 @@ See docs/scaling.md.
 
 
 def worker_parser() -> argparse.ArgumentParser:
-    from ..anomaly import DetectorConfig
     from ..kafka import WorkerConfig
-    from ..online import OnlineConfig
 
     parser = argparse.ArgumentParser(
         prog="stateline worker",
@@ -42,14 +39,7 @@ def worker_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_flags(parser, WorkerConfig, skip=("detector", "online"))
-    skip = tuple(f.name for f in fields(DetectorConfig) if f.name not in _DETECTOR_FIELDS)
-    add_config_flags(parser, DetectorConfig, skip=skip, defaults={"reference": 200})
-    parser.add_argument(
-        "--online",
-        action="store_true",
-        help="keep each partition's model learning from its streams (--online-* tune it)",
-    )
-    add_config_flags(parser, OnlineConfig, prefix="online-")
+    add_model_flags(parser, online="keep each partition's model learning from its streams")
     parser.add_argument(
         "--kafka",
         action="append",
@@ -73,9 +63,7 @@ def run_worker(argv: Sequence[str]) -> None:
         raise StatelineError(
             "stateline worker needs confluent-kafka.\n  Fix: pip install 'stateline[kafka]'"
         ) from error
-    from ..anomaly import DetectorConfig
     from ..kafka import Worker, WorkerConfig
-    from ..online import OnlineConfig
 
     args = worker_parser().parse_args(list(argv))
     options = {}
@@ -84,8 +72,7 @@ def run_worker(argv: Sequence[str]) -> None:
         if not sep or not key:
             raise ConfigError(describe("--kafka", "KEY=VALUE", repr(item), problem="is invalid."))
         options[key.strip()] = value
-    detector = config_from_args(DetectorConfig, args)
-    online = config_from_args(OnlineConfig, args, prefix="online_") if args.online else None
+    detector, online = model_configs(args)
     config = config_from_args(WorkerConfig, args, detector=detector, online=online)
     level = os.environ.get("STATELINE_LOG", "INFO").upper()
     logging.basicConfig(
