@@ -10,6 +10,7 @@ takes is the one a single process would take on all the lanes.
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,13 @@ def flat_dtype(parameters: Sequence[torch.Tensor]) -> torch.dtype:
     """The dtype of the gradients' flat buffer (the parameters'; float32 if they differ)."""
     kinds = {p.dtype for p in parameters}
     return kinds.pop() if len(kinds) == 1 else torch.float32
+
+
+def _leave_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,10 @@ class Ranks:
             if device.type == "cuda":  # one GPU per process on a machine: its local rank's
                 torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+            # The group lives on for the caller (a second fit, the rank's own work after it)
+            # and is taken down before the interpreter is: left to the interpreter's teardown,
+            # gloo's threads ended a process with "terminate called" (exit -6) now and then.
+            atexit.register(_leave_group)
         return cls(dist.get_rank(), dist.get_world_size())
 
     def device(self, device: torch.device) -> torch.device:
