@@ -111,7 +111,8 @@ if __name__ == "__main__":
         torch.distributed.init_process_group("gloo")
         results = review_cases(out)
         torch.save(results, out / f"rank{torch.distributed.get_rank()}.pt")
-        torch.distributed.destroy_process_group()  # ours to end: we made it
+        torch.distributed.barrier()  # ours to end, together: we made it
+        torch.distributed.destroy_process_group()
     else:  # fit makes the process group from torchrun's environment
         weights, history = train(case, out)
         saved = {"weights": weights, "history": history}

@@ -11,6 +11,7 @@ takes is the one a single process would take on all the lanes.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,10 +31,22 @@ def flat_dtype(parameters: Sequence[torch.Tensor]) -> torch.dtype:
 
 
 def _leave_group() -> None:
+    """End the process group fit made, together: every rank waits for the others (at most
+    60 s; a rank that died ends the wait at once), then each takes the group down. A rank
+    that tore its connections down while a slower one still held them made that one end with
+    "terminate called" (exit -6) in the fresh-clone CI runs."""
+    import datetime
+
     import torch.distributed as dist
 
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    if not dist.is_initialized():
+        return
+    with contextlib.suppress(Exception):  # a peer gone already: nothing to wait for
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+        else:
+            dist.barrier()
+    dist.destroy_process_group()
 
 
 @dataclass(frozen=True)
