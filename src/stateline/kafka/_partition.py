@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -82,23 +81,10 @@ class PartitionState:
         the partition was taken."""
 
         self._saved_version = self._version()
-        self._stop_learning = threading.Event()
-        self._learning: threading.Thread | None = None
-        learner = self.service.learner
-        if learner is not None:  # updates train outside the lock and swap inside it
-            self._learning = threading.Thread(
-                target=learner.run,
-                args=(self._stop_learning,),
-                name=f"stateline-online-{topic}-{partition}",
-                daemon=True,
-            )
-            self._learning.start()
-
-    def close(self) -> None:
+        self.close = self.service.learn_in_background(
+            f"stateline-online-{topic}-{partition}", join_timeout=60
+        )
         """Stop this partition's online learning (if any); its state is dropped after."""
-        self._stop_learning.set()
-        if self._learning is not None:
-            self._learning.join(timeout=60)
 
     @property
     def streams(self) -> int:

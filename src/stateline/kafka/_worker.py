@@ -37,7 +37,7 @@ from typing import Any
 
 from .._errors import ConfigError, StatelineError, describe
 from ..serve._answers import blank_answer
-from ..serve._events import Event
+from ..serve._events import Event, event_steps
 from ..serve._wire import ARROW, answer_to_arrow, arrow_request
 from ._config import WorkerConfig
 from ._messages import Incoming, answer_headers, decode_event, is_arrow
@@ -228,13 +228,8 @@ class Worker:
 
     def _step_columns(self, state: PartitionState, message: Any) -> None:
         service = state.service
-        config = service.config
-        bounds = {
-            "max_rows": config.max_events,
-            "max_values": config.max_steps * service.served.inputs,
-        }
         try:
-            batch, ids = arrow_request(message.value(), **bounds)
+            batch, ids = arrow_request(message.value(), **service.column_bounds)
             answer = service.step_columns(batch)  # refuses a batch past a limit as a whole
         except StatelineError as error:  # the whole message is refused: one error answer
             item = Incoming(state.partition, message.offset(), error=f"value: {error}")
@@ -575,8 +570,7 @@ def _chunks(events: list[Event], max_steps: int, max_events: int) -> list[list[E
     current: list[Event] = []
     steps = 0
     for event in events:
-        values = event.values
-        size = len(values) if values and isinstance(values[0], list) else 1
+        size = event_steps(event)
         if current and (steps + size > max_steps or len(current) == max_events):
             chunks.append(current)
             current, steps = [], 0

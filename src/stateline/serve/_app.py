@@ -8,7 +8,6 @@ import gc
 import hmac
 import json
 import logging
-import threading
 from collections.abc import AsyncIterator
 from importlib.resources import files
 from typing import Annotated, Any
@@ -180,13 +179,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         app.state.service = service
         app.state.single_steps = StepCoalescer(service)
         task = asyncio.create_task(_snapshots(service, config.snapshot_interval))
-        stop = threading.Event()
-        learning = None
-        if service.learner is not None:  # updates train outside the lock, swap inside it
-            learning = threading.Thread(
-                target=service.learner.run, args=(stop,), name="stateline-online", daemon=True
-            )
-            learning.start()
+        stop_learning = service.learn_in_background("stateline-online")
         # What is loaded now (PyTorch, the model, the libraries: ~200,000 objects) lives as
         # long as the server: keep it out of the cyclic collector's full passes, each of which
         # otherwise stalled a call by 100-200 ms (worst of 400 calls of 1,024 events: 225 ->
@@ -197,12 +190,10 @@ def create_app(config: ServeConfig) -> FastAPI:
             yield
         finally:
             gc.unfreeze()
-            stop.set()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            if learning is not None:
-                await asyncio.to_thread(learning.join)
+            await asyncio.to_thread(stop_learning)
             try:
                 await asyncio.to_thread(service.snapshot)
             except Exception as error:  # logged by the service; the CLI exits non-zero
@@ -407,10 +398,8 @@ COLUMNS_BODY: dict[str, Any] = {
 
 def _answer_columns(service: StreamService, body: bytes, arrow: bool) -> bytes:
     """Decode a columns body, step it, encode the answer in the same form (one thread hop)."""
-    config = service.config
-    bounds = {"max_rows": config.max_events, "max_values": config.max_steps * service.served.inputs}
     if arrow:  # the ids go back as they came, not rebuilt from Python strings
-        batch, ids = arrow_request(body, **bounds)
+        batch, ids = arrow_request(body, **service.column_bounds)
         return answer_to_arrow(service.step_columns(batch), stream=ids)
     answer = service.step_columns(_decode_json_columns(body))
     return json.dumps(answer_to_json(answer), allow_nan=False).encode()

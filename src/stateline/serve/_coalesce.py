@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._events import Event
+from ._events import Event, event_steps
 from ._service import StreamService
 
 __all__ = ["StepCoalescer", "run_when_free"]
@@ -105,8 +105,7 @@ class StepCoalescer:
             events_limit = 1
         taken = steps = 0
         for event, _ in self._pending[:events_limit]:
-            values = event.values
-            size = len(values) if len(values) and isinstance(values[0], (list, tuple)) else 1
+            size = event_steps(event)
             if taken and steps + size > config.max_steps:
                 break
             taken, steps = taken + 1, steps + size

@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from .._errors import describe
 
-__all__ = ["Event", "event_values"]
+__all__ = ["Event", "event_steps", "event_values"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,17 @@ class Event:
     seq: int | None = None
     start: bool = False
     end: bool = False
+
+
+def event_steps(event: Event) -> int:
+    """How many steps ``event`` holds, from the shape of its values alone (before they are
+    checked: what batching under ``--max-steps`` needs to know).
+
+    >>> event_steps(Event("a", [1.0, 2.0])), event_steps(Event("a", [[1.0], [2.0], [3.0]]))
+    (1, 3)
+    """
+    values = event.values
+    return len(values) if len(values) and isinstance(values[0], (list, tuple)) else 1
 
 
 def event_values(

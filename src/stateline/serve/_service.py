@@ -15,7 +15,7 @@ import itertools
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +231,38 @@ class StreamService:
             slot = self.store.slot_of(stream_id)
             self.store.delete(stream_id)
             self.history.forget(stream_id, slot)
+
+    @property
+    def column_bounds(self) -> dict[str, int]:
+        """The limits an Arrow body of columns is checked against before it is decoded
+        (``max_rows``, ``max_values``: keywords of :func:`~stateline.serve._wire.arrow_request`)."""
+        config = self.config
+        return {
+            "max_rows": config.max_events,
+            "max_values": config.max_steps * self.served.inputs,
+        }
+
+    def learn_in_background(
+        self, name: str, *, join_timeout: float | None = None
+    ) -> Callable[[], None]:
+        """Run the online learner (if any) in a daemon thread; returns what stops it.
+
+        Updates train outside the lock and swap inside it. The returned function
+        stops the thread and waits for it (at most ``join_timeout`` seconds); it does
+        nothing without a learner.
+        """
+        learner = self.learner
+        if learner is None:
+            return lambda: None
+        stop = threading.Event()
+        thread = threading.Thread(target=learner.run, args=(stop,), name=name, daemon=True)
+        thread.start()
+
+        def stop_learning() -> None:
+            stop.set()
+            thread.join(timeout=join_timeout)
+
+        return stop_learning
 
     def snapshot(self, *, meta: dict[str, Any] | None = None) -> Path:
         """Write the state store (carries, sequence numbers, detector state) atomically,
