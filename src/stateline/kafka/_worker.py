@@ -382,9 +382,7 @@ class Worker:
             state = self.partitions[partition]
             if checkpoint and not state.changed:  # nothing new since the last one: durable
                 state.checkpointed_at = time.time()
-            if state.next_offset is None:
-                continue
-            if checkpoint and state.changed:
+            elif checkpoint:  # changed: it has read something, so next_offset is set
                 started = time.perf_counter()
                 try:
                     state.checkpoint()
@@ -398,6 +396,8 @@ class Worker:
                     LOG.error("%s", self.failure)
                     raise StatelineError(self.failure) from error
                 self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
+            if state.next_offset is None:
+                continue
             offsets.append(TopicPartition(self.config.input, partition, state.next_offset))
         if offsets and not self.config.exactly_once:  # else each transaction committed them
             try:
