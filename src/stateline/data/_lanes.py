@@ -11,7 +11,7 @@ be zeroed.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from .._errors import ConfigError, ShapeError, describe
 from ._checks import as_array, positive_int, require_finite, require_ndim, require_nonempty
 
-__all__ = ["Chunk", "LaneLayout", "Placement", "pack_lanes"]
+__all__ = ["Chunk", "LaneLayout", "LanePlan", "Placement", "pack_lanes", "place_lanes"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,7 +64,9 @@ class LaneLayout:
     Iterate it for :class:`Chunk` objects in order, or use the stacked arrays
     ``x``, ``y``, ``mask`` and ``reset`` (leading axis: chunk) directly.
     :meth:`unpack` maps per-chunk model outputs back to one array per input
-    sequence, in input order.
+    sequence, in input order. A layout packed from :meth:`LanePlan.block` holds
+    one block of the lanes: its placements keep the sequences' positions in the
+    whole input, and it cannot be unpacked (pieces of its sequences lie elsewhere).
 
     >>> layout = pack_lanes([np.ones((5, 2)), np.ones((3, 2))], lanes=2, chunk=2)
     >>> len(layout), layout.x.shape, layout.efficiency
@@ -103,7 +105,7 @@ class LaneLayout:
     @property
     def steps(self) -> int:
         """Real (unpadded) time steps in the layout."""
-        return int(sum(self.lengths))
+        return int(np.count_nonzero(self.mask))
 
     @property
     def slots(self) -> int:
@@ -168,6 +170,19 @@ class LaneLayout:
                     problem="has the wrong shape.",
                 )
             )
+        covered = [0] * len(self.lengths)
+        for placement in self.placements:
+            covered[placement.sequence] += placement.length
+        if covered != list(self.lengths):
+            raise ShapeError(
+                describe(
+                    "layout",
+                    "a layout of whole sequences (pack_lanes, or LanePlan.pack)",
+                    "a layout of one block of the lanes (LanePlan.block)",
+                    problem="cannot be unpacked.",
+                    fix="Unpack the outputs of the whole layout.",
+                )
+            )
         timeline = _lane_timeline(stacked)
         pieces: list[list[tuple[int, NDArray[Any]]]] = [[] for _ in self.lengths]
         for placement in self.placements:
@@ -216,21 +231,175 @@ def pack_lanes(
     >>> chunk0.x.shape, chunk0.y.shape, chunk0.mask.tolist()
     ((2, 3, 1), (2, 3), [[True, True, True], [True, True, False]])
     """
+    arrays = sequence_list(sequences, "sequences")
+    check_features(arrays)
+    target_arrays = None if targets is None else _target_list(targets, arrays)
+    plan = place_lanes([len(array) for array in arrays], lanes=lanes, chunk=chunk, split=split)
+    return _pack(
+        plan,
+        dict(enumerate(arrays)),
+        None if target_arrays is None else dict(enumerate(target_arrays)),
+        pad_value,
+    )
+
+
+@dataclass(frozen=True)
+class LanePlan:
+    """Where :func:`pack_lanes` puts sequences, decided from their lengths alone.
+
+    A process that trains on one block of the lanes takes :meth:`block`, reads
+    only the sequences it names (:attr:`sequences`) and packs them: the block
+    holds exactly those lanes of the whole layout, with the whole layout's
+    number of chunks.
+
+    >>> plan = place_lanes([7, 3, 5, 2], lanes=2, chunk=2)
+    >>> plan.chunks, plan.block(slice(1, 2)).sequences
+    (5, (1, 2))
+    >>> plan.block(slice(1, 2)).pack({1: np.ones((3, 1)), 2: np.ones((5, 1))}).x.shape
+    (5, 1, 2, 1)
+    """
+
+    lengths: tuple[int, ...]
+    """The length of every sequence of the whole input."""
+    placements: tuple[Placement, ...]
+    """Where each piece lies (lanes counted from the block's first lane)."""
+    lanes: int
+    chunks: int
+    chunk: int
+
+    @property
+    def sequences(self) -> tuple[int, ...]:
+        """The positions of the sequences with a piece in these lanes, in input order."""
+        return tuple(sorted({placement.sequence for placement in self.placements}))
+
+    @property
+    def starts(self) -> tuple[int, ...]:
+        """The positions of the sequences whose first piece lies in these lanes (each
+        sequence starts in exactly one block), in input order."""
+        return tuple(sorted({p.sequence for p in self.placements if p.start == 0}))
+
+    def block(self, lanes: slice) -> LanePlan:
+        """The plan of lanes ``lanes.start`` to ``lanes.stop`` only (the same chunks)."""
+        first, stop, _ = lanes.indices(self.lanes)
+        return LanePlan(
+            lengths=self.lengths,
+            placements=tuple(
+                Placement(
+                    sequence=p.sequence,
+                    start=p.start,
+                    length=p.length,
+                    lane=p.lane - first,
+                    first_chunk=p.first_chunk,
+                )
+                for p in self.placements
+                if first <= p.lane < stop
+            ),
+            lanes=max(stop - first, 0),
+            chunks=self.chunks,
+            chunk=self.chunk,
+        )
+
+    def pack(
+        self,
+        sequences: Sequence[ArrayLike] | Mapping[int, ArrayLike],
+        *,
+        targets: Sequence[ArrayLike] | Mapping[int, ArrayLike] | None = None,
+        pad_value: float = 0.0,
+    ) -> LaneLayout:
+        """Pack the sequences of this plan: a list of all of them, or a mapping from the
+        position of each one in :attr:`sequences` (others are ignored) to its array."""
+        arrays = self._arrays(sequences, "sequences")
+        check_features(list(arrays.values()))
+        target_arrays = None if targets is None else self._arrays(targets, "targets", arrays)
+        return _pack(self, arrays, target_arrays, pad_value)
+
+    def _arrays(
+        self,
+        given: Sequence[ArrayLike] | Mapping[int, ArrayLike],
+        argument: str,
+        inputs: dict[int, NDArray[Any]] | None = None,
+    ) -> dict[int, NDArray[Any]]:
+        needed = self.sequences
+        if not needed:
+            raise ConfigError(
+                describe(
+                    "plan",
+                    "lanes that hold at least one sequence",
+                    f"{self.lanes} lane(s) without any",
+                    problem="is empty.",
+                    fix="Place fewer lanes than sequences.",
+                )
+            )
+        mapping = given if isinstance(given, Mapping) else dict(enumerate(given))
+        missing = [index for index in needed if index not in mapping]
+        if missing:
+            raise ShapeError(
+                describe(
+                    argument,
+                    f"the sequences at positions {list(needed)}",
+                    f"none for positions {missing[:10]}",
+                    problem="are missing.",
+                )
+            )
+        arrays: dict[int, NDArray[Any]] = {}
+        for index in needed:
+            name = f"{argument}[{index}]"
+            array = as_array(mapping[index], name)
+            if inputs is None:
+                require_ndim(array, name, (2,), "a 2-D array (length, features)")
+            if array.ndim == 0 or len(array) != self.lengths[index]:
+                raise ShapeError(
+                    describe(
+                        name,
+                        f"{self.lengths[index]} steps, as planned",
+                        f"shape {array.shape}",
+                        problem="has the wrong shape.",
+                    )
+                )
+            require_finite(array, name)
+            arrays[index] = array
+        return arrays
+
+
+def place_lanes(lengths: Sequence[int], *, lanes: int, chunk: int, split: bool = False) -> LanePlan:
+    """The :class:`LanePlan` of :func:`pack_lanes` for sequences of these lengths.
+
+    >>> plan = place_lanes([10], lanes=3, chunk=2, split=True)
+    >>> [(p.start, p.length, p.lane) for p in plan.placements], plan.chunks
+    ([(0, 4, 0), (4, 4, 1), (8, 2, 2)], 2)
+    """
     lanes = positive_int(lanes, "lanes")
     chunk = positive_int(chunk, "chunk")
     if not isinstance(split, bool):
         raise ConfigError(describe("split", "True or False", repr(split), problem="is invalid."))
-    arrays = sequence_list(sequences, "sequences")
-    check_features(arrays)
-    target_arrays = None if targets is None else _target_list(targets, arrays)
-    lengths = tuple(len(array) for array in arrays)
-
+    sizes = tuple(int(length) for length in lengths)
+    if not sizes or min(sizes) < 1:
+        raise ShapeError(
+            describe(
+                "lengths",
+                "at least one sequence, each of at least one step",
+                f"{list(sizes[:10])}",
+                problem="are invalid.",
+            )
+        )
     if split:
-        pieces = _split_pieces(lengths, lanes, chunk)
+        pieces = _split_pieces(sizes, lanes, chunk)
     else:
-        pieces = [(index, 0, length) for index, length in enumerate(lengths)]
+        pieces = [(index, 0, length) for index, length in enumerate(sizes)]
     placements, chunks = _assign(pieces, lanes, chunk)
+    return LanePlan(
+        lengths=sizes, placements=tuple(placements), lanes=lanes, chunks=chunks, chunk=chunk
+    )
 
+
+def _pack(
+    plan: LanePlan,
+    arrays: dict[int, NDArray[Any]],
+    target_arrays: dict[int, NDArray[Any]] | None,
+    pad_value: float,
+) -> LaneLayout:
+    lanes, chunks, chunk = plan.lanes, plan.chunks, plan.chunk
+    placements = list(plan.placements)
     x = _fill(arrays, placements, lanes, chunks, chunk, pad_value)
     y = None if target_arrays is None else _fill(target_arrays, placements, lanes, chunks, chunk, 0)
     mask = np.zeros((lanes, chunks * chunk), dtype=bool)
@@ -245,8 +414,8 @@ def pack_lanes(
         y=None if y is None else _to_chunks(y, chunks, chunk),
         mask=_to_chunks(mask, chunks, chunk),
         reset=np.ascontiguousarray(reset.T),
-        placements=tuple(placements),
-        lengths=lengths,
+        placements=plan.placements,
+        lengths=plan.lengths,
     )
 
 
@@ -381,15 +550,16 @@ def _assign(
 
 
 def _fill(
-    arrays: list[NDArray[Any]],
+    arrays: dict[int, NDArray[Any]],
     placements: list[Placement],
     lanes: int,
     chunks: int,
     chunk: int,
     pad_value: float,
 ) -> NDArray[Any]:
-    dtype = np.result_type(*arrays)
-    out = np.full((lanes, chunks * chunk, *arrays[0].shape[1:]), pad_value, dtype=dtype)
+    values = list(arrays.values())
+    dtype = np.result_type(*values)
+    out = np.full((lanes, chunks * chunk, *values[0].shape[1:]), pad_value, dtype=dtype)
     for placement in placements:
         begin = placement.first_chunk * chunk
         source = arrays[placement.sequence][placement.start : placement.start + placement.length]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -10,7 +11,70 @@ from numpy.typing import ArrayLike, NDArray
 from .._errors import NotFittedError, ShapeError, describe
 from ._checks import as_array, require_finite
 
-__all__ = ["Scaler"]
+__all__ = ["Moments", "Scaler"]
+
+
+@dataclass(frozen=True, eq=False)
+class Moments:
+    """What a :class:`Scaler` learns, in a form that adds up: the number of samples, and
+    each feature's mean and summed squared deviation from it.
+
+    Processes that each hold part of the data add their moments (in the same order on every
+    process, so all get the same numbers) and fit one scaler, equal to the scaler fitted on
+    all the data up to float rounding; one part alone gives exactly :meth:`Scaler.fit`'s.
+
+    >>> whole = Moments.of([[1.0], [2.0], [3.0], [4.0]])
+    >>> added = Moments.of([[1.0], [2.0]]) + Moments.of([[3.0], [4.0]])
+    >>> (added.count, added.mean.tolist(), added.m2.tolist()) == (4, [2.5], [5.0])
+    True
+    >>> Scaler.from_moments(added).to_dict() == Scaler.from_moments(whole).to_dict()
+    True
+    """
+
+    count: int
+    mean: NDArray[np.float64]
+    m2: NDArray[np.float64]
+
+    @classmethod
+    def of(cls, data: ArrayLike | Sequence[ArrayLike]) -> Moments:
+        """The moments of ``data`` (features on the last axis; a list of parts is joined)."""
+        rows = np.concatenate([part.reshape(-1, part.shape[-1]) for part in _parts(data)])
+        if rows.shape[0] == 0:
+            raise ShapeError(
+                describe("data", "at least one sample to fit on", "no samples", problem="is empty.")
+            )
+        # NumPy's own mean and std, step by step, so that one part gives its numbers exactly.
+        mean = np.add.reduce(rows, axis=0, dtype=np.float64) / rows.shape[0]
+        deviations = rows - mean
+        np.multiply(deviations, deviations, out=deviations)
+        m2 = np.add.reduce(deviations, axis=0, dtype=np.float64)
+        return cls(count=int(rows.shape[0]), mean=mean, m2=m2)
+
+    def __add__(self, other: Moments) -> Moments:
+        """The moments of both parts together (Chan, Golub and LeVeque's pairwise update)."""
+        if other.mean.shape != self.mean.shape:
+            raise ShapeError(
+                describe(
+                    "moments",
+                    f"{self.mean.shape[0]} features, like the first part",
+                    f"{other.mean.shape[0]} features",
+                    problem="have the wrong shape.",
+                )
+            )
+        if other.count == 0:
+            return self
+        if self.count == 0:
+            return other
+        count = self.count + other.count
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.count / count)
+        m2 = self.m2 + other.m2 + delta * delta * (self.count * other.count / count)
+        return Moments(count=count, mean=mean, m2=m2)
+
+    @classmethod
+    def empty(cls, features: int) -> Moments:
+        """No samples yet (adding it changes nothing)."""
+        return cls(count=0, mean=np.zeros(features), m2=np.zeros(features))
 
 
 class Scaler:
@@ -43,14 +107,20 @@ class Scaler:
 
     def fit(self, data: ArrayLike | Sequence[ArrayLike]) -> Scaler:
         """Learn the mean and standard deviation of each feature (last axis)."""
-        rows = np.concatenate([part.reshape(-1, part.shape[-1]) for part in _parts(data)])
-        if rows.shape[0] == 0:
+        return self._set(Moments.of(data))
+
+    @classmethod
+    def from_moments(cls, moments: Moments) -> Scaler:
+        """The scaler of data whose :class:`Moments` these are (added over parts)."""
+        if moments.count == 0:
             raise ShapeError(
                 describe("data", "at least one sample to fit on", "no samples", problem="is empty.")
             )
-        mean = rows.mean(axis=0, dtype=np.float64)
-        scale = rows.std(axis=0, dtype=np.float64)
-        self.mean_ = mean
+        return cls()._set(moments)
+
+    def _set(self, moments: Moments) -> Scaler:
+        scale = np.sqrt(moments.m2 / moments.count)
+        self.mean_ = moments.mean
         self.scale_ = np.where(scale > 0, scale, 1.0)
         return self
 
