@@ -9,13 +9,13 @@ from ._estimator_config import EstimatorConfig as EstimatorConfig
 from ._forecaster import Forecast as Forecast
 from ._forecaster import Forecaster as Forecaster
 from ._forecaster import ForecasterConfig as ForecasterConfig
-from ._tbptt import EpochRecord as EpochRecord
-from ._tbptt import History as History
 from ._tbptt import evaluate as evaluate
 from ._tbptt import fit as fit
 from ._tbptt import last_step_mask as last_step_mask
 from ._tbptt import run_layout as run_layout
 from ._tbptt import tbptt_chunk as tbptt_chunk
+from ._training_state import EpochRecord as EpochRecord
+from ._training_state import History as History
 
 __all__ = [
     "ClassifierConfig",

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -16,7 +14,6 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 
 from .._errors import ConfigError, ShapeError, describe
-from .._files import write_atomically
 from ..data import LaneLayout
 from ..nn import Carry, CarryModel, detach_carry
 from ._checkpoint import save_checkpoint
@@ -24,40 +21,18 @@ from ._config import TrainConfig
 from ._distributed import Ranks
 from ._loss import device_for, masked_loss
 from ._seeding import seeded
+from ._training_state import (
+    EpochRecord,
+    History,
+    load_training_state,
+    same_start,
+    save_training_state,
+    training_state_path,
+)
 
 __all__ = ["EpochRecord", "History", "evaluate", "fit", "run_layout", "tbptt_chunk"]
 
 TargetAt = Literal["every", "last"]
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    """Numbers of one epoch."""
-
-    epoch: int
-    train_loss: float
-    validation_loss: float | None
-    learning_rate: float
-    seconds: float
-    steps_per_second: float
-
-
-@dataclass
-class History:
-    """What happened during :func:`fit`."""
-
-    epochs: list[EpochRecord] = field(default_factory=list)
-    best_epoch: int = 0
-    best_loss: float = math.inf
-    stopped_early: bool = False
-
-    @property
-    def train_loss(self) -> list[float]:
-        return [record.train_loss for record in self.epochs]
-
-    @property
-    def validation_loss(self) -> list[float | None]:
-        return [record.validation_loss for record in self.epochs]
 
 
 @dataclass(frozen=True)
@@ -119,6 +94,58 @@ def _lanes_of(tensors: _Tensors, lanes: slice, device: torch.device) -> _Tensors
     )
 
 
+def _own_lanes(
+    ranks: Ranks,
+    layout: LaneLayout,
+    validation: LaneLayout | None,
+    device: torch.device,
+    dtype: torch.dtype,
+    task: str,
+    target_at: TargetAt,
+    shuffle_chunks: bool,
+) -> tuple[_Tensors, _Tensors | None, list[int], int]:
+    """This rank's own training and validation lanes on its device, each chunk's real steps
+    over all the ranks and all the real steps (``rank_layouts=True``)."""
+    train = _tensors(layout, device, dtype, task, target_at)
+    held = None if validation is None else _tensors(validation, device, dtype, task, target_at)
+    independent = not shuffle_chunks or _chunks_independent(layout)
+    mine = (len(layout), layout.steps, validation is not None, independent)
+    shared = cast(list[tuple[int, int, bool, bool]], ranks.gather(mine))
+    chunks = [entry[0] for entry in shared]
+    if len(set(chunks)) > 1:
+        raise ConfigError(
+            describe(
+                "layout",
+                "one block of one LanePlan on every process (the same number of chunks)",
+                f"chunks per process {chunks}",
+                problem="differs between the processes.",
+            )
+        )
+    if not all(entry[3] for entry in shared):
+        raise _shuffle_error()
+    if held is None and any(entry[2] for entry in shared):
+        held = _no_lanes(train)  # it still takes part in reducing the validation loss
+    steps = ranks.sum(torch.tensor(train.chunk_steps, dtype=torch.float64, device=device))
+    real = sum(entry[1] for entry in shared)
+    return train, held, [int(n) for n in steps.tolist()], real
+
+
+def _no_lanes(like: _Tensors) -> _Tensors:
+    """No lanes at all, shaped like ``like`` (a rank without validation lanes)."""
+    assert like.y is not None
+    return _Tensors(
+        x=like.x[:0, :0],
+        y=like.y[:0, :0],
+        mask=like.mask[:0, :0],
+        reset=like.reset[:0, :0],
+        weight=like.weight[:0, :0],
+        steps=0,
+        chunk_steps=[],
+        full=[],
+        any_reset=[],
+    )
+
+
 def last_step_mask(layout: LaneLayout) -> NDArray[np.bool_]:
     """``(chunks, lanes, chunk)``: True at the last step of every whole sequence."""
     flat = np.zeros((layout.lanes, len(layout) * layout.chunk), dtype=bool)
@@ -150,6 +177,7 @@ def fit(
     task: str | None = None,
     target_at: TargetAt = "every",
     shuffle_chunks: bool = False,
+    rank_layouts: bool = False,
 ) -> History:
     """Train ``model`` by truncated BPTT over the chunks of ``layout``.
 
@@ -174,6 +202,12 @@ def fit(
     lanes (without dropout: each process draws its own dropout masks). Losses
     and validation are reduced over the processes, so early stopping and the
     schedule decide alike; only rank 0 shows progress and writes checkpoints.
+
+    ``rank_layouts=True``: each process passes only its own lanes instead, as
+    :meth:`~stateline.data.LanePlan.block` packs them (every process's training
+    layout with the same number of chunks), and its own validation layout, or
+    ``None`` where it holds none; each process then never holds the others' data.
+    Alone, it changes nothing.
     """
     config = config or TrainConfig()
     task = task or str(getattr(getattr(model, "config", None), "task", "regression"))
@@ -181,18 +215,24 @@ def fit(
         raise ConfigError(
             describe("target_at", "'every' or 'last'", repr(target_at), problem="is invalid.")
         )
-    if shuffle_chunks and not _chunks_independent(layout):
-        raise ConfigError(
-            describe(
-                "shuffle_chunks",
-                "False for layouts whose carry crosses chunk boundaries",
-                "True",
-                problem="would break the carry.",
-                fix="Use a chunk at least as long as the longest sequence, or keep the order.",
-            )
-        )
+    if shuffle_chunks and not rank_layouts and not _chunks_independent(layout):
+        raise _shuffle_error()
     with seeded(config.seed):
-        return _fit(model, layout, config, validation, task, target_at, shuffle_chunks)
+        return _fit(
+            model, layout, config, validation, task, target_at, shuffle_chunks, rank_layouts
+        )
+
+
+def _shuffle_error() -> ConfigError:
+    return ConfigError(
+        describe(
+            "shuffle_chunks",
+            "False for layouts whose carry crosses chunk boundaries",
+            "True",
+            problem="would break the carry.",
+            fix="Use a chunk at least as long as the longest sequence, or keep the order.",
+        )
+    )
 
 
 def _fit(
@@ -203,6 +243,7 @@ def _fit(
     task: str,
     target_at: TargetAt,
     shuffle_chunks: bool,
+    rank_layouts: bool,
 ) -> History:
     ranks = Ranks.current(device_for(config.device))
     device = ranks.device(device_for(config.device))
@@ -210,15 +251,21 @@ def _fit(
     model.to(device)
     ranks.same_weights(model)
     dtype = next(model.parameters()).dtype
-    # Over several ranks the whole layout stays on the host; a rank's lanes go to its device.
-    host = device if ranks.world == 1 else torch.device("cpu")
-    everything = _tensors(layout, host, dtype, task, target_at)
-    train = everything
-    if ranks.world > 1:
-        train = _lanes_of(everything, ranks.lanes(layout.lanes), device)
-    held = None if validation is None else _tensors(validation, host, dtype, task, target_at)
-    if validation is not None and held is not None and ranks.world > 1:
-        held = _lanes_of(held, ranks.lanes(validation.lanes, allow_empty=True), device)
+    if rank_layouts and ranks.world > 1:
+        train, held, all_steps, real_steps = _own_lanes(
+            ranks, layout, validation, device, dtype, task, target_at, shuffle_chunks
+        )
+    else:
+        # Over several ranks the whole layout stays on the host; a rank's lanes go to its device.
+        host = device if ranks.world == 1 else torch.device("cpu")
+        everything = _tensors(layout, host, dtype, task, target_at)
+        all_steps, real_steps = everything.chunk_steps, layout.steps
+        train = everything
+        if ranks.world > 1:
+            train = _lanes_of(everything, ranks.lanes(layout.lanes), device)
+        held = None if validation is None else _tensors(validation, host, dtype, task, target_at)
+        if validation is not None and held is not None and ranks.world > 1:
+            held = _lanes_of(held, ranks.lanes(validation.lanes, allow_empty=True), device)
     optimizer = _optimizer(model, config)
     scheduler = _scheduler(optimizer, config)
     history = History()
@@ -226,9 +273,9 @@ def _fit(
     waited = 0
     first = 1
     carry_model: CarryModel = model  # type: ignore[assignment]
-    saved = _training_state_path(config)
+    saved = training_state_path(config)
     if config.resume and saved is not None and saved.is_file():
-        resumed = _load_training_state(
+        resumed = load_training_state(
             saved, model, optimizer, scheduler, order_generator, ranks.rank
         )
         history, best_state, waited = resumed
@@ -236,7 +283,7 @@ def _fit(
         if history.stopped_early:
             first = config.epochs + 1
     if ranks.world > 1:
-        _same_start(ranks, first, saved)
+        same_start(ranks, first, saved)
 
     with _progress(config.progress and ranks.main) as progress:
         left = max(config.epochs - first + 1, 0)
@@ -263,7 +310,7 @@ def _fit(
                     None if train.full[k] else train.mask[k],
                 )
                 assert train.y is not None
-                steps = everything.chunk_steps[k]  # of all the lanes, on every rank
+                steps = all_steps[k]  # of all the lanes, on every rank
                 if steps:
                     mine = train.chunk_steps[k]
                     every_step = train.full[k] and target_at == "every"
@@ -302,7 +349,7 @@ def _fit(
                 validation_loss=validation_loss,
                 learning_rate=optimizer.param_groups[0]["lr"],
                 seconds=seconds,
-                steps_per_second=layout.steps / seconds,
+                steps_per_second=real_steps / seconds,
             )
             history.epochs.append(record)
             if progress is not None and task_id is not None:
@@ -328,7 +375,7 @@ def _fit(
             if saved is not None:
                 random_states = ranks.gather(torch.get_rng_state())  # each rank's dropout
                 if ranks.main:
-                    _save_training_state(
+                    save_training_state(
                         saved, model, optimizer, scheduler, order_generator, history,
                         best_state, waited, random_states,
                     )  # fmt: skip
@@ -338,86 +385,6 @@ def _fit(
         model.load_state_dict(best_state)
     model.eval()
     return history
-
-
-def _training_state_path(config: TrainConfig) -> Path | None:
-    return None if config.checkpoint_dir is None else Path(config.checkpoint_dir) / "training.pt"
-
-
-def _save_training_state(
-    path: Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    order_generator: np.random.Generator,
-    history: History,
-    best_state: dict[str, Any] | None,
-    waited: int,
-    random_states: list[Any],
-) -> None:
-    """What a restart needs to go on as if nothing happened, after a finished epoch (with
-    every rank's PyTorch random state: each draws its own dropout masks)."""
-    state = {
-        "format": 1,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": None if scheduler is None else scheduler.state_dict(),
-        "order": order_generator.bit_generator.state,
-        "torch_rng": random_states,
-        "history": {
-            "epochs": [dataclasses.asdict(record) for record in history.epochs],
-            "best_epoch": history.best_epoch,
-            "best_loss": history.best_loss,
-            "stopped_early": history.stopped_early,
-        },
-        "best_state": best_state,
-        "waited": waited,
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, lambda file: torch.save(state, file))
-
-
-def _load_training_state(
-    path: Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    order_generator: np.random.Generator,
-    rank: int,
-) -> tuple[History, dict[str, Any] | None, int]:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None and state["scheduler"] is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    order_generator.bit_generator.state = state["order"]
-    random_states = state["torch_rng"]
-    if rank < len(random_states):  # a run resumed with more processes: those draw afresh
-        torch.set_rng_state(random_states[rank])
-    saved = state["history"]
-    history = History(
-        epochs=[EpochRecord(**record) for record in saved["epochs"]],
-        best_epoch=saved["best_epoch"],
-        best_loss=saved["best_loss"],
-        stopped_early=saved["stopped_early"],
-    )
-    return history, state["best_state"], int(state["waited"])
-
-
-def _same_start(ranks: Ranks, first: int, saved: Path | None) -> None:
-    """Every rank must resume from the same epoch (one ``training.pt`` that all of them read):
-    ranks that start apart would pair their collectives up wrongly, silently."""
-    starts = ranks.gather(first)
-    if len(set(starts)) > 1:
-        raise ConfigError(
-            describe(
-                "checkpoint_dir",
-                "one folder every process reads (a shared file system on several machines)",
-                f"processes resuming at epochs {starts} from {saved}",
-                problem="is not the same for every process.",
-                fix="Put checkpoint_dir on storage every machine mounts, or start afresh.",
-            )
-        )
 
 
 def _chunks_independent(layout: LaneLayout) -> bool:

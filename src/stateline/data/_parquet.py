@@ -1,0 +1,349 @@
+"""A Parquet dataset read one series at a time: a folder of files, one column naming the series.
+
+:func:`scan_parquet` reads the group column alone, one record batch at a time (never the
+whole column at once), and gives every series' key and length in order of first appearance:
+enough to place all of them on lanes (:func:`~stateline.data.place_lanes`).
+:meth:`ParquetSeries.read` then reads only the series asked for, through a pyarrow dataset
+filter on the group column and only the columns named, so a process that trains on some of the
+series never holds the others. Rows keep the dataset's order (files by path, then rows), which
+is the order ``pandas.read_parquet`` of the same folder gives.
+
+>>> import pandas as pd, tempfile, pathlib
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> frame = pd.DataFrame({"id": ["a", "b", "a", "b", "b"], "v": [1.0, 2.0, 3.0, 4.0, 5.0]})
+>>> frame.iloc[:2].to_parquet(folder / "part-0.parquet")
+>>> frame.iloc[2:].to_parquet(folder / "part-1.parquet")
+>>> data = scan_parquet(folder, group="id", columns=["v"])
+>>> data.keys, data.lengths
+(('a', 'b'), (2, 3))
+>>> data.read([1], ["v"])[1][:, 0].tolist()
+[2.0, 4.0, 5.0]
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._errors import ConfigError, DataError, describe
+from ._checks import require_finite
+
+__all__ = ["ParquetSeries", "is_parquet_source", "scan_parquet"]
+
+SUFFIXES = (".parquet", ".pq")
+
+
+def is_parquet_source(data: object) -> bool:
+    """Whether ``data`` names a Parquet dataset on disk (a folder, or a file): a ``str`` or
+    path, which in-memory data never is."""
+    return isinstance(data, (str, PathLike))
+
+
+@dataclass(frozen=True, eq=False)
+class ParquetSeries:
+    """The series of a Parquet dataset, by key and length; their values are read on demand.
+
+    Attributes:
+        source: the folder (or file) read.
+        group: the column naming the series.
+        keys: every series' key, in order of first appearance.
+        lengths: every series' number of rows, in the same order.
+        labels: the value of the label column of every series (one per series), or ``None``.
+    """
+
+    source: Path
+    group: str
+    keys: tuple[Hashable, ...]
+    lengths: tuple[int, ...]
+    labels: tuple[Hashable, ...] | None = None
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def read(
+        self, positions: Sequence[int], columns: Sequence[str], *, time: str | None = None
+    ) -> dict[int, NDArray[np.float64]]:
+        """``{position: (length, len(columns)) float array}`` for the series at ``positions``
+        only (their rows in dataset order); ``time`` is checked to increase within each."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.dataset as ds
+
+        wanted = sorted(set(positions))
+        if not wanted:
+            return {}
+        dataset = _dataset(self.source)
+        kind = dataset.schema.field(self.group).type
+        keys = pa.array([self.keys[p] for p in wanted], type=kind)
+        names = [self.group, *columns, *([time] if time is not None else [])]
+        table = dataset.to_table(
+            columns=list(dict.fromkeys(names)), filter=ds.field(self.group).isin(keys)
+        )
+        which = pc.index_in(table.column(self.group), value_set=keys).to_numpy(zero_copy_only=False)
+        counts = np.bincount(which, minlength=len(wanted))
+        expected = [self.lengths[p] for p in wanted]
+        if counts.tolist() != expected:
+            raise DataError(
+                describe(
+                    f"source {str(self.source)!r}",
+                    f"the rows counted when it was scanned ({sum(expected)})",
+                    f"{int(counts.sum())} rows",
+                    problem="changed while it was read.",
+                )
+            )
+        order = np.argsort(which, kind="stable")  # series by series, rows in dataset order
+        del which
+        values = np.empty((len(order), len(columns)), dtype=np.float64)
+        for j, name in enumerate(columns):
+            column = table.column(name).cast(pa.float64()).to_numpy()
+            values[:, j] = column[order]
+            del column
+        stamps = None if time is None else _times(table.column(time), time)
+        del table
+        ends = np.cumsum(counts)
+        series: dict[int, NDArray[np.float64]] = {}
+        for k, position in enumerate(wanted):
+            rows = slice(int(ends[k] - counts[k]), int(ends[k]))
+            key = self.keys[position]
+            part = values[rows]
+            require_finite(part, f"series {key!r} (columns {list(columns)})")
+            if stamps is not None:
+                assert time is not None
+                _check_increasing(stamps[order[rows]], time, key)
+            series[position] = part
+        return series
+
+
+def scan_parquet(
+    source: str | PathLike[str],
+    *,
+    group: str | None,
+    columns: Sequence[str],
+    time: str | None = None,
+    label: str | None = None,
+) -> ParquetSeries:
+    """The keys and lengths of the series of a Parquet folder (or file), from ``group`` alone.
+
+    ``columns`` (and ``time``) are checked to exist, the columns to be numeric; with
+    ``label``, every series must carry one value of that column (its label).
+    """
+    if group is None:
+        raise ConfigError(
+            describe(
+                "group",
+                "the column that names each series of the Parquet dataset",
+                "None",
+                problem="is missing.",
+                fix="Pass group='<column>'; a single series needs a column with one value.",
+            )
+        )
+    path = Path(source)
+    dataset = _dataset(path)
+    schema = dataset.schema
+    needed = [group, *columns, *(name for name in (time, label) if name is not None)]
+    missing = [name for name in needed if name not in schema.names]
+    if missing:
+        raise DataError(
+            describe(
+                "columns",
+                f"columns present in the Parquet dataset: {schema.names}",
+                f"missing {missing} in {str(path)!r}",
+                problem="are missing.",
+            )
+        )
+    for name in columns:
+        _require_numeric(name, schema.field(name).type)
+    if time is not None:
+        _require_time(time, schema.field(time).type)
+    counts: dict[Hashable, int] = {}
+    labels: dict[Hashable, Hashable] = {}
+    read = [group] if label is None else [group, label]
+    for batch in dataset.to_batches(columns=read):
+        _count(batch, group, label, counts, labels)
+    if not counts:
+        raise DataError(
+            describe("source", "at least one row", f"no rows in {str(path)!r}", problem="is empty.")
+        )
+    return ParquetSeries(
+        source=path,
+        group=group,
+        keys=tuple(counts),
+        lengths=tuple(counts.values()),
+        labels=None if label is None else tuple(labels[key] for key in counts),
+    )
+
+
+def _dataset(path: Path) -> Any:
+    try:
+        import pyarrow.dataset as ds
+    except ImportError as error:  # pragma: no cover - installed with every extra that reads data
+        raise ConfigError(
+            describe(
+                "data",
+                "pyarrow installed, to read Parquet",
+                f"{str(path)!r} and no pyarrow",
+                problem="cannot be read.",
+                fix="pip install 'stateline[parquet]'",
+            )
+        ) from error
+    if not path.exists():
+        raise DataError(
+            describe(
+                "data",
+                "a folder of .parquet files, or one .parquet file",
+                f"{str(path)!r}, which does not exist",
+                problem="is not a Parquet dataset.",
+            )
+        )
+    if path.is_dir():
+        files = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES]
+        if not files:
+            raise DataError(
+                describe(
+                    "data",
+                    "a folder of .parquet files",
+                    f"{str(path)!r}, with no .parquet file in it",
+                    problem="is not a Parquet dataset.",
+                )
+            )
+    elif path.suffix.lower() not in SUFFIXES:
+        raise DataError(
+            describe(
+                "data",
+                "a folder of .parquet files, or one .parquet file",
+                f"{str(path)!r}",
+                problem="is not a Parquet dataset.",
+                fix="Read other files with pandas and pass the DataFrame.",
+            )
+        )
+    # Hive partitioning, as pandas.read_parquet does: a folder "sensor=7" is a column.
+    return ds.dataset(str(path), format="parquet", partitioning="hive")
+
+
+def _count(
+    batch: Any,
+    group: str,
+    label: str | None,
+    counts: dict[Hashable, int],
+    labels: dict[Hashable, Hashable],
+) -> None:
+    """Add one record batch's rows to each key's count (keys in order of first appearance)."""
+    import pyarrow.compute as pc
+
+    keys = batch.column(0)
+    if keys.null_count:
+        raise DataError(
+            describe(
+                f"column {group!r}",
+                "a series key on every row",
+                f"{keys.null_count} row(s) without one",
+                problem="has gaps.",
+            )
+        )
+    encoded = pc.dictionary_encode(keys)  # the dictionary lists keys in order of appearance
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    names = encoded.dictionary.to_pylist()
+    for key, count in zip(names, np.bincount(codes, minlength=len(names)).tolist(), strict=True):
+        counts[key] = counts.get(key, 0) + count
+    if label is None:
+        return
+    values = batch.column(1)
+    if values.null_count:
+        raise DataError(
+            describe(
+                f"column {label!r}",
+                "a label on every row",
+                f"{values.null_count} row(s) without one",
+                problem="has gaps.",
+            )
+        )
+    import pandas as pd
+
+    pairs = pd.DataFrame({"code": codes, "label": values.to_pandas()}).drop_duplicates()
+    for code, value in zip(pairs["code"].tolist(), pairs["label"].tolist(), strict=True):
+        key = names[code]
+        if labels.setdefault(key, value) != value:
+            raise DataError(
+                describe(
+                    f"column {label!r}",
+                    f"one label per series ({group!r})",
+                    f"series {key!r} labelled {labels[key]!r} and {value!r}",
+                    problem="varies within a series.",
+                )
+            )
+
+
+def _require_numeric(name: str, kind: Any) -> None:
+    import pyarrow as pa
+
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+        raise DataError(
+            describe(f"column {name!r}", "numbers", f"Arrow type {kind}", problem="is not numeric.")
+        )
+
+
+def _require_time(name: str, kind: Any) -> None:
+    import pyarrow as pa
+
+    if not (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_temporal(kind)
+        or pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+    ):
+        raise DataError(
+            describe(
+                f"column {name!r}",
+                "times or numbers",
+                f"Arrow type {kind}",
+                problem="is not a time column.",
+            )
+        )
+
+
+def _times(column: Any, name: str) -> NDArray[Any]:
+    import pyarrow as pa
+
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        import pandas as pd
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return np.asarray(pd.to_datetime(column.to_pandas()).to_numpy())
+        except (TypeError, ValueError) as error:
+            raise DataError(
+                describe(
+                    f"column {name!r}",
+                    "times or numbers",
+                    f"values that do not parse as times ({error})",
+                    problem="is not a time column.",
+                )
+            ) from error
+    return np.asarray(column.to_numpy())
+
+
+def _check_increasing(stamps: NDArray[Any], time: str, key: Hashable) -> None:
+    if len(stamps) < 2:
+        return
+    order = stamps[1:] > stamps[:-1]
+    if not order.all():
+        position = int(np.argmin(order)) + 1
+        raise DataError(
+            describe(
+                f"column {time!r}",
+                f"strictly increasing time in series {key!r}",
+                f"{stamps[position - 1]} followed by {stamps[position]} at its row {position}",
+                problem="is not monotonic.",
+                fix=f"Sort the dataset by {time!r} within each series and remove duplicate "
+                "time stamps.",
+            )
+        )
