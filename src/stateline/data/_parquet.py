@@ -13,10 +13,10 @@ is the order ``pandas.read_parquet`` of the same folder gives.
 >>> frame = pd.DataFrame({"id": ["a", "b", "a", "b", "b"], "v": [1.0, 2.0, 3.0, 4.0, 5.0]})
 >>> frame.iloc[:2].to_parquet(folder / "part-0.parquet")
 >>> frame.iloc[2:].to_parquet(folder / "part-1.parquet")
->>> data = scan_parquet(folder, group="id", columns=["v"])
->>> data.keys, data.lengths
-(('a', 'b'), (2, 3))
->>> data.read([1], ["v"])[1][:, 0].tolist()
+>>> data = scan_parquet(folder, group="id")
+>>> data.keys, data.lengths, data.columns
+(('a', 'b'), (2, 3), ('v',))
+>>> data.read([1])[1][:, 0].tolist()
 [2.0, 4.0, 5.0]
 """
 
@@ -55,6 +55,7 @@ class ParquetSeries:
         group: the column naming the series.
         keys: every series' key, in order of first appearance.
         lengths: every series' number of rows, in the same order.
+        columns: the value columns :meth:`read` reads by default.
         labels: the value of the label column of every series (one per series), or ``None``.
     """
 
@@ -62,20 +63,27 @@ class ParquetSeries:
     group: str
     keys: tuple[Hashable, ...]
     lengths: tuple[int, ...]
+    columns: tuple[str, ...]
     labels: tuple[Hashable, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def read(
-        self, positions: Sequence[int], columns: Sequence[str], *, time: str | None = None
+        self,
+        positions: Sequence[int],
+        columns: Sequence[str] | None = None,
+        *,
+        time: str | None = None,
     ) -> dict[int, NDArray[np.float64]]:
-        """``{position: (length, len(columns)) float array}`` for the series at ``positions``
-        only (their rows in dataset order); ``time`` is checked to increase within each."""
+        """``{position: (length, columns) float array}`` for the series at ``positions`` only
+        (their rows in dataset order; by default the columns scanned); ``time`` is checked
+        to increase within each series."""
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.dataset as ds
 
+        columns = self.columns if columns is None else tuple(columns)
         wanted = sorted(set(positions))
         if not wanted:
             return {}
@@ -125,14 +133,15 @@ def scan_parquet(
     source: str | PathLike[str],
     *,
     group: str | None,
-    columns: Sequence[str],
+    columns: Sequence[str] | None = None,
     time: str | None = None,
     label: str | None = None,
 ) -> ParquetSeries:
     """The keys and lengths of the series of a Parquet folder (or file), from ``group`` alone.
 
-    ``columns`` (and ``time``) are checked to exist, the columns to be numeric; with
-    ``label``, every series must carry one value of that column (its label).
+    ``columns`` (and ``time``) are checked to exist, the columns to be numeric; by default
+    every column but ``group``, ``time`` and ``label``. With ``label``, every series must
+    carry one value of that column (its label).
     """
     if group is None:
         raise ConfigError(
@@ -147,6 +156,18 @@ def scan_parquet(
     path = Path(source)
     dataset = _dataset(path)
     schema = dataset.schema
+    reserved = {name for name in (group, time, label) if name is not None}
+    if columns is None:
+        columns = [name for name in schema.names if name not in reserved]
+    if not columns:
+        raise DataError(
+            describe(
+                "features",
+                "at least one value column",
+                f"only {sorted(reserved)} in {str(path)!r}",
+                problem="is empty.",
+            )
+        )
     needed = [group, *columns, *(name for name in (time, label) if name is not None)]
     missing = [name for name in needed if name not in schema.names]
     if missing:
@@ -176,6 +197,7 @@ def scan_parquet(
         group=group,
         keys=tuple(counts),
         lengths=tuple(counts.values()),
+        columns=tuple(columns),
         labels=None if label is None else tuple(labels[key] for key in counts),
     )
 

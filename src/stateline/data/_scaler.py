@@ -43,11 +43,12 @@ class Moments:
             raise ShapeError(
                 describe("data", "at least one sample to fit on", "no samples", problem="is empty.")
             )
-        # NumPy's own mean and std, step by step, so that one part gives its numbers exactly.
-        mean = np.add.reduce(rows, axis=0, dtype=np.float64) / rows.shape[0]
+        # Feature by feature, so that the sums do not depend on the arrays' memory order (a
+        # DataFrame's columns come Fortran-ordered, a Parquet read's as C-ordered views).
+        mean = _column_sums(rows) / rows.shape[0]
         deviations = rows - mean
         np.multiply(deviations, deviations, out=deviations)
-        m2 = np.add.reduce(deviations, axis=0, dtype=np.float64)
+        m2 = _column_sums(deviations)
         return cls(count=int(rows.shape[0]), mean=mean, m2=m2)
 
     def __add__(self, other: Moments) -> Moments:
@@ -178,6 +179,11 @@ class Scaler:
             )
         require_finite(array, "data")
         return array
+
+
+def _column_sums(rows: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Each column's sum, by NumPy's pairwise summation along it (whatever the strides)."""
+    return np.array([np.add.reduce(rows[:, j]) for j in range(rows.shape[1])], dtype=np.float64)
 
 
 def _parts(data: ArrayLike | Sequence[ArrayLike]) -> list[NDArray[np.float64]]:

@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 import torch
 from torch import nn
 
-from .._errors import ConfigError, describe
+from .._errors import ConfigError, StatelineError, describe
+from ..data import Moments
+
+T = TypeVar("T")
 
 __all__ = ["Ranks", "flat_dtype"]
 
@@ -101,6 +106,45 @@ class Ranks:
         gathered: list[object] = [None] * self.world
         dist.all_gather_object(gathered, value)
         return gathered
+
+    def together(self, work: Callable[[], T]) -> T:
+        """``work()`` on every rank; where it fails on one rank, it fails on all of them.
+
+        A rank that stopped alone (on its own data: a NaN, an unsorted series) would leave
+        the others waiting in their next collective until a timeout. The other ranks raise
+        the same kind of error, naming the rank that found it.
+        """
+        failure: Exception | None = None
+        try:
+            result = work()
+        except Exception as error:
+            if self.world == 1:
+                raise
+            failure = error
+        if self.world == 1:
+            return result
+        report = (
+            None
+            if failure is None
+            else failure
+            if isinstance(failure, StatelineError)
+            else RuntimeError(f"{type(failure).__name__}: {failure}")
+        )
+        reports = self.gather(report)
+        if failure is not None:
+            raise failure
+        for rank, other in enumerate(reports):
+            if isinstance(other, Exception):
+                raise type(other)(f"{other}\n  (on process {rank}, which reads those series)")
+        return result
+
+    def add(self, moments: Moments) -> Moments:
+        """Every rank's :class:`~stateline.data.Moments` added up, in rank order (the same
+        numbers on every rank; alone, ``moments`` itself)."""
+        if self.world == 1:
+            return moments
+        parts = cast(list[Moments], self.gather(moments))
+        return functools.reduce(lambda total, part: total + part, parts)
 
     def lanes(self, total: int, *, allow_empty: bool = False) -> slice:
         """This rank's block of ``total`` lanes (the first ``total % world`` ranks get one more).

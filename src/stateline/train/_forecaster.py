@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
+from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -13,11 +14,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, DataError, NotFittedError, ShapeError, describe
 from .._validate import plain_numbers, require_positive_int
-from ..data import Scaler, load_table, pack_lanes
+from ..data import Moments, Scaler, load_table, pack_lanes, place_lanes, scan_parquet
 from ..data._checks import as_array, require_finite
+from ..data._parquet import is_parquet_source
 from ..nn import Carry, SequenceModel, select_rows
 from ._checkpoint import load_checkpoint, save_checkpoint
+from ._distributed import Ranks
 from ._estimator_config import EstimatorConfig
+from ._loss import device_for
 from ._seeding import seeded
 from ._tbptt import History, fit, run_layout
 
@@ -94,7 +98,7 @@ class Forecaster:
     # ----------------------------------------------------------------- fitting
     def fit(
         self,
-        data: ArrayLike | Sequence[ArrayLike] | pd.DataFrame,
+        data: ArrayLike | Sequence[ArrayLike] | pd.DataFrame | str | PathLike[str],
         *,
         covariates: ArrayLike | Sequence[ArrayLike] | None = None,
         target: str | Sequence[str] | None = None,
@@ -102,48 +106,73 @@ class Forecaster:
         time: str | None = None,
         group: str | None = None,
     ) -> Forecaster:
-        """Train on one series ``(steps,)``/``(steps, targets)``, a list, or a DataFrame.
+        """Train on one series ``(steps,)``/``(steps, targets)``, a list, a DataFrame, or a
+        Parquet dataset.
 
         With a DataFrame, ``target`` names the forecast column(s), ``features``
-        optional covariate columns, ``group`` one series per stream.
+        optional covariate columns, ``group`` one series per stream. A folder of
+        Parquet files (or one file) takes the same names, ``group`` required; its
+        rows keep the dataset's order (files by path), as ``pandas.read_parquet``
+        gives them. Under ``torchrun`` each process reads only the series its
+        lanes hold (the keys and lengths of all of them come from the group
+        column alone), the scalers are fitted on all the series' training parts
+        (their moments added over the processes), and every process ends with
+        the estimator one process fits on all the data.
         """
-        series, extra, keys = _series(data, covariates, target, features, time, group)
+        source = _source(data, covariates, target, features, time, group)
         config = self.config
-        self.targets_ = series[0].shape[1]
-        self.streams_ = keys
-        cuts = [len(s) - round(len(s) * config.validation_share) for s in series]
-        for key, s, cut in zip(keys, series, cuts, strict=True):
+        cuts = [n - round(n * config.validation_share) for n in source.lengths]
+        for key, n, cut in zip(source.keys, source.lengths, cuts, strict=True):
             if cut <= config.horizon + 1:
                 raise DataError(
                     describe(
                         f"series {key!r}",
                         f"more than {config.horizon + 1} training steps",
-                        f"{len(s)} steps",
+                        f"{n} steps",
                         problem="is too short.",
                     )
                 )
-        self.scaler_ = Scaler().fit([s[:cut] for s, cut in zip(series, cuts, strict=True)])
-        if extra is not None:
-            self.covariate_scaler_ = Scaler().fit(
-                [e[:cut] for e, cut in zip(extra, cuts, strict=True)]
+        self.targets_ = source.targets
+        self.streams_ = list(source.keys)
+        train_lengths = [cut - config.horizon for cut in cuts]
+        lanes = config.lanes or self._auto_lanes(sum(train_lengths))
+        self.lanes_ = lanes
+        # Where every series goes is decided from the lengths alone, alike on every process;
+        # each reads the series with a piece in its block of lanes, and scores (validation,
+        # moments, final carry) those that start there: each series on exactly one process.
+        ranks = Ranks.current(device_for(config.device))
+        block = place_lanes(train_lengths, lanes=lanes, chunk=config.chunk, split=True).block(
+            ranks.lanes(lanes)
+        )
+        owned = block.starts
+        read = ranks.together(lambda: source.read(block.sequences))
+        self.scaler_ = Scaler.from_moments(
+            ranks.add(_moments([read[i][0][: cuts[i]] for i in owned], source.targets))
+        )
+        self.covariate_scaler_ = None
+        if source.covariates:
+            parts = [_present(read[i][1])[: cuts[i]] for i in owned]
+            self.covariate_scaler_ = Scaler.from_moments(
+                ranks.add(_moments(parts, source.covariates))
             )
-        inputs = self._inputs(series, extra)
-        scaled = [self.scaler_.transform(s) for s in series]
-
-        train_x, train_y, held_x, held_y = [], [], [], []
-        for x, y, cut in zip(inputs, scaled, cuts, strict=True):
-            x_part, y_part = self._supervised(x[:cut], y[:cut])
-            train_x.append(x_part)
-            train_y.append(y_part)
-            if cut < len(y):
+        positions = sorted(read)
+        extra = None if not source.covariates else [_present(read[i][1]) for i in positions]
+        inputs = dict(
+            zip(positions, self._inputs([read[i][0] for i in positions], extra), strict=True)
+        )
+        train_x, train_y, held_x, held_y = {}, {}, [], []
+        for i in positions:
+            x, y, cut = inputs[i], self.scaler_.transform(read[i][0]), cuts[i]
+            train_x[i], train_y[i] = self._supervised(x[:cut], y[:cut])
+            if i in owned and cut < len(y):
                 warm = max(0, cut - config.chunk)
                 x_part, y_part = self._supervised(x[warm:], y[warm:])
                 if len(x_part):
                     held_x.append(x_part)
                     held_y.append(y_part)
-        lanes = config.lanes or self._auto_lanes(sum(len(x) for x in train_x))
-        self.lanes_ = lanes
-        layout = pack_lanes(train_x, targets=train_y, lanes=lanes, chunk=config.chunk, split=True)
+        del read, extra
+        layout = block.pack(train_x, targets=train_y)
+        del train_x, train_y
         validation = (
             None
             if not held_x
@@ -151,17 +180,23 @@ class Forecaster:
                 held_x, targets=held_y, lanes=min(lanes, len(held_x)), chunk=config.chunk
             )
         )
+        del held_x, held_y
 
         with seeded(config.seed):  # the caller's global generators stay as they were
             self.model_ = SequenceModel(
                 config.model_config(
-                    inputs=inputs[0].shape[1], outputs=config.horizon * self.targets_
+                    inputs=inputs[positions[0]].shape[1], outputs=config.horizon * self.targets_
                 )
             )
         self.history_ = fit(
-            self.model_, layout, config=config.train_config(), validation=validation
+            self.model_,
+            layout,
+            config=config.train_config(),
+            validation=validation,
+            rank_layouts=True,
         )
-        self.carry_ = self._final_carry(inputs)
+        del layout, validation
+        self.carry_ = self._final_carry(ranks, owned, [inputs[i] for i in owned])
         return self
 
     # -------------------------------------------------------------- predicting
@@ -302,14 +337,107 @@ class Forecaster:
         ahead = np.stack([y[1 + k : 1 + k + steps] for k in range(horizon)], axis=1)
         return x[:steps], ahead.reshape(steps, -1)
 
-    def _final_carry(self, inputs: list[NDArray[np.float64]]) -> Carry:
+    def _final_carry(
+        self, ranks: Ranks, owned: Sequence[int], inputs: list[NDArray[np.float64]]
+    ) -> Carry:
+        """The carry of every series after its last step: each process runs the series it
+        owns, and they are gathered in the series' order."""
         assert self.model_ is not None
-        layout = pack_lanes(inputs, lanes=len(inputs), chunk=max(len(x) for x in inputs))
-        _, carry = run_layout(self.model_, layout, device=self.config.device)
-        order = sorted(layout.placements, key=lambda placement: placement.sequence)
-        lanes = torch.tensor([placement.lane for placement in order])
-        # Sequences shorter than the longest ended early; their carry is held (masked steps).
-        return tuple(part.cpu() for part in select_rows(carry, lanes.to(carry[0].device)))
+        mine: Carry | None = None
+        if inputs:
+            layout = pack_lanes(inputs, lanes=len(inputs), chunk=max(len(x) for x in inputs))
+            _, carry = run_layout(self.model_, layout, device=self.config.device)
+            order = sorted(layout.placements, key=lambda placement: placement.sequence)
+            lanes = torch.tensor([placement.lane for placement in order])
+            # Sequences shorter than the longest ended early; their carry is held (masked steps).
+            mine = tuple(part.cpu() for part in select_rows(carry, lanes.to(carry[0].device)))
+        if ranks.world == 1:
+            assert mine is not None
+            return mine
+        gathered = cast(list[tuple[list[int], Carry | None]], ranks.gather((list(owned), mine)))
+        parts = [(positions, carry) for positions, carry in gathered if carry is not None]
+        everyone = [position for positions, _ in parts for position in positions]
+        joined = tuple(
+            torch.cat(pieces, dim=1) for pieces in zip(*(c for _, c in parts), strict=True)
+        )
+        return select_rows(joined, torch.as_tensor(np.argsort(everyone)))
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The series to fit: every key and length up front, the values of some on demand
+    (``read(positions) -> {position: (series, covariates or None)}``)."""
+
+    keys: Sequence[Hashable]
+    lengths: Sequence[int]
+    targets: int
+    covariates: int
+    read: Callable[
+        [Sequence[int]], dict[int, tuple[NDArray[np.float64], NDArray[np.float64] | None]]
+    ]
+
+
+def _source(
+    data: Any, covariates: Any, target: Any, features: Any, time: Any, group: Any
+) -> _Source:
+    if is_parquet_source(data):
+        return _parquet_source(data, covariates, target, features, time, group)
+    series, extra, keys = _series(data, covariates, target, features, time, group)
+    return _Source(
+        keys=keys,
+        lengths=[len(s) for s in series],
+        targets=series[0].shape[1],
+        covariates=0 if extra is None else extra[0].shape[1],
+        read=lambda positions: {
+            i: (series[i], None if extra is None else extra[i]) for i in positions
+        },
+    )
+
+
+def _parquet_source(
+    path: Any, covariates: Any, target: Any, features: Any, time: Any, group: Any
+) -> _Source:
+    if target is None:
+        raise ConfigError(
+            describe("target", "the column(s) to forecast", "None", problem="is missing.")
+        )
+    if covariates is not None:
+        raise ConfigError(
+            describe(
+                "covariates",
+                "None with a Parquet dataset",
+                "arrays",
+                problem="cannot go with a Parquet dataset.",
+                fix="Name the covariate columns with features=[...].",
+            )
+        )
+    names = [target] if isinstance(target, str) else list(target)
+    extra = list(features or [])
+    dataset = scan_parquet(path, group=group, columns=[*names, *extra], time=time)
+    width = len(names)
+
+    def read(
+        positions: Sequence[int],
+    ) -> dict[int, tuple[NDArray[np.float64], NDArray[np.float64] | None]]:
+        values = dataset.read(positions, time=time)
+        return {i: (v[:, :width], v[:, width:] if extra else None) for i, v in values.items()}
+
+    return _Source(
+        keys=dataset.keys,
+        lengths=dataset.lengths,
+        targets=width,
+        covariates=len(extra),
+        read=read,
+    )
+
+
+def _moments(parts: list[NDArray[np.float64]], width: int) -> Moments:
+    return Moments.of(parts) if parts else Moments.empty(width)
+
+
+def _present(array: NDArray[np.float64] | None) -> NDArray[np.float64]:
+    assert array is not None
+    return array
 
 
 def _json_key(key: Hashable) -> str | int | float:
