@@ -91,6 +91,41 @@ class StreamHistory:
         }
         self._write(columns)
 
+    def record_one(
+        self,
+        stream: object,
+        slot: int,
+        *,
+        seq: int,
+        targets: list[float],
+        next: list[float],
+        score: float,
+        flag: bool,
+        anomaly: float,
+        level: float,
+    ) -> None:
+        """:meth:`record` of one applied single step (no ``start``, no ``end``): the same row,
+        written without building columns (what one step per request records)."""
+        if not self._arrays:
+            self._allocate(len(targets))
+        self._reserve(self._rows + 1)
+        size = self._rows_allocated
+        where = self._head % size
+        arrays = self._arrays
+        arrays["id"][where] = stream
+        arrays["slot"][where] = slot
+        arrays["seq"][where] = seq if seq >= 0 else -1
+        arrays["values"][where] = targets
+        arrays["next"][where] = next
+        arrays["score"][where] = score
+        arrays["flag"][where] = flag
+        arrays["anomaly"][where] = anomaly
+        arrays["level"][where] = level
+        arrays["begins"][where] = False
+        arrays["ends"][where] = False
+        self._head = (self._head + 1) % size
+        self._rows = min(self._rows + 1, size)
+
     def points(self, stream: str, slot: int) -> list[dict[str, Any]]:
         """The stream's points, oldest first (empty if none are kept); ``slot`` its store slot."""
         mine = self._rows_of(stream, slot)

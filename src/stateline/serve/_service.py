@@ -40,6 +40,7 @@ from ._online_serving import (
     save_online_weights,
 )
 from ._served_model import ServedModel
+from ._single import step_single
 from ._snapshots import Snapshots
 
 __all__ = ["StreamService"]
@@ -75,6 +76,9 @@ class StreamService:
             else None
         )
         self.lock = threading.RLock()
+        self.single_fast_path = True
+        """Whether one event of a held stream takes :func:`~._single.step_single` (the same
+        answers; off only to compare with the batch path)."""
         self.history = StreamHistory(points=config.history, streams=config.history_streams)
         self.snapshots = Snapshots(config.state_dir, self.metrics)
         self.started = time.time()
@@ -105,6 +109,10 @@ class StreamService:
                     fix="Split the batch.",
                 )
             )
+        if len(events) == 1 and self.single_fast_path:  # one step per request: no arrays
+            answer = step_single(self, events[0], now)
+            if answer is not None:
+                return [answer]
         answers: list[dict[str, Any] | None] = [None] * len(events)
         valid: list[tuple[int, NDArray[np.float64]]] = []
         for index, event in enumerate(events):

@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, ShapeError, describe
-from ..anomaly import DetectorConfig, GaussianThreshold, QuantileThreshold
+from ..anomaly import DetectorConfig, GaussianThreshold, LikelihoodConfig, QuantileThreshold
 from ..anomaly._likelihood import (
     likelihood_calibrate,
     likelihood_step,
@@ -23,6 +23,7 @@ from ..anomaly._scorers import (
     welford_step,
 )
 from ._detector_columns import DetectorColumns
+from ._detector_one import OneStep, detector_step_one
 from ._engine import (
     DUPLICATE,
     StepResult,
@@ -31,7 +32,7 @@ from ._engine import (
     _per_event,
 )
 from ._grouping import event_rounds, id_array
-from ._store import StreamIds
+from ._store import StreamId, StreamIds
 
 __all__ = ["StreamDetector"]
 
@@ -125,6 +126,16 @@ class StreamDetector:
         reference = self.config.reference
         self.columns = DetectorColumns.add_to(store, reference=reference, width=width)
         """Typed handles on the detector's per-stream columns in the store."""
+        self._likelihoods = (self.config, self.config.likelihood())
+
+    @property
+    def _likelihood(self) -> LikelihoodConfig:
+        """``config.likelihood()``, made once per config (it validates on creation)."""
+        config, likelihood = self._likelihoods
+        if config is not self.config:
+            likelihood = self.config.likelihood()
+            self._likelihoods = (self.config, likelihood)
+        return likelihood
 
     # ------------------------------------------------------------------ public
     def step(
@@ -212,6 +223,14 @@ class StreamDetector:
         return StepResult(predictions, codes, errors, scores, flags, anomaly, slots)
 
     # --------------------------------------------------------------- internals
+    def _step_one(
+        self, stream_id: StreamId, row: NDArray[np.float64], seq: int | None, now: float | None
+    ) -> OneStep | None:
+        """One single-step event of a held stream, ``row`` ``(1, inputs)`` scaled, in Python
+        floats with the same numbers as :meth:`_step`; None (nothing changed) where the
+        general path must decide (see :mod:`._detector_one`)."""
+        return detector_step_one(self, stream_id, row, seq, now)
+
     def _round(
         self,
         ids: NDArray[np.object_],
@@ -363,7 +382,7 @@ class StreamDetector:
         )
         self.columns.smoothed[slots] = smoothed
         scores = combine_channels(smoothed, config.combine)
-        likelihood = config.likelihood()
+        likelihood = self._likelihood
         state = self.columns.likelihood.read(slots)
         moments_learn = self.learn and config.threshold != "likelihood"
         calibrated = (  # the moments only move from calibration when they learn

@@ -57,6 +57,7 @@ STATUS_NAMES = (
 OK, GAP, RESTARTED, DUPLICATE, STALE, ERROR = range(6)
 """The status codes, as ``numpy.int8`` values in ``StepResult.codes``."""
 _NAMES = np.array(STATUS_NAMES, dtype=object)
+_MAX_SEQ = int(np.iinfo(np.int64).max)
 
 
 class StepModel(Protocol):
@@ -247,39 +248,55 @@ class StreamEngine:
         kernel, and a ``seq`` that is absent or the next one: exactly the cases
         where the general path would apply the step with status ``ok``.
         """
-        store = self.store
-        if self._kernel is None or self.kernel_batch < 1 or not isinstance(x, np.ndarray):
+        if not isinstance(x, np.ndarray):
             return None
-        slot = store._slot_of.get(stream_id)
         one_step = x.shape == (1, 1, self.inputs)  # (events, k, inputs) with k = 1
-        if slot is None or (x.shape != (1, self.inputs) and not one_step):
+        if x.shape != (1, self.inputs) and not one_step:
             return None
-        last = int(store.last_seq[slot])
-        if seq is None and last >= np.iinfo(np.int64).max:  # refused by the general path
+        slot = self.store._slot_of.get(stream_id)
+        if slot is None:
             return None
         if seq is not None:
             if np.ndim(seq) != 1 or len(seq) != 1:
                 return None
-            first = int(seq[0])
-            if last != NO_SEQUENCE and first != last + 1:
-                return None
-        with np.errstate(over="ignore"):  # past float32: inf, left to the general path
-            row = x.reshape(1, -1).astype(np.float32, copy=False)  # as the general path reads
-        if not np.isfinite(row).all():
+            seq = int(seq[0])
+        prediction = self._step_row(slot, x.reshape(1, -1), seq, now)
+        if prediction is None:
             return None
-        prediction = self._kernel_step(slice(slot, slot + 1), row)
-        if store.outputs:
-            store.last_output[slot] = prediction[0]
-        store.last_seq[slot] = first if seq is not None else max(last, NO_SEQUENCE) + 1
-        store.last_seen[slot] = store.clock() if now is None else now
-        self.calls += 1
-        self.events += 1
         return StepResult(
             predictions=prediction[:, None] if one_step else prediction,
             codes=np.zeros(1, dtype=np.int8),
             errors={},
             slots=np.array([slot], dtype=np.int64),
         )
+
+    def _step_row(
+        self, slot: int, row: NDArray[Any], seq: int | None, now: float | None
+    ) -> NDArray[np.float32] | None:
+        """Step the held stream in ``slot`` by one row ``(1, inputs)`` exactly as the general
+        path would with status ``ok``; its prediction ``(1, outputs)``, or None (nothing
+        changed) where that path would do otherwise or is needed: no NumPy kernel, a ``seq``
+        that is not the next one, a value that is not finite in float32."""
+        store = self.store
+        if self._kernel is None or self.kernel_batch < 1:
+            return None
+        last = int(store.last_seq[slot])
+        if seq is None and last >= _MAX_SEQ:  # refused by the general path
+            return None
+        if seq is not None and last != NO_SEQUENCE and seq != last + 1:
+            return None
+        with np.errstate(over="ignore"):  # past float32: inf, left to the general path
+            row = row.astype(np.float32, copy=False)  # as the general path reads
+        if not np.isfinite(row).all():
+            return None
+        prediction = self._kernel_step(slice(slot, slot + 1), row)
+        if store.outputs:
+            store.last_output[slot] = prediction[0]
+        store.last_seq[slot] = seq if seq is not None else max(last, NO_SEQUENCE) + 1
+        store.last_seen[slot] = store.clock() if now is None else now
+        self.calls += 1
+        self.events += 1
+        return prediction
 
     def _kernel_step(
         self, slots: NDArray[np.int64] | slice, x: NDArray[np.float32]
