@@ -18,11 +18,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..stream._engine import OK, STATUS_NAMES
 from ..stream._grouping import id_array
 from ._answers import blank_answer, json_number, json_seq, nullable
-from ._events import Event, event_values
+from ._events import Event
 
 if TYPE_CHECKING:
     from ._service import StreamService
@@ -30,18 +31,20 @@ if TYPE_CHECKING:
 __all__ = ["step_single"]
 
 
-def step_single(service: StreamService, event: Event, now: float | None) -> dict[str, Any] | None:
+def step_single(
+    service: StreamService, event: Event, values: NDArray[np.float64], now: float | None
+) -> dict[str, Any] | None:
     """The answer to one event as :meth:`StreamService.step` gives it, or None (nothing
-    changed: take the batch path)."""
+    changed: take the batch path). ``values`` are the event's, as
+    :func:`~._events.event_values` checked them; the caller counts the answer in the
+    ``steps`` and ``batch`` metrics."""
     detector = service.detector
     if detector is None or event.start or event.end:
         return None
     seq = None if event.seq is None else int(event.seq or 0)
-    config = service.config
     served = service.served
-    values, _ = event_values(event, inputs=served.inputs, max_steps=config.max_event_steps)
-    if values is None or len(values) != 1 or config.max_steps < 1:
-        return None  # refused or several steps: the batch path answers it
+    if len(values) != 1:
+        return None  # several steps: the batch path
     with service.lock:
         scaled = served.scale(values)  # (1, inputs), as the batch path scales each step
         one = detector._step_one(event.stream, scaled, seq, now)
@@ -81,6 +84,4 @@ def step_single(service: StreamService, event: Event, now: float | None) -> dict
                 anomaly=one.anomaly,
                 level=level,
             )
-        metrics.batch.observe(1)
-        metrics.steps.inc(answer["status"], amount=1)
     return answer
