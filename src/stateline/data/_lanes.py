@@ -402,20 +402,13 @@ def _pack(
     placements = list(plan.placements)
     x = _fill(arrays, placements, lanes, chunks, chunk, pad_value)
     y = None if target_arrays is None else _fill(target_arrays, placements, lanes, chunks, chunk, 0)
-    mask = np.zeros((lanes, chunks * chunk), dtype=bool)
-    reset = np.zeros((lanes, chunks), dtype=bool)
+    mask = np.zeros((chunks, lanes, chunk), dtype=bool)
+    reset = np.zeros((chunks, lanes), dtype=bool)
     for placement in placements:
-        begin = placement.first_chunk * chunk
-        mask[placement.lane, begin : begin + placement.length] = True
-        reset[placement.lane, placement.first_chunk] = True
-
+        _place(mask, np.True_, placement, chunk)
+        reset[placement.first_chunk, placement.lane] = True
     return LaneLayout(
-        x=_to_chunks(x, chunks, chunk),
-        y=None if y is None else _to_chunks(y, chunks, chunk),
-        mask=_to_chunks(mask, chunks, chunk),
-        reset=np.ascontiguousarray(reset.T),
-        placements=plan.placements,
-        lengths=plan.lengths,
+        x=x, y=y, mask=mask, reset=reset, placements=plan.placements, lengths=plan.lengths
     )
 
 
@@ -557,20 +550,28 @@ def _fill(
     chunk: int,
     pad_value: float,
 ) -> NDArray[Any]:
+    """``(chunks, lanes, chunk, ...)``, written in place: no lane-major copy to transpose."""
     values = list(arrays.values())
     dtype = np.result_type(*values)
-    out = np.full((lanes, chunks * chunk, *values[0].shape[1:]), pad_value, dtype=dtype)
+    out = np.full((chunks, lanes, chunk, *values[0].shape[1:]), pad_value, dtype=dtype)
     for placement in placements:
-        begin = placement.first_chunk * chunk
         source = arrays[placement.sequence][placement.start : placement.start + placement.length]
-        out[placement.lane, begin : begin + placement.length] = source
+        _place(out, source, placement, chunk)
     return out
 
 
-def _to_chunks(timeline: NDArray[Any], chunks: int, chunk: int) -> NDArray[Any]:
-    lanes = timeline.shape[0]
-    shaped = timeline.reshape(lanes, chunks, chunk, *timeline.shape[2:])
-    return np.ascontiguousarray(np.swapaxes(shaped, 0, 1))
+def _place(out: NDArray[Any], source: Any, placement: Placement, chunk: int) -> None:
+    """Write a piece's steps (or one value for all of them) at its place: whole chunks at
+    once, then the rest of the last one."""
+    whole, rest = divmod(placement.length, chunk)
+    first, lane = placement.first_chunk, placement.lane
+    each = np.ndim(source) > 0
+    if whole:
+        steps = source[: whole * chunk] if each else source
+        shaped = steps.reshape(whole, chunk, *steps.shape[1:]) if each else steps
+        out[first : first + whole, lane] = shaped
+    if rest:
+        out[first + whole, lane, :rest] = source[whole * chunk :] if each else source
 
 
 def _lane_timeline(stacked: NDArray[Any]) -> NDArray[Any]:

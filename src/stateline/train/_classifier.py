@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._errors import DataError, NotFittedError, ShapeError, describe
+from .._errors import ConfigError, DataError, NotFittedError, ShapeError, describe
 from .._validate import plain_numbers, require_positive_int
-from ..data import LaneLayout, Scaler, pack_lanes
+from ..data import LaneLayout, LanePlan, Moments, Scaler, pack_lanes, place_lanes, scan_parquet
 from ..data._lanes import check_features, sequence_list
+from ..data._parquet import is_parquet_source
 from ..nn import SequenceModel
 from ._checkpoint import load_checkpoint, save_checkpoint
+from ._distributed import Ranks
 from ._estimator_config import EstimatorConfig
+from ._loss import device_for
 from ._seeding import seeded
 from ._tbptt import History, fit, run_layout
 
@@ -69,17 +73,30 @@ class SequenceClassifier:
 
     def fit(
         self,
-        sequences: Sequence[ArrayLike],
-        labels: Sequence[Hashable] | ArrayLike,
+        sequences: Sequence[ArrayLike] | str | PathLike[str],
+        labels: Sequence[Hashable] | ArrayLike | None = None,
+        *,
+        label: str | None = None,
+        features: Sequence[str] | None = None,
+        group: str | None = None,
+        time: str | None = None,
     ) -> SequenceClassifier:
-        """Train on sequences and one label per sequence."""
-        arrays = _sequences(sequences)
-        label_list = list(np.asarray(labels).tolist())
-        if len(label_list) != len(arrays):
+        """Train on sequences and one label per sequence, or on a Parquet dataset.
+
+        A folder of Parquet files (or one file) holds one sequence per value of
+        ``group``, its rows in the dataset's order (``time`` is checked to increase),
+        the ``features`` columns (by default all the others) and a ``label`` column
+        with one value per sequence. Under ``torchrun`` each process reads only the
+        sequences of its lanes and the scaler is fitted on all of them (moments
+        added over the processes).
+        """
+        source = _source(sequences, labels, label, features, group, time)
+        label_list = source.labels
+        if len(label_list) != len(source.lengths):
             raise ShapeError(
                 describe(
                     "labels",
-                    f"one label per sequence: {len(arrays)}",
+                    f"one label per sequence: {len(source.lengths)}",
                     f"{len(label_list)} labels",
                     problem="has the wrong shape.",
                 )
@@ -97,20 +114,39 @@ class SequenceClassifier:
         index = {label: i for i, label in enumerate(self.classes_)}
         codes = np.array([index[label] for label in label_list])
         config = self.config
-        order = np.random.default_rng(config.seed).permutation(len(arrays))
-        held = order[: round(len(arrays) * config.validation_share)]
+        order = np.random.default_rng(config.seed).permutation(len(label_list))
+        held = order[: round(len(label_list) * config.validation_share)]
         train = order[len(held) :]
-        self.scaler_ = Scaler().fit([arrays[i] for i in train])
-        self.chunk_ = config.chunk or max(len(a) for a in arrays)
-        layout = self._layout([arrays[i] for i in train], codes[train])
-        validation = (
-            None if len(held) == 0 else self._layout([arrays[i] for i in held], codes[held])
+        self.chunk_ = config.chunk or max(source.lengths)
+        # Where each sequence goes is decided from the lengths alone, alike on every process;
+        # each reads only the sequences of its own training and validation lanes.
+        ranks = Ranks.current(device_for(config.device))
+        train_block = self._plan(source, train).block(ranks.lanes(self._lanes(len(train))))
+        held_block = (
+            None
+            if len(held) == 0
+            else self._plan(source, held).block(
+                ranks.lanes(self._lanes(len(held)), allow_empty=True)
+            )
         )
+        held_mine = () if held_block is None else held_block.sequences
+        wanted = [int(train[j]) for j in train_block.sequences] + [int(held[j]) for j in held_mine]
+        arrays = ranks.together(lambda: source.read(wanted))
+        moments = Moments.of([arrays[int(train[j])] for j in train_block.sequences])
+        self.scaler_ = Scaler.from_moments(ranks.add(moments))
+        layout = self._block_layout(train_block, train, arrays, codes)
+        validation = (
+            None
+            if held_block is None or not held_mine
+            else self._block_layout(held_block, held, arrays, codes)
+        )
+        width = next(iter(arrays.values())).shape[1]
+        del arrays
         binary = len(self.classes_) == 2
         with seeded(config.seed):  # the caller's global generators stay as they were
             self.model_ = SequenceModel(
                 config.model_config(
-                    inputs=arrays[0].shape[1],
+                    inputs=width,
                     outputs=1 if binary else len(self.classes_),
                     task="binary" if binary else "multiclass",
                 )
@@ -122,6 +158,7 @@ class SequenceClassifier:
             validation=validation,
             target_at="last",
             shuffle_chunks=config.chunk is None,
+            rank_layouts=True,
         )
         return self
 
@@ -186,6 +223,26 @@ class SequenceClassifier:
             )
         return self.model_, self.scaler_
 
+    def _lanes(self, sequences: int) -> int:
+        return max(1, min(self.config.lanes, sequences))
+
+    def _plan(self, source: _Source, positions: NDArray[np.int64]) -> LanePlan:
+        lengths = [source.lengths[int(i)] for i in positions]
+        return place_lanes(lengths, lanes=self._lanes(len(positions)), chunk=self.chunk_)
+
+    def _block_layout(
+        self,
+        block: LanePlan,
+        positions: NDArray[np.int64],
+        arrays: dict[int, NDArray[np.float64]],
+        codes: NDArray[np.int64],
+    ) -> LaneLayout:
+        """The layout of one block of lanes: sequence ``j`` of the plan is ``positions[j]``."""
+        assert self.scaler_ is not None
+        scaled = {j: self.scaler_.transform(arrays[int(positions[j])]) for j in block.sequences}
+        targets = {j: np.full(len(x), codes[positions[j]]) for j, x in scaled.items()}
+        return block.pack(scaled, targets=targets)
+
     def _layout(
         self, arrays: list[NDArray[np.float64]], codes: NDArray[np.int64] | None
     ) -> LaneLayout:
@@ -198,6 +255,49 @@ class SequenceClassifier:
         )
         lanes = max(1, min(self.config.lanes, len(arrays)))
         return pack_lanes(scaled, lanes=lanes, chunk=self.chunk_, targets=targets)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The sequences to fit: their lengths and labels up front, the values of some on demand
+    (``read(positions) -> {position: (length, features) array}``)."""
+
+    lengths: Sequence[int]
+    labels: list[Hashable]
+    read: Callable[[Sequence[int]], dict[int, NDArray[np.float64]]]
+
+
+def _source(
+    sequences: Any, labels: Any, label: str | None, features: Any, group: Any, time: Any
+) -> _Source:
+    if not is_parquet_source(sequences):
+        if labels is None:
+            raise ConfigError(
+                describe("labels", "one label per sequence", "None", problem="is missing.")
+            )
+        arrays = _sequences(sequences)
+        return _Source(
+            lengths=[len(a) for a in arrays],
+            labels=list(np.asarray(labels).tolist()),
+            read=lambda positions: {i: arrays[i] for i in positions},
+        )
+    if label is None or labels is not None:
+        raise ConfigError(
+            describe(
+                "label",
+                "the name of the label column of the Parquet dataset (and labels=None)",
+                repr(label) if labels is None else "labels given as values",
+                problem="is missing." if labels is None else "cannot go with a Parquet dataset.",
+                fix="Pass label='<column>'; its value must be the same on all rows of a sequence.",
+            )
+        )
+    dataset = scan_parquet(sequences, group=group, columns=features, time=time, label=label)
+    assert dataset.labels is not None
+    return _Source(
+        lengths=dataset.lengths,
+        labels=list(dataset.labels),
+        read=lambda positions: dataset.read(positions, time=time),
+    )
 
 
 def _sequences(sequences: Sequence[ArrayLike]) -> list[NDArray[np.float64]]:

@@ -32,6 +32,8 @@ __all__ = ["CHUNKS_PER_LANE", "Forecast", "Forecaster", "ForecasterConfig"]
 
 CHUNKS_PER_LANE = 16
 """With ``lanes=None``, each lane gets at least this many chunks per epoch."""
+FINAL_CARRY_BATCH = 256
+"""Series run together to find the carries after fitting."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,14 +157,15 @@ class Forecaster:
             self.covariate_scaler_ = Scaler.from_moments(
                 ranks.add(_moments(parts, source.covariates))
             )
-        positions = sorted(read)
-        extra = None if not source.covariates else [_present(read[i][1]) for i in positions]
-        inputs = dict(
-            zip(positions, self._inputs([read[i][0] for i in positions], extra), strict=True)
-        )
+            del parts
+        # Series by series, so that the values read can go before the lanes are packed.
+        inputs: dict[int, NDArray[np.float64]] = {}
         train_x, train_y, held_x, held_y = {}, {}, [], []
-        for i in positions:
-            x, y, cut = inputs[i], self.scaler_.transform(read[i][0]), cuts[i]
+        for i in sorted(read):
+            series, extra = read.pop(i)
+            x = self._inputs([series], None if extra is None else [extra])[0]
+            y, cut = x[:, : self.targets_], cuts[i]  # the scaled targets lead the inputs
+            inputs[i] = x
             train_x[i], train_y[i] = self._supervised(x[:cut], y[:cut])
             if i in owned and cut < len(y):
                 warm = max(0, cut - config.chunk)
@@ -170,7 +173,7 @@ class Forecaster:
                 if len(x_part):
                     held_x.append(x_part)
                     held_y.append(y_part)
-        del read, extra
+        del read, series, extra
         layout = block.pack(train_x, targets=train_y)
         del train_x, train_y
         validation = (
@@ -185,7 +188,8 @@ class Forecaster:
         with seeded(config.seed):  # the caller's global generators stay as they were
             self.model_ = SequenceModel(
                 config.model_config(
-                    inputs=inputs[positions[0]].shape[1], outputs=config.horizon * self.targets_
+                    inputs=next(iter(inputs.values())).shape[1],
+                    outputs=config.horizon * self.targets_,
                 )
             )
         self.history_ = fit(
@@ -344,13 +348,21 @@ class Forecaster:
         owns, and they are gathered in the series' order."""
         assert self.model_ is not None
         mine: Carry | None = None
-        if inputs:
-            layout = pack_lanes(inputs, lanes=len(inputs), chunk=max(len(x) for x in inputs))
+        batches = []
+        # A few hundred series at a time: one batch of all of them, each padded to the
+        # longest, held more memory than the series themselves.
+        for first in range(0, len(inputs), FINAL_CARRY_BATCH):
+            batch = inputs[first : first + FINAL_CARRY_BATCH]
+            layout = pack_lanes(batch, lanes=len(batch), chunk=max(len(x) for x in batch))
             _, carry = run_layout(self.model_, layout, device=self.config.device)
             order = sorted(layout.placements, key=lambda placement: placement.sequence)
             lanes = torch.tensor([placement.lane for placement in order])
             # Sequences shorter than the longest ended early; their carry is held (masked steps).
-            mine = tuple(part.cpu() for part in select_rows(carry, lanes.to(carry[0].device)))
+            batches.append(
+                tuple(part.cpu() for part in select_rows(carry, lanes.to(carry[0].device)))
+            )
+        if batches:
+            mine = tuple(torch.cat(parts, dim=1) for parts in zip(*batches, strict=True))
         if ranks.world == 1:
             assert mine is not None
             return mine
