@@ -212,3 +212,49 @@ def test_unpack_rejects_outputs_of_the_wrong_layout() -> None:
     layout = pack_lanes(np.ones((10, 1)), lanes=2, chunk=4)
     with pytest.raises(ShapeError, match="outputs"):
         layout.unpack(np.zeros((2, 2, 3)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(layouts, st.integers(1, 4))
+def test_blocks_of_a_plan_are_the_lanes_of_the_whole_layout(case: dict, processes: int) -> None:
+    """Each block of a LanePlan, packed from its own sequences only, equals those lanes of
+    the whole layout (same chunks); every sequence starts in exactly one block."""
+    from stateline.data import place_lanes
+
+    lengths, lanes, chunk = case["lengths"], case["lanes"], case["chunk"]
+    sequences = encoded(lengths)
+    whole = pack_lanes(sequences, lanes=lanes, chunk=chunk, split=case["split"])
+    plan = place_lanes(lengths, lanes=lanes, chunk=chunk, split=case["split"])
+    assert plan.placements == whole.placements and plan.chunks == len(whole)
+    share, extra = divmod(lanes, processes)
+    starts: list[int] = []
+    first = 0
+    for rank in range(processes):
+        stop = first + share + (1 if rank < extra else 0)
+        block = plan.block(slice(first, stop))
+        starts += block.starts
+        if block.sequences:
+            mine = block.pack({i: sequences[i] for i in block.sequences})
+            np.testing.assert_array_equal(mine.x, whole.x[:, first:stop])
+            np.testing.assert_array_equal(mine.mask, whole.mask[:, first:stop])
+            np.testing.assert_array_equal(mine.reset, whole.reset[:, first:stop])
+            assert mine.steps == int(whole.mask[:, first:stop].sum())
+            if stop - first < lanes and any(
+                p.length < lengths[p.sequence] for p in mine.placements
+            ):
+                with pytest.raises(ShapeError, match="cannot be unpacked"):
+                    mine.unpack(mine.x)
+        first = stop
+    assert sorted(starts) == list(range(len(lengths)))
+
+
+def test_a_plan_names_what_is_missing() -> None:
+    from stateline.data import place_lanes
+
+    plan = place_lanes([4, 3], lanes=2, chunk=2)
+    with pytest.raises(ShapeError, match=r"sequences are missing"):
+        plan.pack({0: np.ones((4, 1))})
+    with pytest.raises(ShapeError, match=r"sequences\[1\] has the wrong shape"):
+        plan.pack({0: np.ones((4, 1)), 1: np.ones((5, 1))})
+    with pytest.raises(ConfigError, match="plan is empty"):
+        place_lanes([4], lanes=3, chunk=2).block(slice(2, 3)).pack({0: np.ones((4, 1))})

@@ -50,3 +50,24 @@ def test_errors() -> None:
         Scaler().fit([[1.0], [np.nan]])
     with pytest.raises(ShapeError, match="like data\\[0\\]"):
         Scaler().fit([np.ones((2, 2)), np.ones((2, 3))])
+
+
+def test_moments_added_over_parts_give_the_scaler_of_all(rng: np.random.Generator) -> None:
+    """Parts of very different sizes and offsets (a rank's share each): the added moments
+    give the whole data's scaler to float rounding, in any grouping; one part exactly."""
+    from stateline.data import Moments
+
+    parts = [rng.normal(1e4, 0.5, size=(int(n), 3)) for n in rng.integers(1, 500, size=7)]
+    whole = Scaler().fit(parts)
+    added = Moments.empty(3)
+    for part in parts:
+        added = added + Moments.of(part)
+    combined = Scaler.from_moments(added)
+    np.testing.assert_allclose(combined.mean_, whole.mean_, rtol=1e-14)
+    np.testing.assert_allclose(combined.scale_, whole.scale_, rtol=1e-9)
+    np.testing.assert_allclose(whole.scale_, np.concatenate(parts).std(axis=0), rtol=1e-12)
+    np.testing.assert_array_equal(Scaler.from_moments(Moments.of(parts)).scale_, whole.scale_)
+    fortran = [np.asfortranarray(part) for part in parts]  # a DataFrame's column order
+    np.testing.assert_array_equal(Scaler().fit(fortran).mean_, whole.mean_)
+    with pytest.raises(ShapeError, match="is empty"):
+        Scaler.from_moments(Moments.empty(3))

@@ -1,0 +1,70 @@
+"""scan_parquet / ParquetSeries: keys and lengths from the group column alone, in the order
+pandas reads the folder; reading some series returns exactly their rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stateline import DataError
+from stateline.data import scan_parquet
+
+
+def _folder(rng: np.random.Generator, tmp_path: Path, count: int = 30) -> pd.DataFrame:
+    """Rows of ``count`` series shuffled over 4 files (out of name order), small row groups."""
+    lengths = rng.integers(1, 60, size=count)
+    keys = np.repeat(np.arange(count) * 7 % 31, lengths)  # keys not in first-seen order
+    frame = pd.DataFrame(
+        {"id": keys, "a": rng.standard_normal(len(keys)), "b": rng.integers(0, 9, len(keys))}
+    ).sample(frac=1.0, random_state=1, ignore_index=True)
+    bounds = np.linspace(0, len(frame), 5).astype(int)
+    for k, name in enumerate(["part-10", "part-2", "part-1", "b"]):
+        part = frame.iloc[bounds[k] : bounds[k + 1]]
+        part.to_parquet(tmp_path / f"{name}.parquet", index=False, row_group_size=16)
+    return pd.read_parquet(tmp_path)
+
+
+def test_keys_lengths_and_rows_as_pandas_reads_them(
+    rng: np.random.Generator, tmp_path: Path
+) -> None:
+    frame = _folder(rng, tmp_path)
+    data = scan_parquet(tmp_path, group="id", columns=["a", "b"])
+    assert list(data.keys) == list(pd.unique(frame["id"]))
+    assert list(data.lengths) == [int((frame["id"] == key).sum()) for key in data.keys]
+    assert data.columns == ("a", "b")
+    some = [3, 0, 17, 3]
+    read = data.read(some)
+    assert sorted(read) == [0, 3, 17]
+    for position, values in read.items():
+        rows = frame[frame["id"] == data.keys[position]]
+        np.testing.assert_array_equal(values, rows[["a", "b"]].to_numpy(dtype=np.float64))
+    assert data.read([]) == {}
+
+
+def test_hive_partitions_and_single_files(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"site": ["x", "x", "y"], "v": [1.0, 2.0, 3.0], "t": [1, 2, 1]})
+    frame.to_parquet(tmp_path / "hive", partition_cols=["site"], index=False)
+    data = scan_parquet(tmp_path / "hive", group="site", time="t")
+    assert (data.keys, data.lengths, data.columns) == (("x", "y"), (2, 1), ("v",))
+    assert data.read([0], time="t")[0][:, 0].tolist() == [1.0, 2.0]
+    frame.to_parquet(tmp_path / "one.parquet", index=False)
+    assert scan_parquet(tmp_path / "one.parquet", group="site", columns=["v"]).lengths == (2, 1)
+    (tmp_path / "table.csv").write_text("site,v\nx,1\n")
+    with pytest.raises(DataError, match="is not a Parquet dataset"):
+        scan_parquet(tmp_path / "table.csv", group="site")
+
+
+def test_labels_one_per_series_and_gaps_refused(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"id": [1, 2, 1, 2], "v": [0.0, 1.0, 2.0, 3.0], "y": ["a", "b", "a", "b"]})
+    frame.to_parquet(tmp_path / "ok.parquet", index=False)
+    data = scan_parquet(tmp_path / "ok.parquet", group="id", label="y")
+    assert (data.keys, data.labels, data.columns) == ((1, 2), ("a", "b"), ("v",))
+    frame.assign(id=[1, None, 1, 2]).to_parquet(tmp_path / "gap.parquet", index=False)
+    with pytest.raises(DataError, match=r"column 'id' has gaps"):
+        scan_parquet(tmp_path / "gap.parquet", group="id", columns=["v"])
+    frame.assign(v=["p", "q", "r", "s"]).to_parquet(tmp_path / "text.parquet", index=False)
+    with pytest.raises(DataError, match=r"column 'v' is not numeric"):
+        scan_parquet(tmp_path / "text.parquet", group="id", columns=["v"])
