@@ -112,5 +112,23 @@ def run(folder: Path, out: Path, case: str) -> None:
     torch.save(result, out / f"{case}-rank{rank}.pt")
 
 
+def error(folder: Path, out: Path) -> None:
+    """Fit a folder in which one series holds a NaN: every rank must stop with the error (the
+    rank that does not read that series too), none may wait for the others."""
+    import torch
+
+    from stateline import DataError, Forecaster, ForecasterConfig
+
+    try:
+        Forecaster(ForecasterConfig(**{**CONFIG, "lanes": 4})).fit(folder, **COLUMNS)  # type: ignore[arg-type]
+        message = "no error"
+    except DataError as caught:
+        message = str(caught)
+    torch.save(message, out / f"error-rank{os.environ.get('RANK', '0')}.pt")
+
+
 if __name__ == "__main__":
-    run(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])
+    if sys.argv[3] == "error":
+        error(Path(sys.argv[1]), Path(sys.argv[2]))
+    else:
+        run(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])

@@ -110,6 +110,28 @@ def test_two_ranks_read_their_own_series_and_fit_what_one_process_fits(tmp_path:
         assert peak(rank) < 0.35 * peak(reference), megabytes
 
 
+def test_a_bad_series_on_one_rank_stops_both(tmp_path: Path) -> None:
+    """A NaN in a series only rank 1 reads: rank 1 raises it, rank 0 raises it too, naming
+    rank 1, instead of waiting for rank 1 in the next all-reduce."""
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "data"
+    _ddp_parquet.write_series(folder, count=8, files=2)
+    data = pq.read_table(folder).to_pandas()
+    last = data.index[data["series"] == 7][-1]  # lengths decide: series 7 sits on rank 1
+    data.loc[last, "value"] = np.nan
+    for path in folder.glob("*.parquet"):
+        path.unlink()
+    _write(data, folder, files=2)
+    out = tmp_path / "out"
+    launch = ["-m", "torch.distributed.run", "--nproc_per_node", "2",
+              "--master_addr", "127.0.0.1", "--master_port", str(free_port())]  # fmt: skip
+    _wait(_run([*launch, str(SCRIPT), str(folder), str(out), "error"], out))
+    messages = [torch.load(out / f"error-rank{r}.pt") for r in range(2)]
+    assert all("series 7 (columns ['value', 'f1', 'f2']) holds NaN" in m for m in messages)
+    assert "on process 1" in messages[0] and "on process" not in messages[1], messages
+
+
 def _same(a: object, b: object) -> bool:
     """Equal, bit for bit, through lists, tuples, dicts and tensors."""
     if isinstance(a, torch.Tensor):
