@@ -12,19 +12,38 @@ from .._files import write_atomically
 from ..online import OnlineLearner
 from ._metrics import Registry
 
-__all__ = ["load_online_weights", "online_health", "online_metrics", "save_online_weights"]
+__all__ = [
+    "load_online_weights",
+    "online_health",
+    "online_metrics",
+    "online_weights",
+    "save_online_weights",
+    "write_online_weights",
+]
 
 WEIGHTS = "online.pt"
 
 
 def save_online_weights(learner: OnlineLearner, directory: Path) -> None:
     """The weights learned so far, their version and time, atomically into ``online.pt``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    saved = {
-        "weights": learner.engine.model.state_dict(),
+    write_online_weights(online_weights(learner), directory)
+
+
+def online_weights(learner: OnlineLearner) -> dict[str, Any]:
+    """A copy of the weights learned so far, with their version and time, taken now."""
+    return {
+        "weights": {
+            name: value.detach().clone()
+            for name, value in learner.engine.model.state_dict().items()
+        },
         "version": learner.version,
         "updated_at": learner.updated_at,
     }
+
+
+def write_online_weights(saved: dict[str, Any], directory: Path) -> None:
+    """Write :func:`online_weights` atomically into ``directory/online.pt``."""
+    directory.mkdir(parents=True, exist_ok=True)
     write_atomically(directory / WEIGHTS, lambda file: torch.save(saved, file))
 
 

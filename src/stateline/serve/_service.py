@@ -37,7 +37,8 @@ from ._online_serving import (
     load_online_weights,
     online_health,
     online_metrics,
-    save_online_weights,
+    online_weights,
+    write_online_weights,
 )
 from ._served_model import ServedModel
 from ._single import step_single
@@ -80,6 +81,7 @@ class StreamService:
             else None
         )
         self.lock = threading.RLock()
+        self._snapshot_writing = threading.Lock()  # one snapshot write at a time
         self.single_fast_path = True
         """Whether one event of a held stream takes :func:`~._single.step_single` (the same
         answers; off only to compare with the batch path)."""
@@ -286,17 +288,26 @@ class StreamService:
         with ``meta`` in the same file (:meth:`StateStore.snapshot`).
 
         With online learning the current weights go first, into ``online.pt``
-        (the store's snapshot names the weights it was made with).
+        (the store's snapshot names the weights it was made with). Steps wait
+        only while the state is copied, not while it is written and flushed to
+        disk; snapshots are written one at a time, in the order they were taken.
         """
         learner = self.learner
-        with self.lock:
-            return self.snapshots.write(
-                self.store,
-                before=None
-                if learner is None
-                else lambda directory: save_online_weights(learner, directory),
-                meta=meta,
-            )
+
+        def take() -> Callable[[Path], Path]:
+            with self.lock:
+                state = self.store.snapshot_state(meta=meta)
+                weights = None if learner is None else online_weights(learner)
+
+            def write(directory: Path) -> Path:
+                if weights is not None:
+                    write_online_weights(weights, directory)
+                return self.store.write_snapshot(directory, state)
+
+            return write
+
+        with self._snapshot_writing:
+            return self.snapshots.write_taken(take)
 
     def expire(self) -> int:
         with self.lock:

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..stream import StateStore
 from ._metrics import Registry
 
 LOG = logging.getLogger("stateline.serve")
@@ -50,19 +49,15 @@ class Snapshots:
             lambda: self.last_error,
         )
 
-    def write(
-        self,
-        store: StateStore,
-        *,
-        before: Callable[[Path], None] | None = None,
-        meta: dict[str, Any] | None = None,
-    ) -> Path:
-        """Run ``before(directory)`` (online weights), then snapshot ``store`` (with ``meta``,
-        see :meth:`StateStore.snapshot`); raise on failure."""
+    def write_taken(self, take: Callable[[], Callable[[Path], Path]]) -> Path:
+        """``take()`` copies the state (under the caller's lock) and returns its writer,
+        which then writes it into the directory; a failure of either is counted and raised.
+
+        The caller holds its lock inside ``take`` only: the disk (flush, ``fsync``,
+        rename) is not waited for by the steps.
+        """
         try:
-            if before is not None:
-                before(self.directory)
-            path = store.snapshot(self.directory, meta=meta)
+            path = take()(self.directory)
         except Exception as error:
             self.failures += 1
             self.failing += 1

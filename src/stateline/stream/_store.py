@@ -314,27 +314,38 @@ class StateStore:
         the fingerprint of the model's weights, and ``meta`` (plain numbers and
         strings: say, the input offset the state covers), written in the same
         file so that the two cannot disagree; :meth:`restore` puts it in
-        :attr:`snapshot_meta`.
+        :attr:`snapshot_meta`. It is :meth:`snapshot_state` then
+        :meth:`write_snapshot`: a caller that guards the store with a lock holds it
+        for the first (copies in memory) and lets go for the second (the disk).
         """
-        folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
+        return self.write_snapshot(directory, self.snapshot_state(meta=meta))
+
+    def snapshot_state(self, *, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A copy of everything :meth:`snapshot` writes, taken now; later steps do not change it."""
         ids = list(self._slot_of)
         slots = torch.tensor([self._slot_of[i] for i in ids], dtype=torch.long, device=self.device)
-        state: dict[str, Any] = {
+        rows = slots.cpu().numpy()
+        return {
             "format": 1,
             "fingerprint": model_fingerprint(self.model),
             "ids": [str(i) for i in ids],
             "id_is_int": [isinstance(i, int) for i in ids],
-            "carry": [part.cpu() for part in self.gather(slots)],
-            "last_seq": torch.from_numpy(self.last_seq[slots.cpu().numpy()].copy()),
-            "last_seen": torch.from_numpy(self.last_seen[slots.cpu().numpy()].copy()),
-            "last_output": torch.from_numpy(self.last_output[slots.cpu().numpy()].copy()),
+            "carry": [part.cpu().clone() for part in self.gather(slots)],
+            "last_seq": torch.from_numpy(self.last_seq[rows].copy()),
+            "last_seen": torch.from_numpy(self.last_seen[rows].copy()),
+            "last_output": torch.from_numpy(self.last_output[rows].copy()),
             "columns": {
-                name: torch.from_numpy(array[slots.cpu().numpy()].copy())
+                name: torch.from_numpy(array[rows].copy())
                 for name, (array, _) in self._columns.items()
             },
             "meta": dict(meta or {}),
         }
+
+    @staticmethod
+    def write_snapshot(directory: str | Path, state: dict[str, Any]) -> Path:
+        """Write a :meth:`snapshot_state` into ``directory/state.pt`` (flushed, renamed)."""
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
         target = folder / "state.pt"
         write_atomically(target, lambda file: torch.save(state, file))
         return target
