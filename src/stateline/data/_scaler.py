@@ -38,18 +38,34 @@ class Moments:
     @classmethod
     def of(cls, data: ArrayLike | Sequence[ArrayLike]) -> Moments:
         """The moments of ``data`` (features on the last axis; a list of parts is joined)."""
-        rows = np.concatenate([part.reshape(-1, part.shape[-1]) for part in _parts(data)])
-        if rows.shape[0] == 0:
+        parts = [part.reshape(-1, part.shape[-1]) for part in _parts(data)]
+        count = sum(part.shape[0] for part in parts)
+        if count == 0:
             raise ShapeError(
                 describe("data", "at least one sample to fit on", "no samples", problem="is empty.")
             )
+        width = parts[0].shape[1]
+        for index, part in enumerate(parts):
+            if part.shape[1] != width:
+                raise ShapeError(
+                    describe(
+                        f"data[{index}]",
+                        f"{width} features, like the first part",
+                        f"{part.shape[1]} features",
+                        problem="has the wrong shape.",
+                    )
+                )
         # Feature by feature, so that the sums do not depend on the arrays' memory order (a
-        # DataFrame's columns come Fortran-ordered, a Parquet read's as C-ordered views).
-        mean = _column_sums(rows) / rows.shape[0]
-        deviations = rows - mean
-        np.multiply(deviations, deviations, out=deviations)
-        m2 = _column_sums(deviations)
-        return cls(count=int(rows.shape[0]), mean=mean, m2=m2)
+        # DataFrame's columns come Fortran-ordered, a Parquet read's as C-ordered views), and
+        # so that the copies this takes hold one feature, not all of them.
+        mean, m2 = np.empty(width), np.empty(width)
+        for j in range(width):
+            column = np.concatenate([part[:, j] for part in parts])
+            mean[j] = np.add.reduce(column) / count
+            np.subtract(column, mean[j], out=column)
+            np.multiply(column, column, out=column)
+            m2[j] = np.add.reduce(column)
+        return cls(count=count, mean=mean, m2=m2)
 
     def __add__(self, other: Moments) -> Moments:
         """The moments of both parts together (Chan, Golub and LeVeque's pairwise update)."""

@@ -163,7 +163,9 @@ class Forecaster:
         train_x, train_y, held_x, held_y = {}, {}, [], []
         for i in sorted(read):
             series, extra = read.pop(i)
-            x = self._inputs([series], None if extra is None else [extra])[0]
+            # float32, as the model reads them (fit would cast each chunk's float64 the
+            # same way): the lanes, validation and final carries then hold half the bytes.
+            x = self._inputs([series], None if extra is None else [extra])[0].astype(np.float32)
             y, cut = x[:, : self.targets_], cuts[i]  # the scaled targets lead the inputs
             inputs[i] = x
             train_x[i], train_y[i] = self._supervised(x[:cut], y[:cut])
@@ -337,7 +339,7 @@ class Forecaster:
         horizon = self.config.horizon
         steps = len(y) - horizon
         if steps <= 0:
-            return x[:0], np.zeros((0, horizon * y.shape[1]))
+            return x[:0], np.zeros((0, horizon * y.shape[1]), dtype=y.dtype)
         ahead = np.stack([y[1 + k : 1 + k + steps] for k in range(horizon)], axis=1)
         return x[:steps], ahead.reshape(steps, -1)
 
