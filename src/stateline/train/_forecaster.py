@@ -6,7 +6,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["CHUNKS_PER_LANE", "Forecast", "Forecaster", "ForecasterConfig"]
+
+FloatT = TypeVar("FloatT", np.float32, np.float64)
 
 CHUNKS_PER_LANE = 16
 """With ``lanes=None``, each lane gets at least this many chunks per epoch."""
@@ -159,7 +161,7 @@ class Forecaster:
             )
             del parts
         # Series by series, so that the values read can go before the lanes are packed.
-        inputs: dict[int, NDArray[np.float64]] = {}
+        inputs: dict[int, NDArray[np.float32]] = {}
         train_x, train_y, held_x, held_y = {}, {}, [], []
         for i in sorted(read):
             series, extra = read.pop(i)
@@ -334,8 +336,8 @@ class Forecaster:
         return max(1, min(64, steps // (self.config.chunk * CHUNKS_PER_LANE)))
 
     def _supervised(
-        self, x: NDArray[np.float64], y: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        self, x: NDArray[FloatT], y: NDArray[FloatT]
+    ) -> tuple[NDArray[FloatT], NDArray[FloatT]]:
         horizon = self.config.horizon
         steps = len(y) - horizon
         if steps <= 0:
@@ -344,7 +346,7 @@ class Forecaster:
         return x[:steps], ahead.reshape(steps, -1)
 
     def _final_carry(
-        self, ranks: Ranks, owned: Sequence[int], inputs: list[NDArray[np.float64]]
+        self, ranks: Ranks, owned: Sequence[int], inputs: list[NDArray[np.float32]]
     ) -> Carry:
         """The carry of every series after its last step: each process runs the series it
         owns, and they are gathered in the series' order."""
