@@ -83,7 +83,7 @@ def run(folder: Path, out: Path, case: str) -> None:
     rank = int(os.environ.get("RANK", "0"))
     # A first fit on a tiny array imports what fitting imports (torch.optim alone brings
     # about 40 MB of Python objects), so that the fit measured counts data, not modules.
-    Forecaster(ForecasterConfig(hidden=2, chunk=8, lanes=2, epochs=1, progress=False)).fit(
+    Forecaster(ForecasterConfig(hidden=2, chunk=8, lanes=4, epochs=1, progress=False)).fit(
         np.sin(np.arange(200.0))
     )
     resident = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -132,6 +132,34 @@ def test_a_bad_series_on_one_rank_stops_both(tmp_path: Path) -> None:
     assert "on process 1" in messages[0] and "on process" not in messages[1], messages
 
 
+def test_a_rank_holds_its_share_four_ranks_each_well_below_the_whole_table(
+    tmp_path: Path,
+) -> None:
+    """Memory per rank falls with the number of ranks: 4 ranks over the same 2,000 series each
+    peak well below the whole table (and fit what the 2-rank and in-memory fits fit)."""
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "data"
+    _ddp_parquet.write_series(folder)
+    whole = pq.read_table(folder).nbytes
+    four, memory = tmp_path / "four", tmp_path / "memory"
+    launch = ["-m", "torch.distributed.run", "--nproc_per_node", "4",
+              "--master_addr", "127.0.0.1", "--master_port", str(free_port())]  # fmt: skip
+    _wait(_run([*launch, str(SCRIPT), str(folder), str(four), "parquet"], four))
+    _wait(_run([str(SCRIPT), str(folder), str(memory), "memory"], memory))
+    ranks = [torch.load(four / f"parquet-rank{r}.pt", weights_only=False) for r in range(4)]
+    reference = torch.load(memory / "memory-rank0.pt", weights_only=False)
+    for rank in ranks[1:]:
+        for name, tensor in ranks[0]["weights"].items():
+            assert torch.equal(tensor, rank["weights"][name]), name
+    for name, tensor in reference["weights"].items():
+        torch.testing.assert_close(ranks[0]["weights"][name], tensor, rtol=1e-4, atol=1e-5)
+    peaks = [int(r["memory"]["traced"] + r["memory"]["arrow"]) for r in ranks]
+    print({"ranks (MB)": [round(p / 2**20, 1) for p in peaks], "whole table": whole / 2**20,
+           "arrow": [round(r["memory"]["arrow"] / 2**20, 1) for r in ranks]})  # fmt: skip
+    assert max(peaks) < 0.7 * whole, (peaks, whole)  # 0.50-0.52x in four runs
+
+
 def _same(a: object, b: object) -> bool:
     """Equal, bit for bit, through lists, tuples, dicts and tensors."""
     if isinstance(a, torch.Tensor):
