@@ -73,3 +73,32 @@ def test_train_in_two_processes_gives_the_weights_of_one(temps: Path, tmp_path: 
     for name, tensor in one.items():
         torch.testing.assert_close(two[name], tensor, rtol=1e-4, atol=1e-5)
     assert (tmp_path / "two" / "columns.json").is_file()
+
+
+def test_train_reads_a_parquet_folder_in_two_processes(temps: Path, tmp_path: Path) -> None:
+    """A folder of Parquet files trains as its table does; with --nproc 2 each process reads
+    only the series in its lanes (tests/train/test_parquet_fit.py measures that)."""
+    import json
+
+    import torch
+
+    frame = pd.read_csv(temps, parse_dates=["time"])
+    folder = tmp_path / "temps"
+    folder.mkdir()
+    early = frame["time"] < frame["time"].median()  # every city in both files, in time order
+    frame[early].to_parquet(folder / "part-0.parquet", index=False)
+    frame[~early].to_parquet(folder / "part-1.parquet", index=False)
+    flags = ["--time", "time", "--group", "city", "--target", "temp", "--hidden", "4",
+             "--epochs", "2", "--lanes", "4", "--chunk", "24", "--no-progress"]  # fmt: skip
+    assert main(["train", str(temps), *flags, "--output", str(tmp_path / "csv")]) == 0
+    two = ["--nproc", "2", "--output", str(tmp_path / "pq")]
+    assert main(["train", str(folder), *flags, *two]) == 0
+    one = torch.load(tmp_path / "csv" / "weights.pt", weights_only=True)
+    two = torch.load(tmp_path / "pq" / "weights.pt", weights_only=True)
+    for name, tensor in one.items():
+        torch.testing.assert_close(two[name], tensor, rtol=1e-4, atol=1e-5)
+    columns = json.loads((tmp_path / "pq" / "columns.json").read_text())
+    assert (
+        columns["streams"] == json.loads((tmp_path / "csv" / "columns.json").read_text())["streams"]
+    )
+    assert main(["train", str(folder), "--target", "temp", "--output", str(tmp_path / "x")]) == 1

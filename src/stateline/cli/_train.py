@@ -21,6 +21,10 @@ _TRAIN_EPILOG = """examples:
   stateline train pump.csv --sep ';' --target Pressure Current --features Voltage \\
       --hidden 32 --epochs 20 --chunk 50 --output pump-model
   stateline train temps.csv --time time --group city --target temp --lanes 64 --nproc 2
+  stateline train sensors/ --group sensor --time t --target value --nproc 2
+
+A folder of Parquet files (or a .parquet file with --group) is read series by series:
+with --nproc, each process reads only the series in its block of lanes.
 
 --nproc N trains in N processes on this machine (torch.distributed, gloo on the CPU):
 each takes a block of the lanes. On several machines, start `torchrun --nnodes ...
@@ -32,7 +36,9 @@ _PREDICT_EPILOG = """example:
 
 
 def _table_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", help="a .csv or .parquet file")
+    parser.add_argument(
+        "path", help="a .csv or .parquet file, or (train) a folder of Parquet files with --group"
+    )
     parser.add_argument("--time", help="time column (must increase within each stream)")
     parser.add_argument("--group", help="stream column: one series per value")
     parser.add_argument("--sep", default=",", help="CSV separator (default: ',')")
@@ -88,14 +94,26 @@ def run_train(argv: Sequence[str]) -> Path:
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # launch the processes, then done
         return _launch(args.nproc, argv, Path(args.output))
     config = config_from_args(ForecasterConfig, args)
-    columns = list(args.target) + list(args.features)
-    table = load_table(
-        _source(args.path), time=args.time, features=columns, group=args.group, sep=args.sep
-    )
-    targets = len(args.target)
-    series = [values[:, :targets] for values in table.features]
-    covariates = [values[:, targets:] for values in table.features] if args.features else None
-    forecaster = Forecaster(config).fit(series, covariates=covariates)
+    if _parquet_dataset(args.path, args.group):
+        # Read by each process, series by series: only those in its lanes (docs/training.md).
+        forecaster = Forecaster(config).fit(
+            args.path,
+            target=list(args.target),
+            features=list(args.features) or None,
+            time=args.time,
+            group=args.group,
+        )
+        streams, read = list(forecaster.streams_), "from the Parquet dataset"
+    else:
+        columns = list(args.target) + list(args.features)
+        table = load_table(
+            _source(args.path), time=args.time, features=columns, group=args.group, sep=args.sep
+        )
+        targets = len(args.target)
+        series = [values[:, :targets] for values in table.features]
+        covariates = [values[:, targets:] for values in table.features] if args.features else None
+        forecaster = Forecaster(config).fit(series, covariates=covariates)
+        streams, read = list(table.groups), f"{sum(len(s) for s in series)} steps"
     if _rank() != 0:  # every rank holds the same weights: rank 0 writes them
         return Path(args.output)
     output = forecaster.save(args.output)
@@ -105,13 +123,13 @@ def run_train(argv: Sequence[str]) -> Path:
         "time": args.time,
         "group": args.group,
         "sep": args.sep,
-        "streams": [str(group) for group in table.groups],
+        "streams": [str(stream) for stream in streams],
     }
     (Path(args.output) / COLUMNS_FILE).write_text(json.dumps(document, indent=2))
     history = forecaster.history_
     assert history is not None
     print(
-        f"saved {args.output}: {len(series)} stream(s), {sum(len(s) for s in series)} steps, "
+        f"saved {args.output}: {len(streams)} stream(s), {read}, "
         f"{len(history.epochs)} epochs, best loss {history.best_loss:.4f} "
         f"(epoch {history.best_epoch})"
     )
@@ -240,6 +258,24 @@ def model_columns(model: str | Path) -> dict[str, Any]:
         )
     document: dict[str, Any] = json.loads(path.read_text())
     return document
+
+
+def _parquet_dataset(path: str, group: str | None) -> bool:
+    """A folder (of Parquet files), or a Parquet file with --group: read series by series."""
+    source = Path(path)
+    if source.is_dir():
+        if group is None:
+            raise DataError(
+                describe(
+                    "--group",
+                    "the column naming each series of the Parquet folder",
+                    "no --group",
+                    problem="is missing.",
+                    fix="Pass --group COLUMN (a folder is read series by series).",
+                )
+            )
+        return True
+    return group is not None and source.suffix.lower() in (".parquet", ".pq") and source.is_file()
 
 
 def _source(path: str) -> Path:
