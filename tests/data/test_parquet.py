@@ -68,3 +68,53 @@ def test_labels_one_per_series_and_gaps_refused(tmp_path: Path) -> None:
     frame.assign(v=["p", "q", "r", "s"]).to_parquet(tmp_path / "text.parquet", index=False)
     with pytest.raises(DataError, match=r"column 'v' is not numeric"):
         scan_parquet(tmp_path / "text.parquet", group="id", columns=["v"])
+
+
+# From a hostile review of the folder path (#18): each of these failed before its fix.
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"g": np.repeat(["a", "b"], 30), "t": np.tile(np.arange(30), 2), "v": np.arange(60.0)}
+    )
+
+
+def test_a_categorical_group_column_reads_its_values_in_order_of_appearance(
+    tmp_path: Path,
+) -> None:
+    frame = _frame()
+    frame["g"] = pd.Categorical(frame["g"], categories=["unused", "b", "a"])  # pandas writes
+    frame.to_parquet(tmp_path / "a.parquet")  # ... a dictionary<string> column
+    data = scan_parquet(tmp_path, group="g", columns=["v"], time="t")
+    assert data.keys == ("a", "b") and data.lengths == (30, 30)  # no phantom "unused"
+    assert data.read([1])[1][:, 0].tolist() == list(range(30, 60))
+
+
+def test_hive_keys_stay_as_the_folder_names_write_them(tmp_path: Path) -> None:
+    frame = _frame().assign(g=np.repeat(["01", "1"], 30))
+    frame.to_parquet(tmp_path, partition_cols=["g"])
+    data = scan_parquet(tmp_path, group="g", columns=["v"], time="t")
+    assert data.keys == ("01", "1") and data.lengths == (30, 30)  # two series, not one "1"
+
+
+def test_gaps_in_time_and_unreadable_or_disagreeing_files_are_named(tmp_path: Path) -> None:
+    gaps = _frame().assign(t=pd.date_range("2024-01-01", periods=60, freq="h"))
+    gaps.loc[5, "t"] = pd.NaT
+    gaps.to_parquet(tmp_path / "gaps.parquet")
+    with pytest.raises(DataError, match="column 't' has gaps"):
+        scan_parquet(tmp_path / "gaps.parquet", group="g", columns=["v"], time="t").read(
+            [0, 1], time="t"
+        )
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    _frame().iloc[:30].assign(v=np.arange(30)).to_parquet(folder / "a.parquet")  # int64
+    _frame().iloc[30:].assign(v=np.arange(30) + 0.5).to_parquet(folder / "b.parquet")
+    (folder / "README.txt").write_text("not data")  # ignored: not a .parquet file
+    with pytest.raises(DataError, match="data cannot be read"):
+        data = scan_parquet(folder, group="g", columns=["v"])
+        data.read([0, 1])
+    (folder / "b.parquet").write_bytes(b"")  # an empty file
+    with pytest.raises(DataError, match="data cannot be read"):
+        scan_parquet(folder, group="g", columns=["v"])
+    (folder / "b.parquet").unlink()
+    assert scan_parquet(folder, group="g", columns=["v"]).keys == ("a",)  # README.txt skipped

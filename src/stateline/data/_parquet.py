@@ -103,7 +103,7 @@ class ParquetSeries:
         if not wanted:
             return {}
         dataset = _dataset(self.source)
-        keys = pa.array([self.keys[p] for p in wanted], type=dataset.schema.field(self.group).type)
+        keys = pa.array([self.keys[p] for p in wanted], type=_key_type(dataset, self.group))
         expected = np.array([self.lengths[p] for p in wanted], dtype=np.int64)
         offsets = np.cumsum(expected) - expected  # where each series' rows begin
         filled = np.zeros(len(wanted), dtype=np.int64)  # and how many have come so far
@@ -112,12 +112,15 @@ class ParquetSeries:
         names = [self.group, *columns, *([time] if time is not None else [])]
         # Batch by batch, each row straight to its place: neither the table nor a second
         # copy of the values is ever held.
-        for batch in dataset.to_batches(
-            columns=list(dict.fromkeys(names)),
-            filter=ds.field(self.group).isin(keys),
-            **_scan_options(),
+        for batch in _batches(
+            self.source,
+            lambda: dataset.to_batches(
+                columns=list(dict.fromkeys(names)),
+                filter=ds.field(self.group).isin(keys),
+                **_scan_options(),
+            ),
         ):
-            which = pc.index_in(batch.column(self.group), value_set=keys).to_numpy(
+            which = pc.index_in(_decoded(batch.column(self.group)), value_set=keys).to_numpy(
                 zero_copy_only=False
             )
             counts = np.bincount(which, minlength=len(wanted))
@@ -215,7 +218,7 @@ def scan_parquet(
     counts: dict[Hashable, int] = {}
     labels: dict[Hashable, Hashable] = {}
     read = [group] if label is None else [group, label]
-    for batch in dataset.to_batches(columns=read, **_scan_options()):
+    for batch in _batches(path, lambda: dataset.to_batches(columns=read, **_scan_options())):
         _count(batch, group, label, counts, labels)
     if not counts:
         raise DataError(
@@ -253,8 +256,15 @@ def _dataset(path: Path) -> Any:
                 problem="is not a Parquet dataset.",
             )
         )
+    files = [path]
     if path.is_dir():
-        files = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES]
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in SUFFIXES
+            and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
+        )
         if not files:
             raise DataError(
                 describe(
@@ -274,8 +284,16 @@ def _dataset(path: Path) -> Any:
                 fix="Read other files with pandas and pass the DataFrame.",
             )
         )
-    # Hive partitioning, as pandas.read_parquet does: a folder "sensor=7" is a column.
-    return ds.dataset(str(path), format="parquet", partitioning="hive")
+    # Hive partitioning, as pandas.read_parquet does: a folder "sensor=7" is a column, its
+    # values kept as written ("01" and "1" are two series, not one series 1). Only the
+    # .parquet/.pq files are read (a README or _SUCCESS beside them is not data).
+    with _arrow_errors(path):
+        return ds.dataset(
+            [str(file) for file in files],
+            format="parquet",
+            partitioning=_hive(path, files),
+            partition_base_dir=str(path) if path.is_dir() else None,
+        )
 
 
 def _count(
@@ -288,7 +306,7 @@ def _count(
     """Add one record batch's rows to each key's count (keys in order of first appearance)."""
     import pyarrow.compute as pc
 
-    keys = batch.column(0)
+    keys = _decoded(batch.column(0))  # a categorical column: its values, not its categories
     if keys.null_count:
         raise DataError(
             describe(
@@ -331,6 +349,72 @@ def _count(
             )
 
 
+def _hive(path: Path, files: list[Path]) -> Any:
+    """Hive partitioning whose keys are text, as the folder names write them."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    names: dict[str, None] = {}
+    if path.is_dir():
+        for file in files:
+            for part in file.relative_to(path).parts[:-1]:
+                if "=" in part:
+                    names.setdefault(part.split("=", 1)[0], None)
+    return ds.HivePartitioning.discover(schema=pa.schema([(name, pa.string()) for name in names]))
+
+
+def _batches(source: Path, scan: Any) -> Any:
+    """The record batches of ``scan()``, Arrow's errors on the way named as the source's."""
+    with _arrow_errors(source):
+        batches = iter(scan())
+    while True:
+        with _arrow_errors(source):
+            batch = next(batches, None)
+        if batch is None:
+            return
+        yield batch
+
+
+def _decoded(column: Any) -> Any:
+    """A dictionary-encoded (categorical) column as its values; other columns as they are."""
+    import pyarrow as pa
+
+    return column.dictionary_decode() if pa.types.is_dictionary(column.type) else column
+
+
+def _key_type(dataset: Any, group: str) -> Any:
+    import pyarrow as pa
+
+    kind = dataset.schema.field(group).type
+    return kind.value_type if pa.types.is_dictionary(kind) else kind
+
+
+def _arrow_errors(source: Path) -> Any:
+    """Arrow's errors while reading ``source`` (files that disagree, unreadable files) as a
+    :class:`DataError` naming it."""
+    import contextlib
+
+    import pyarrow as pa
+
+    @contextlib.contextmanager
+    def translated() -> Any:
+        try:
+            yield
+        except (pa.ArrowException, OSError) as error:
+            raise DataError(
+                describe(
+                    "data",
+                    "Parquet files that pyarrow reads as one dataset (the same columns, "
+                    "of the same types, in every file)",
+                    f"{str(source)!r}: {type(error).__name__}: {str(error).splitlines()[0]}",
+                    problem="cannot be read.",
+                    fix="Rewrite the files with one schema, or remove the file named.",
+                )
+            ) from error
+
+    return translated()
+
+
 def _require_numeric(name: str, kind: Any) -> None:
     import pyarrow as pa
 
@@ -363,6 +447,16 @@ def _require_time(name: str, kind: Any) -> None:
 def _times(column: Any, name: str) -> NDArray[Any]:
     import pyarrow as pa
 
+    if column.null_count:
+        raise DataError(
+            describe(
+                f"column {name!r}",
+                "a time stamp on every row",
+                f"{column.null_count} row(s) without one",
+                problem="has gaps.",
+                fix="Fill or drop the rows without a time stamp.",
+            )
+        )
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         import pandas as pd
 
@@ -379,7 +473,19 @@ def _times(column: Any, name: str) -> NDArray[Any]:
                     problem="is not a time column.",
                 )
             ) from error
-    return np.asarray(column.to_numpy())
+    stamps = np.asarray(column.to_numpy(zero_copy_only=False))
+    gaps = int(column.null_count) + (int(np.isnan(stamps).sum()) if stamps.dtype.kind == "f" else 0)
+    if gaps:
+        raise DataError(
+            describe(
+                f"column {name!r}",
+                "a time stamp on every row",
+                f"{gaps} row(s) without one",
+                problem="has gaps.",
+                fix="Fill or drop the rows without a time stamp.",
+            )
+        )
+    return stamps
 
 
 def _check_increasing(stamps: NDArray[Any], time: str, key: Hashable) -> None:

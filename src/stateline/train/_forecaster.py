@@ -428,6 +428,10 @@ def _parquet_source(
             )
         )
     names = [target] if isinstance(target, str) else list(target)
+    if not names:
+        raise ConfigError(
+            describe("target", "the column(s) to forecast", "an empty list", problem="is empty.")
+        )
     extra = list(features or [])
     dataset = scan_parquet(path, group=group, columns=[*names, *extra], time=time)
     width = len(names)
