@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -284,15 +285,16 @@ def likelihood_series(
     return anomaly
 
 
-def _upper_tail(z: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The standard normal's upper tail ``Q(z) = erfc(z / sqrt 2) / 2``, vectorised.
+def erfcc_polynomial(t: Any) -> Any:
+    """The exponent's polynomial in Numerical Recipes' ``erfcc``, at ``t = 1 / (1 + x / 2)``:
+    the same operations on a float (the one-event path) or an array (the vectorised one).
 
-    Chebyshev fit of erfc (Numerical Recipes' ``erfcc``), relative error below
-    1.2e-7 everywhere.
+    >>> import math
+    >>> t = 1.0 / (1.0 + 0.5 * 1.0)  # erfc(1)
+    >>> round(t * math.exp(-1.0 + erfcc_polynomial(t)), 6)
+    0.157299
     """
-    x = np.abs(z) / math.sqrt(2.0)
-    t = 1.0 / (1.0 + 0.5 * x)
-    poly = -1.26551223 + t * (
+    return -1.26551223 + t * (
         1.00002368
         + t
         * (
@@ -312,6 +314,17 @@ def _upper_tail(z: NDArray[np.float64]) -> NDArray[np.float64]:
             )
         )
     )
+
+
+def _upper_tail(z: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The standard normal's upper tail ``Q(z) = erfc(z / sqrt 2) / 2``, vectorised.
+
+    Chebyshev fit of erfc (Numerical Recipes' ``erfcc``), relative error below
+    1.2e-7 everywhere.
+    """
+    x = np.abs(z) / math.sqrt(2.0)
+    t = 1.0 / (1.0 + 0.5 * x)
+    poly = erfcc_polynomial(t)
     erfc = t * np.exp(-x * x + poly)
     tail: NDArray[np.float64] = 0.5 * np.where(z >= 0, erfc, 2.0 - erfc)
     return tail

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._likelihood import TAIL_FLOOR, LikelihoodConfig
+from ._likelihood import TAIL_FLOOR, LikelihoodConfig, erfcc_polynomial
 
 __all__ = [
     "LikelihoodRow",
@@ -109,26 +109,7 @@ def log_tail_score_one(z: float) -> float:
     """
     x = abs(z) / _SQRT2
     t = 1.0 / (1.0 + 0.5 * x)
-    poly = -1.26551223 + t * (
-        1.00002368
-        + t
-        * (
-            0.37409196
-            + t
-            * (
-                0.09678418
-                + t
-                * (
-                    -0.18628806
-                    + t
-                    * (
-                        0.27886807
-                        + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))
-                    )
-                )
-            )
-        )
-    )
+    poly = erfcc_polynomial(t)
     erfc = t * float(np.exp(-x * x + poly))
     tail = 0.5 * (erfc if z >= 0 else 2.0 - erfc)
     return clip(float(np.log(tail + TAIL_FLOOR)) / _LOG_FLOOR, 0.0, 1.0)
