@@ -127,6 +127,7 @@ class Worker:
             raise
         finally:
             try:  # revokes: each partition is checkpointed on its way out (not after a failure)
+                self._unsubscribe()
                 self.consumer.close()
             except Exception as error:  # the failure that got here says more
                 LOG.warning("leaving the group failed: %s", error)
@@ -136,6 +137,22 @@ class Worker:
                 signal.signal(number, handler)
         if self.failure is not None:
             raise StatelineError(self.failure)
+
+    def _unsubscribe(self, seconds: float = 10.0) -> None:
+        """Leave the group's assignment before closing: unsubscribe, then serve the rebalance
+        callbacks until no partition is assigned (at most ``seconds``).
+
+        Closing while an incremental assignment was still in progress (taken in a rebalance,
+        its offsets still being fetched) aborted the process in librdkafka
+        (``rd_kafka_cgrp_terminated: assert: !rd_kafka_assignment_in_progress``, seen once
+        when a worker was stopped right after taking a dead worker's partitions;
+        confluentinc/librdkafka#4792). Messages a poll here returns are not stepped: their
+        offsets are not committed, so the next owner steps them.
+        """
+        self.consumer.unsubscribe()
+        deadline = time.monotonic() + seconds
+        while self.consumer.assignment() and time.monotonic() < deadline:
+            self.consumer.poll(0.1)
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish its poll, checkpoint and leave the group."""
