@@ -43,6 +43,12 @@ def test_bad_columns_paths_and_flags_get_clear_errors(
     assert "does not exist" in capsys.readouterr().err
     assert main(["predict", str(temps), "--model", str(tmp_path / "nowhere")]) == 1
     assert "stateline train" in capsys.readouterr().err
+    model = tmp_path / "model-for-predict"
+    assert main(["train", str(temps), "--target", "temp", "--group", "city", "--hidden", "2",
+                 "--epochs", "1", "--no-progress", "--output", str(model)]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path), "--model", str(model)]) == 1  # a folder
+    assert "is a folder" in capsys.readouterr().err
     with pytest.raises(SystemExit) as usage:
         main(["train", str(temps), "--target", "temp", "--cell", "transformer"])
     assert usage.value.code == 2

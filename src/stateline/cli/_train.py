@@ -280,6 +280,17 @@ def _parquet_dataset(path: str, group: str | None) -> bool:
 
 def _source(path: str) -> Path:
     source = Path(path)
+    if source.is_dir():
+        raise DataError(
+            describe(
+                "path",
+                "a .csv or .parquet file",
+                f"the folder {str(source)!r}",
+                problem="is a folder.",
+                fix="stateline train reads a folder of Parquet files with --group; "
+                "predict reads one file.",
+            )
+        )
     if not source.is_file():
         raise DataError(
             describe(
