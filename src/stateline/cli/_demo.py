@@ -104,9 +104,9 @@ def run_demo(*, output: str, steps: int, lanes: int, epochs: int = 60, seed: int
         }
         run = runs[_demo_model.READINGS]
         _write_held_back(folder / "held_back.csv", table, run, cut)
-        detectors = {
-            name: _demo_model.detector_scores(each.labels, each.flags)
-            for name, each in sorted(runs.items(), key=lambda item: item[0] != _demo_model.READINGS)
+        detectors = {  # the detector in use first
+            name: _demo_model.detector_scores(runs[name].labels, runs[name].flags)
+            for name in (_demo_model.READINGS, _demo_model.SEASONAL)
         }
         for name, flags in _demo_model.baseline_flags(run, table.features, cut).items():
             detectors[name] = _demo_model.detector_scores(run.labels, flags)

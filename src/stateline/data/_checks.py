@@ -108,3 +108,18 @@ def require_nonempty(array: NDArray[Any], argument: str) -> None:
                 argument, "at least one time step", f"shape {array.shape}", problem="is empty."
             )
         )
+
+
+def check_features(arrays: list[NDArray[Any]], argument: str = "sequences") -> None:
+    """Every array has the first one's number of features (its second axis)."""
+    width = arrays[0].shape[1]
+    for index, array in enumerate(arrays):
+        if array.shape[1] != width:
+            raise ShapeError(
+                describe(
+                    f"{argument}[{index}]",
+                    f"{width} features, like {argument}[0]",
+                    f"{array.shape[1]} features (shape {array.shape})",
+                    problem="has the wrong shape.",
+                )
+            )

@@ -19,7 +19,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, ShapeError, describe
-from ._checks import as_array, positive_int, require_finite, require_ndim, require_nonempty
+from ._checks import (
+    as_array,
+    check_features,
+    positive_int,
+    require_finite,
+    require_ndim,
+    require_nonempty,
+)
 
 __all__ = ["Chunk", "LaneLayout", "LanePlan", "Placement", "pack_lanes", "place_lanes"]
 
@@ -442,20 +449,6 @@ def sequence_list(sequences: ArrayLike | Sequence[ArrayLike], argument: str) -> 
         require_nonempty(array, name)
         require_finite(array, name)
     return arrays
-
-
-def check_features(arrays: list[NDArray[Any]]) -> None:
-    width = arrays[0].shape[1]
-    for index, array in enumerate(arrays):
-        if array.shape[1] != width:
-            raise ShapeError(
-                describe(
-                    f"sequences[{index}]",
-                    f"{width} features, like sequences[0]",
-                    f"{array.shape[1]} features (shape {array.shape})",
-                    problem="has the wrong shape.",
-                )
-            )
 
 
 def _target_list(

@@ -22,8 +22,9 @@ is the order ``pandas.read_parquet`` of the same folder gives.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -389,30 +390,25 @@ def _key_type(dataset: Any, group: str) -> Any:
     return kind.value_type if pa.types.is_dictionary(kind) else kind
 
 
-def _arrow_errors(source: Path) -> Any:
+@contextlib.contextmanager
+def _arrow_errors(source: Path) -> Iterator[None]:
     """Arrow's errors while reading ``source`` (files that disagree, unreadable files) as a
     :class:`DataError` naming it."""
-    import contextlib
-
     import pyarrow as pa
 
-    @contextlib.contextmanager
-    def translated() -> Any:
-        try:
-            yield
-        except (pa.ArrowException, OSError) as error:
-            raise DataError(
-                describe(
-                    "data",
-                    "Parquet files that pyarrow reads as one dataset (the same columns, "
-                    "of the same types, in every file)",
-                    f"{str(source)!r}: {type(error).__name__}: {str(error).splitlines()[0]}",
-                    problem="cannot be read.",
-                    fix="Rewrite the files with one schema, or remove the file named.",
-                )
-            ) from error
-
-    return translated()
+    try:
+        yield
+    except (pa.ArrowException, OSError) as error:
+        raise DataError(
+            describe(
+                "data",
+                "Parquet files that pyarrow reads as one dataset (the same columns, "
+                "of the same types, in every file)",
+                f"{str(source)!r}: {type(error).__name__}: {str(error).splitlines()[0]}",
+                problem="cannot be read.",
+                fix="Rewrite the files with one schema, or remove the file named.",
+            )
+        ) from error
 
 
 def _require_numeric(name: str, kind: Any) -> None:
@@ -447,23 +443,13 @@ def _require_time(name: str, kind: Any) -> None:
 def _times(column: Any, name: str) -> NDArray[Any]:
     import pyarrow as pa
 
-    if column.null_count:
-        raise DataError(
-            describe(
-                f"column {name!r}",
-                "a time stamp on every row",
-                f"{column.null_count} row(s) without one",
-                problem="has gaps.",
-                fix="Fill or drop the rows without a time stamp.",
-            )
-        )
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         import pandas as pd
 
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                return np.asarray(pd.to_datetime(column.to_pandas()).to_numpy())
+                stamps = np.asarray(pd.to_datetime(column.to_pandas()).to_numpy())
         except (TypeError, ValueError) as error:
             raise DataError(
                 describe(
@@ -473,7 +459,8 @@ def _times(column: Any, name: str) -> NDArray[Any]:
                     problem="is not a time column.",
                 )
             ) from error
-    stamps = np.asarray(column.to_numpy(zero_copy_only=False))
+    else:
+        stamps = np.asarray(column.to_numpy(zero_copy_only=False))
     gaps = int(column.null_count) + (int(np.isnan(stamps).sum()) if stamps.dtype.kind == "f" else 0)
     if gaps:
         raise DataError(

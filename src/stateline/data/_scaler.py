@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._errors import NotFittedError, ShapeError, describe
-from ._checks import as_array, require_finite
+from ._checks import as_array, check_features, require_finite
 
 __all__ = ["Moments", "Scaler"]
 
@@ -44,17 +44,8 @@ class Moments:
             raise ShapeError(
                 describe("data", "at least one sample to fit on", "no samples", problem="is empty.")
             )
+        check_features(parts, "data")
         width = parts[0].shape[1]
-        for index, part in enumerate(parts):
-            if part.shape[1] != width:
-                raise ShapeError(
-                    describe(
-                        f"data[{index}]",
-                        f"{width} features, like the first part",
-                        f"{part.shape[1]} features",
-                        problem="has the wrong shape.",
-                    )
-                )
         # Feature by feature, so that the sums do not depend on the arrays' memory order (a
         # DataFrame's columns come Fortran-ordered, a Parquet read's as C-ordered views), and
         # so that the copies this takes hold one feature, not all of them.

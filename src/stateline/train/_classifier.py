@@ -14,7 +14,8 @@ from numpy.typing import ArrayLike, NDArray
 from .._errors import ConfigError, DataError, NotFittedError, ShapeError, describe
 from .._validate import plain_numbers, require_positive_int
 from ..data import LaneLayout, LanePlan, Moments, Scaler, pack_lanes, place_lanes, scan_parquet
-from ..data._lanes import check_features, sequence_list
+from ..data._checks import check_features
+from ..data._lanes import sequence_list
 from ..data._parquet import is_parquet_source
 from ..nn import SequenceModel
 from ._checkpoint import load_checkpoint, save_checkpoint
