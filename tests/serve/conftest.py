@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -67,15 +68,12 @@ def serve_config(model_dir: Path, state: Path, **kwargs: object) -> ServeConfig:
     )
 
 
-@pytest.fixture
-def server(model_dir: Path, tmp_path: Path) -> Iterator[str]:
-    """A real uvicorn server on loopback, in a thread of this process; yields its URL."""
+@contextlib.contextmanager
+def serving(app: object) -> Iterator[str]:
+    """``app`` on a real uvicorn server on loopback, in a thread of this process; its URL."""
     import uvicorn
 
-    from stateline.serve._app import create_app
-
     port = free_port()
-    app = create_app(serve_config(model_dir, tmp_path / "state", max_body_bytes=20_000))
     instance = uvicorn.Server(
         uvicorn.Config(app, port=port, log_level="warning", ws_max_size=20_000)  # as serve does
     )
@@ -85,9 +83,21 @@ def server(model_dir: Path, tmp_path: Path) -> Iterator[str]:
     while not instance.started:
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=30)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        instance.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def server(model_dir: Path, tmp_path: Path) -> Iterator[str]:
+    """A real uvicorn server on loopback, in a thread of this process; yields its URL."""
+    from stateline.serve._app import create_app
+
+    app = create_app(serve_config(model_dir, tmp_path / "state", max_body_bytes=20_000))
+    with serving(app) as url:
+        yield url
 
 
 class ServerProcess:
