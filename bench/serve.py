@@ -48,6 +48,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import http.client
+import json
 import math
 import multiprocessing
 import os
@@ -80,10 +82,14 @@ from stateline.stream._grouping import id_array
 
 TOKEN = "bench-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SINGLE_HEADERS = {**AUTH, "Content-Type": "application/json"}
 MAX_BODY = 4 * 1024 * 1024  # the server's --max-body-bytes: room for 1,024-stream JSON batches
 REFERENCE, WARMUP = 50, 5  # the detector's settings, in the server and in-process
 PACED = "single-paced"
 """The single mode's second row: clients on a fixed schedule (``--single-rate``)."""
+FLOOR = "single-floor"
+"""The paced row's clients against bench/bare_asgi.py (no model): the floor of the machine."""
+SINGLE_ROWS = ("single", PACED, FLOOR)
 SINGLE_RATE = 100.0
 """Requests/s per client of the paced row by default."""
 
@@ -165,9 +171,16 @@ class Client:
             elif self.mode in ("json", "arrow", "arrow-large"):
                 with ColumnClient(self.url, TOKEN, binary=self.mode != "json") as client:
                     self._loop(lambda batch: self._columns(client, batch))
+            elif self.mode == "single":
+                host, port = self.url.removeprefix("http://").split(":")
+                connection = http.client.HTTPConnection(host, int(port), timeout=30)
+                try:
+                    self._loop(lambda request: self._single(connection, request))
+                finally:
+                    connection.close()
             else:
-                with httpx.Client(base_url=self.url, headers=AUTH, timeout=30) as http:
-                    self._loop(lambda request: self._events(http, request))
+                with httpx.Client(base_url=self.url, headers=AUTH, timeout=30) as session:
+                    self._loop(lambda request: self._events(session, request))
         except Exception as error:  # reported in the table; the run then exits non-zero
             self.failure = f"{type(error).__name__}: {str(error)[:300]}"
         self.ended = time.perf_counter()
@@ -220,13 +233,25 @@ class Client:
             return f"/v1/streams/{event['stream']}/steps", body
         return "/v1/steps", {"events": events}
 
-    def _events(self, http: httpx.Client, request: tuple[str, Any]) -> tuple[list[str], Any]:
+    def _events(self, session: httpx.Client, request: tuple[str, Any]) -> tuple[list[str], Any]:
         path, body = request
-        response = http.post(path, json=body)
+        response = session.post(path, json=body)
         response.raise_for_status()
-        answers = response.json()["results"] if self.mode == "events" else [response.json()]
+        answers = response.json()["results"]
         errors = {i: a["error"] for i, a in enumerate(answers) if a.get("error")}
         return [a["status"] for a in answers], errors
+
+    def _single(
+        self, connection: http.client.HTTPConnection, request: tuple[str, Any]
+    ) -> tuple[list[str], Any]:
+        path, body = request
+        connection.request("POST", path, json.dumps(body), SINGLE_HEADERS)
+        response = connection.getresponse()
+        text = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{path} answered {response.status}: {text[:300]!r}")
+        answer = json.loads(text)
+        return [answer["status"]], {0: answer["error"]} if answer.get("error") else {}
 
     def _columns(self, client: ColumnClient, batch: ColumnBatch) -> tuple[Any, Any]:
         answer = client.send(batch)
@@ -256,7 +281,7 @@ def held_seqs(url: str) -> dict[str, int]:
     return held
 
 
-def read_back(held: dict[str, int], worker: Client) -> tuple[int, int]:
+def count_back(held: dict[str, int], worker: Client) -> tuple[int, int]:
     """(lost, doubled) steps of one client's streams, from each stream's last applied seq."""
     lost = doubled = 0
     for stream, sent in zip(worker.streams, worker.next_seq.tolist(), strict=True):
@@ -353,7 +378,10 @@ def _run_clients(
 def load(
     url: str, mode: str, clients: int, streams: int, seconds: float, *,
     rate: float | None = None, processes: bool = False, prefix: str | None = None,
+    read_back: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
+    """Run the clients of ``mode`` against ``url``; their row (and, with ``read_back``, every
+    stream's last seq read back from the server: steps lost or applied twice)."""
     started = time.perf_counter()
     workers = run_clients(
         url, mode, prefix or NETWORK[mode][0], clients, streams, seconds, rate, processes
@@ -363,8 +391,8 @@ def load(
         elapsed = max(w.ended for w in workers) - min(w.started for w in workers)
     latencies = np.concatenate([np.asarray(w.latencies, dtype=float) for w in workers]) * 1e3
     reading = time.perf_counter()
-    held = held_seqs(url)
-    counts = [read_back(held, worker) for worker in workers]
+    held = held_seqs(url) if read_back else None
+    counts = [count_back(held, worker) if held is not None else (0, 0) for worker in workers]
     read_back_s = time.perf_counter() - reading
     failures = [w.failure for w in workers if w.failure]
     return {
@@ -469,28 +497,70 @@ def counter(text: str, name: str, labels: str = "") -> float:
 
 
 def start_server(model: Path, folder: Path, threads: int | None) -> tuple[Any, str, Path]:
-    port = free_port()
+    """``stateline serve`` of ``model`` as a child process; the process, its URL and its log."""
     script = shutil.which("stateline", path=str(Path(sys.executable).parent))
-    log = folder / "server.log"
+    port = free_port()
+    command = [
+        str(script), "serve", "--model", str(model), "--port", str(port),
+        "--snapshot-dir", str(folder / "state"), "--reference", str(REFERENCE),
+        "--warmup", str(WARMUP), "--max-body-bytes", str(MAX_BODY),
+        *(["--threads", str(threads)] if threads else []),
+    ]  # fmt: skip
+    return start(command, port, folder / "server.log")
+
+
+def start_bare_server(folder: Path) -> tuple[Any, str, Path]:
+    """bench/bare_asgi.py (the floor: HTTP and JSON on uvicorn, no model) as a child process."""
+    port = free_port()
+    command = [sys.executable, str(Path(__file__).with_name("bare_asgi.py")), str(port)]
+    return start(command, port, folder / "bare.log", health="/v1/streams/warm/steps")
+
+
+def start(
+    command: list[str], port: int, log: Path, health: str = "/healthz"
+) -> tuple[Any, str, Path]:
+    """Start ``command`` (a server on ``port``) and wait until it answers ``health``."""
     server = subprocess.Popen(
-        [str(script), "serve", "--model", str(model), "--port", str(port),
-         "--snapshot-dir", str(folder / "state"), "--reference", str(REFERENCE),
-         "--warmup", str(WARMUP), "--max-body-bytes", str(MAX_BODY),
-         *(["--threads", str(threads)] if threads else [])],
-        env={**os.environ, "STATELINE_TOKEN": TOKEN},
-        stdout=log.open("w"),
+        command, env={**os.environ, "STATELINE_TOKEN": TOKEN}, stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while True:
         try:
-            httpx.get(url + "/healthz", timeout=2)
+            if health == "/healthz":
+                httpx.get(url + health, timeout=2)
+            else:
+                httpx.post(url + health, json={"values": [0.0]}, timeout=2)
             return server, url, log
         except httpx.TransportError:
             if server.poll() is not None or time.monotonic() > deadline:
                 server.kill()
                 raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}") from None
             time.sleep(0.2)
+
+
+def machine_jitter(seconds: float, rate: float = 400.0) -> dict[str, float]:
+    """How long a fixed ~0.4 ms pure-Python loop takes, run ``rate`` times a second on a
+    schedule in this process, with nothing else running: what the machine itself adds to
+    short work (a 2-core VM here, whose slow moments no server can avoid)."""
+    took = []
+    start_at = time.perf_counter()
+    for turn in range(int(seconds * rate)):
+        pause = start_at + turn / rate - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        began = time.perf_counter()
+        total = 0
+        for i in range(5000):
+            total += i * i
+        took.append(time.perf_counter() - began)
+    ms = np.asarray(took) * 1e3
+    return {
+        "p50": float(np.percentile(ms, 50)),
+        "p99": float(np.percentile(ms, 99)),
+        "max": float(ms.max()),
+    }
 
 
 def single_label(row: dict[str, Any], clients: int) -> str:
@@ -571,6 +641,17 @@ def main_bench() -> None:
     finally:
         server.terminate()
         server.wait(timeout=60)
+    if PACED in network:  # the floor: the same paced clients, a server with no model
+        bare, bare_url, _ = start_bare_server(folder)
+        try:
+            network[FLOOR] = load(
+                bare_url, "single", args.clients, 8, args.seconds, rate=args.single_rate,
+                processes=processes, prefix="f", read_back=False,
+            )  # fmt: skip
+        finally:
+            bare.terminate()
+            bare.wait(timeout=60)
+    jitter = machine_jitter(min(args.seconds, 5.0))
     found = re.search(r"\((\d+) compute thread", log.read_text())
     server_threads = int(found.group(1)) if found else None
     # the peers get the compute threads the server had, with the server stopped
@@ -609,17 +690,19 @@ def main_bench() -> None:
             "",
             f"{rate / engine_rate:.3f}x",
         )
-    shown = [m for mode in NETWORK for m in ((mode, PACED) if mode == "single" else (mode,))]
+    shown = [m for mode in NETWORK for m in ((mode, PACED, FLOOR) if mode == "single" else (mode,))]
     for mode in shown:
         if mode not in network:
             continue
         row = network[mode]
         rate = row["steps"] / row["seconds"]
-        name = single_label(row, args.clients) if mode in ("single", PACED) else NETWORK[mode][1]
+        name = single_label(row, args.clients) if mode in SINGLE_ROWS else NETWORK[mode][1]
+        if mode == FLOOR:
+            name = "floor: bench/bare_asgi.py (uvicorn, JSON, no model), " + name.split(", ", 1)[1]
         name += " [red](FAILED)[/red]" if row["failure"] else ""
         table.add_row(
             name,
-            f"{sizes.get(mode, 8 if mode == PACED else args.columns_batch):,}",
+            f"{sizes.get(mode, 8 if mode in SINGLE_ROWS else args.columns_batch):,}",
             f"{row['requests'] / row['seconds']:,.0f}",
             f"{rate:,.0f}",
             f"{row['p50']:.2f}",
@@ -627,8 +710,8 @@ def main_bench() -> None:
             f"{row['p999']:.2f}",
             f"{row['steps']:,}",
             f"{row['repeats']:,} ({row['duplicates']:,})",
-            str(row["lost"]),
-            str(row["doubled"]),
+            str(row["lost"]) if mode != FLOOR else "",
+            str(row["doubled"]) if mode != FLOOR else "",
             "" if math.isnan(engine_rate) else f"{rate / engine_rate:.3f}x",
         )
     console.print(table)
@@ -684,10 +767,21 @@ def main_bench() -> None:
             f"1 step per request p99 ({load_text}; {args.clients} client {who}): "
             f"{row['p99']:.2f} ms (goal < 5 ms, {judged}): {verdict(row['p99'] < 5)}"
         )
+    if FLOOR in network:
+        floor = network[FLOOR]
+        console.print(
+            f"the floor, the paced clients against bench/bare_asgi.py (no model): p50 "
+            f"{floor['p50']:.2f} ms, p99 {floor['p99']:.2f} ms, max {floor['max']:.2f} ms"
+        )
+    console.print(
+        f"this machine alone: a ~0.4 ms Python loop, 400 times a second on a schedule, took "
+        f"p50 {jitter['p50']:.2f} ms, p99 {jitter['p99']:.2f} ms, max {jitter['max']:.2f} ms"
+    )
     applied = counter(metrics, "stateline_steps_total", '{status="ok"}')
     duplicates = counter(metrics, "stateline_steps_total", '{status="duplicate"}')
-    sent = sum(row["steps"] for row in network.values())
-    repeats = sum(row["repeats"] for row in network.values())
+    served = [row for mode, row in network.items() if mode != FLOOR]
+    sent = sum(row["steps"] for row in served)
+    repeats = sum(row["repeats"] for row in served)
     once = applied == sent and duplicates == repeats
     console.print(
         f"server counters: {applied:,.0f} steps applied for {sent:,} sent, "
