@@ -8,6 +8,7 @@ the same, and so must the streams' state and the request metrics at the end.
 from __future__ import annotations
 
 import json
+import math
 import re
 import socket
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -93,8 +95,8 @@ class CountingRoute(SingleStepRoute):
 
 
 @pytest.fixture
-def pair(model_dir: Path, tmp_path: Path) -> Iterator[tuple[str, str, CountingRoute]]:
-    """Two servers of one model: with the single-step path (counting) and without it."""
+def apps(model_dir: Path, tmp_path: Path) -> tuple[FastAPI, FastAPI]:
+    """Two apps of one model: with the single-step path (counting) and without it."""
     fast = create_app(serve_config(model_dir, tmp_path / "fast", max_body_bytes=LIMIT))
     route = fast.single_step
     assert route is not None
@@ -107,8 +109,15 @@ def pair(model_dir: Path, tmp_path: Path) -> Iterator[tuple[str, str, CountingRo
     fast.single_step = counting
     plain = create_app(serve_config(model_dir, tmp_path / "plain", max_body_bytes=LIMIT))
     plain.single_step = None
+    return fast, plain
+
+
+@pytest.fixture
+def pair(apps: tuple[FastAPI, FastAPI]) -> Iterator[tuple[str, str, CountingRoute]]:
+    """The two apps on real servers: their URLs, and the counting path."""
+    fast, plain = apps
     with serving(fast) as fast_url, serving(plain) as plain_url:
-        yield fast_url, plain_url, counting
+        yield fast_url, plain_url, fast.single_step
 
 
 def step(path: str = "/v1/streams/a/steps", **body: Any) -> bytes:
@@ -219,3 +228,18 @@ def test_any_json_body_gets_the_same_answer_both_ways(
     fast, plain, _ = pair
     raw = request(f"/v1/streams/{stream}/steps", json.dumps(body).encode())
     assert send(fast, raw) == send(plain, raw)
+
+
+def test_an_answer_json_cannot_carry_is_the_same_500_both_ways(
+    apps: tuple[FastAPI, FastAPI], pair: tuple[str, str, CountingRoute]
+) -> None:
+    async def not_json(event: Any) -> dict[str, Any]:  # NaN: not JSON (the service never
+        return {"stream": event.stream, "status": "ok", "level": math.nan}  # answers it)
+
+    for app in apps:
+        app.state.single_steps.step = not_json
+    fast, plain, _ = pair
+    answers = [send(url, request()) for url in (fast, plain)]
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 500 and answers[0][2]["detail"].startswith("ValueError: Out of range")
+    assert _requests(fast) == _requests(plain)

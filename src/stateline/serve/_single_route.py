@@ -99,7 +99,11 @@ class SingleStepRoute:
             else:
                 code = 200
                 answer.setdefault("error", None)
-        await _send_json(send, code, answer)
+        try:
+            body = _render(answer)
+        except Exception as error:  # as RequestGuard answers a response that cannot render
+            code, body = 500, _render({"detail": f"{type(error).__name__}: {error}"})
+        await _send_json(send, code, body)
         service.metrics.requests.inc(ROUTE, str(code))
         service.metrics.latency.observe(time.perf_counter() - started)
 
@@ -163,11 +167,15 @@ def _replay(body: bytes, more: bool, receive: Any) -> Any:
     return replayed
 
 
-async def _send_json(send: Any, code: int, content: Any) -> None:
-    """``content`` as Starlette's ``JSONResponse`` renders and sends it."""
-    body = json.dumps(
+def _render(content: Any) -> bytes:
+    """``content`` as Starlette's ``JSONResponse`` renders it."""
+    return json.dumps(
         content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
     ).encode("utf-8")
+
+
+async def _send_json(send: Any, code: int, body: bytes) -> None:
+    """A JSON answer's ``body``, sent as Starlette's ``JSONResponse`` sends it."""
     headers = [(b"content-length", str(len(body)).encode("latin-1")), *_JSON_HEADERS]
     await send({"type": "http.response.start", "status": code, "headers": headers})
     await send({"type": "http.response.body", "body": body})
