@@ -7,6 +7,7 @@ the same, and so must the streams' state and the request metrics at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -20,6 +21,7 @@ import pytest
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry import trace
 
 from stateline.serve._app import create_app
 from stateline.serve._single_route import SingleStepRoute
@@ -243,3 +245,41 @@ def test_an_answer_json_cannot_carry_is_the_same_500_both_ways(
     assert answers[0] == answers[1]
     assert answers[0][0] == 500 and answers[0][2]["detail"].startswith("ValueError: Out of range")
     assert _requests(fast) == _requests(plain)
+
+
+def test_a_token_past_ascii_is_read_as_the_route_reads_it(model_dir: Path, tmp_path: Path) -> None:
+    token = "tök"  # the route reads the header as Latin-1 text and compares its UTF-8 bytes
+    config = dataclasses.replace(serve_config(model_dir, tmp_path / "fast"), token=token)
+    fast = create_app(config)
+    plain = create_app(dataclasses.replace(config, snapshot_dir=str(tmp_path / "plain")))
+    plain.single_step = None
+    utf8, latin1 = f"Bearer {token}".encode(), f"Bearer {token}".encode("latin-1")
+    with serving(fast) as fast_url, serving(plain) as plain_url:
+        for seq, sent in enumerate((utf8, latin1, b"Bearer tok")):
+            raw = request(
+                body=b'{"values": [21.5], "seq": %d}' % seq,
+                headers={"Authorization": sent.decode("latin-1")},
+            )
+            assert send(fast_url, raw) == send(plain_url, raw), sent
+
+
+def test_with_fastapi_telemetry_on_every_step_goes_through_fastapi(
+    apps: tuple[FastAPI, FastAPI], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spans: list[str] = []
+
+    class Tracer(trace.NoOpTracer):
+        def start_span(self, name: str, *args: Any, **kwargs: Any) -> Any:
+            spans.append(f"{name} {(kwargs.get('attributes') or {}).get('url.path')}")
+            return super().start_span(name, *args, **kwargs)
+
+    class Provider(trace.TracerProvider):
+        def get_tracer(self, *args: Any, **kwargs: Any) -> Any:
+            return Tracer()
+
+    monkeypatch.setattr(trace, "get_tracer_provider", Provider)  # as a configured SDK would
+    fast, _ = apps
+    with serving(fast) as url:
+        answer = httpx.post(url + "/v1/streams/a/steps", json={"values": [21.5]}, headers=AUTH)
+    assert answer.status_code == 200
+    assert spans[0] == "POST /v1/streams/a/steps", spans  # then its operation spans

@@ -6,8 +6,10 @@ eight middlewares, the dependency solver) cost about 0.7 ms more per request
 on the 2-core machine, which is what set the server's single-step rate and its
 queueing delays. :class:`SteppingApp` answers the common case itself: a
 request with an allowed ``Host``, a ``Content-Length`` within the limit, the
-right token, a JSON body that :class:`StepIn` accepts and a valid stream id.
-Anything else, down to a repeated header, goes to the FastAPI app as it came
+right token, a JSON body that :class:`StepIn` accepts and a valid stream id,
+while FastAPI's own OpenTelemetry is off (with it on, every request goes
+through FastAPI, which traces it). Anything else, down to a repeated header,
+goes to the FastAPI app as it came
 (the body already read is handed on first), so every refusal is the one the
 app's route and guards give; tests/serve/test_single_route.py sends the same
 requests, good and hostile, with and without this path and compares answers,
@@ -21,6 +23,7 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
@@ -95,7 +98,7 @@ class SingleStepRoute:
             code, answer = 500, {"detail": f"{type(error).__name__}: {error}"}
         else:
             if answer["status"] == "error":  # one event: its error is the request's
-                code, answer = 422, {"detail": answer.get("error")}
+                code, answer = 422, {"detail": answer.get("error") or HTTPStatus(422).phrase}
             else:
                 code = 200
                 answer.setdefault("error", None)
@@ -120,7 +123,9 @@ class SingleStepRoute:
         length = found[b"content-length"]
         if not length.isdigit() or int(length) > self.max_body_bytes:
             return None
-        if not hmac.compare_digest(found[b"authorization"], self.expected):
+        # as the route reads it: the header decoded as Latin-1, the text encoded as UTF-8
+        given = found[b"authorization"].decode("latin-1").encode()
+        if not hmac.compare_digest(given, self.expected):
             return None
         host = host_name(found[b"host"].decode("latin-1"))
         if self.hosts is not None and host not in self.hosts:
@@ -190,7 +195,13 @@ class SteppingApp(FastAPI):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         route = self.single_step
         stream_id = route.matches(scope) if route is not None else None
-        if route is None or stream_id is None:
+        if route is None or stream_id is None or self._traced():
             await super().__call__(scope, receive, send)
             return
         await route(self, stream_id, scope, receive, send, super().__call__)
+
+    def _traced(self) -> bool:
+        """Whether FastAPI's own OpenTelemetry is on (a tracer, meter or logger provider is
+        configured): then every request goes through FastAPI, which opens its span."""
+        telemetry = getattr(self, "_native_telemetry", None)  # FastAPI >= 0.165
+        return telemetry is not None and bool(telemetry.enabled())
