@@ -118,3 +118,15 @@ def test_gaps_in_time_and_unreadable_or_disagreeing_files_are_named(tmp_path: Pa
         scan_parquet(folder, group="g", columns=["v"])
     (folder / "b.parquet").unlink()
     assert scan_parquet(folder, group="g", columns=["v"]).keys == ("a",)  # README.txt skipped
+
+
+def test_a_file_without_a_column_read_is_named_not_read_as_gaps(tmp_path: Path) -> None:
+    _frame().iloc[:30].to_parquet(tmp_path / "a.parquet")
+    _frame().iloc[30:].drop(columns="v").to_parquet(tmp_path / "b.parquet")
+    with pytest.raises(DataError, match=r"b\.parquet' without \['v'\]"):
+        scan_parquet(tmp_path, group="g", columns=["v"])
+    hive = tmp_path / "hive"  # a column from the folder names is in no file, and is read
+    for key, rows in (("x", slice(0, 30)), ("y", slice(30, 60))):
+        (hive / f"site={key}").mkdir(parents=True)
+        _frame().iloc[rows].to_parquet(hive / f"site={key}" / "part.parquet")
+    assert scan_parquet(hive, group="site", columns=["v"]).keys == ("x", "y")

@@ -212,6 +212,7 @@ def scan_parquet(
                 problem="are missing.",
             )
         )
+    _require_in_every_file(path, dataset, needed)
     for name in columns:
         _require_numeric(name, schema.field(name).type)
     if time is not None:
@@ -356,12 +357,18 @@ def _hive(path: Path, files: list[Path]) -> Any:
     import pyarrow.dataset as ds
 
     names: dict[str, None] = {}
-    if path.is_dir():
-        for file in files:
-            for part in file.relative_to(path).parts[:-1]:
-                if "=" in part:
-                    names.setdefault(part.split("=", 1)[0], None)
+    for file in files:
+        names.update(dict.fromkeys(_folder_keys(path, file)))
     return ds.HivePartitioning.discover(schema=pa.schema([(name, pa.string()) for name in names]))
+
+
+def _folder_keys(path: Path, file: Path) -> list[str]:
+    """The Hive keys that the folders between ``path`` and ``file`` name ("site=7": site),
+    outermost first."""
+    if not path.is_dir():
+        return []
+    parts = file.relative_to(path).parts[:-1]
+    return [part.split("=", 1)[0] for part in parts if "=" in part]
 
 
 def _batches(source: Path, scan: Any) -> Any:
@@ -409,6 +416,26 @@ def _arrow_errors(source: Path) -> Iterator[None]:
                 fix="Rewrite the files with one schema, or remove the file named.",
             )
         ) from error
+
+
+def _require_in_every_file(path: Path, dataset: Any, needed: Sequence[str]) -> None:
+    """Every file holds the columns read (its folder keys aside): Arrow reads a column that
+    one file lacks as nulls there, which would come out as gaps in the series of that file."""
+    for fragment in dataset.get_fragments():
+        file = Path(fragment.path)
+        with _arrow_errors(file):
+            present = {*fragment.physical_schema.names, *_folder_keys(path, file)}
+        lacking = [name for name in needed if name not in present]
+        if lacking:
+            raise DataError(
+                describe(
+                    "data",
+                    f"the columns read ({list(needed)}) in every file of the dataset",
+                    f"{fragment.path!r} without {lacking}",
+                    problem="cannot be read as one dataset.",
+                    fix="Add the columns to that file, or move it out of the folder.",
+                )
+            )
 
 
 def _require_numeric(name: str, kind: Any) -> None:
