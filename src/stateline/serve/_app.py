@@ -41,7 +41,9 @@ from ._wire import (
 __all__ = ["create_app"]
 
 # Strict: JSON numbers only ("55" and true are refused, not read as 55.0 and 1.0).
-Values = list[StrictFloat] | list[list[StrictFloat]]
+# At least one number per step and one step: an empty list is never a step.
+Step = Annotated[list[StrictFloat], Field(min_length=1)]
+Values = Step | Annotated[list[Step], Field(min_length=1)]
 
 LOG = logging.getLogger("stateline.serve")
 
@@ -160,6 +162,30 @@ class BatchOut(BaseModel):
     results: list[StepOut]
 
 
+class Refusal(BaseModel):
+    """A refused request: the reason as text, or the body's problems one by one (FastAPI's
+    validation errors: ``loc``, ``msg``, ``type``)."""
+
+    detail: str | list[dict[str, Any]]
+
+
+def refusal(why: str) -> dict[str, Any]:
+    """An error answer in the OpenAPI schema."""
+    return {"model": Refusal, "description": why}
+
+
+Responses = dict[int | str, dict[str, Any]]
+REFUSALS: Responses = {
+    400: refusal("a Host header this server does not answer to, or a body that is not JSON"),
+    413: refusal("a body past --max-body-bytes, as declared or as read"),
+    422: refusal("refused: the reason, or the body's problems"),
+}
+"""What any route may answer besides its own results (the guards in front of every route)."""
+WRITE: Responses = {401: refusal("missing or wrong bearer token")}
+READ: Responses = {401: refusal("missing or wrong bearer token (unless --public-reads)")}
+UNKNOWN: Responses = {404: refusal("the stream is not held")}
+
+
 def create_app(config: ServeConfig) -> FastAPI:
     """Build the app; the model and state store are loaded when it starts (lifespan)."""
     if not config.token:
@@ -205,6 +231,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         version=__version__,
         description="Stateful LSTM/GRU forecasts and anomaly scores for live streams.",
         lifespan=lifespan,
+        responses=REFUSALS,
     )
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
 
@@ -247,7 +274,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     async def healthz(service: Service) -> dict[str, Any]:
         return service.health()  # no lock: cheap reads
 
-    @app.get("/metrics", response_class=PlainTextResponse, dependencies=[reader])
+    @app.get("/metrics", response_class=PlainTextResponse, dependencies=[reader], responses=READ)
     def metrics(service: Service) -> PlainTextResponse:
         return PlainTextResponse(
             service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
@@ -257,7 +284,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         "/v1/streams/{stream_id}/steps",
         response_model=StepOut,
         openapi_extra={"requestBody": STEP_BODY},
-        responses={401: {"description": "missing or wrong bearer token"}},
+        responses=WRITE,
     )
     async def step_one(stream_id: str, request: Request) -> Response:
         # A request with nothing wrong is answered before FastAPI (._single_route); this
@@ -277,7 +304,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         answer.setdefault("error", None)
         return JSONResponse(answer)
 
-    @app.post("/v1/steps", response_model=BatchOut, dependencies=[writer])
+    @app.post("/v1/steps", response_model=BatchOut, dependencies=[writer], responses=WRITE)
     async def step_many(body: BatchIn, service: Service) -> Response:
         results = await asyncio.to_thread(answer_batch, service, body.events)
         for answer in results:
@@ -288,7 +315,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         "/v1/columns",
         dependencies=[writer],
         openapi_extra={"requestBody": {"required": True, "content": COLUMNS_BODY}},
-        responses={200: {"content": COLUMNS_BODY, "description": "the answer as columns"}},
+        responses=COLUMNS_RESPONSES,
     )
     async def step_columns(request: Request, service: Service) -> Response:
         """A batch as columns (JSON or an Arrow IPC stream); answered as columns in the same form.
@@ -303,7 +330,7 @@ def create_app(config: ServeConfig) -> FastAPI:
             return Response(answer, media_type=ARROW)
         return Response(answer, media_type="application/json")
 
-    @app.get("/v1/streams", dependencies=[reader])
+    @app.get("/v1/streams", dependencies=[reader], responses=READ)
     async def list_streams(
         service: Service,
         limit: Annotated[int, Query(ge=1, le=1000, description="rows per page")] = 100,
@@ -312,12 +339,14 @@ def create_app(config: ServeConfig) -> FastAPI:
         """A page of the held streams; ``next`` is the offset of the next page (null: last)."""
         return await asyncio.to_thread(service.streams, limit=limit, offset=offset)
 
-    @app.get("/v1/streams/{stream_id}", dependencies=[reader])
+    @app.get("/v1/streams/{stream_id}", dependencies=[reader], responses=READ | UNKNOWN)
     async def get_stream(stream_id: str, service: Service) -> dict[str, Any]:
         _check_path_id(stream_id)
         return await asyncio.to_thread(service.stream, stream_id)
 
-    @app.delete("/v1/streams/{stream_id}", status_code=204, dependencies=[writer])
+    @app.delete(
+        "/v1/streams/{stream_id}", status_code=204, dependencies=[writer], responses=WRITE | UNKNOWN
+    )
     async def delete_stream(stream_id: str, service: Service) -> Response:
         _check_path_id(stream_id)
         await asyncio.to_thread(service.delete, stream_id)
@@ -399,6 +428,37 @@ COLUMNS_BODY: dict[str, Any] = {
     ARROW: {"schema": {"type": "string", "format": "binary"}},
 }
 """The columnar body, in the OpenAPI schema (JSON columns or an Arrow IPC stream)."""
+
+_column = {"type": "array"}
+ANSWER_COLUMNS = [
+    *("stream", "status", "seq", "forecast", "scores", "flags", "anomaly_scores", "level"),
+    "errors",
+]
+COLUMNS_ANSWER: dict[str, Any] = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ANSWER_COLUMNS,
+            "properties": {
+                "stream": _column,
+                "status": {"type": "array", "items": {"type": "string"}},
+                "seq": {"type": "array", "items": {"type": ["integer", "null"]}},
+                "forecast": _column,
+                "scores": _column,
+                "flags": {"type": "array", "items": {"type": "boolean"}},
+                "anomaly_scores": _column,
+                "level": _column,
+                "errors": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        }
+    },
+    ARROW: {"schema": {"type": "string", "format": "binary"}},
+}
+"""The columnar answer, in the OpenAPI schema (in the request's form)."""
+COLUMNS_RESPONSES: Responses = {
+    200: {"content": COLUMNS_ANSWER, "description": "the answer, as columns"},
+    **WRITE,
+}
 
 
 def _answer_columns(service: StreamService, body: bytes, arrow: bool) -> bytes:
