@@ -167,6 +167,8 @@ def test_oversized_or_malformed_columns_are_refused_before_anything_changes(
         {"stream": ["a"], "values": [[1.0], [2.0]]},
         [1, 2],
         {"stream": ["a"], "values": [[1.0]], "seq": [True]},
+        {"stream": [], "values": [], "end": {}},  # an empty batch's columns are checked too
+        {"stream": [], "values": [], "seq": [1]},
     ):
         with pytest.raises(DataError):
             batch_from_json(document)
@@ -378,9 +380,8 @@ def test_hostile_json_columns_are_refused_row_by_row(model_dir: Path, tmp_path: 
     assert "seq" in answer.errors[2] and "stream id" in answer.errors[4]
     columns = json.loads(json.dumps(answer_to_json(answer)))
     assert columns["stream"][:4] == ["a", "b", "c", "d"] and columns["seq"][3] == 2**62 + 1
-    assert (
-        answer_to_json(service.step_columns(batch_from_json({"stream": [], "values": []})))[
-            "status"
-        ]
-        == []
-    )
+    for empty in (
+        {"stream": [], "values": []},
+        {"stream": [], "values": [], "seq": [], "start": [], "end": None},
+    ):
+        assert answer_to_json(service.step_columns(batch_from_json(empty)))["status"] == []

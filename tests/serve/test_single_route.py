@@ -149,6 +149,8 @@ CASES: list[tuple[str, bytes, bool | None]] = [
     ("true value", step(values=[True]), False),
     ("an extra field", step(values=[1.0], sequence=3), False),
     ("negative seq", step(values=[1.0], seq=-1), False),
+    ("a seq of false", step(values=[1.0], seq=False), False),
+    ("end as 0", step(values=[1.0], end=0), False),
     ("seq past 2^63", step(values=[1.0], seq=2**63), False),
     ("a JSON list", request(body=b"[1, 2]"), False),
     ("not JSON", request(body=b'{"values": [1.0'), False),

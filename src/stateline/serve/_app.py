@@ -12,10 +12,19 @@ from collections.abc import AsyncIterator
 from importlib.resources import files
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, WebSocket
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
 
 from .. import __version__
 from .._errors import ConfigError, DataError, StatelineError, describe
@@ -103,6 +112,18 @@ async def _service_of(request: Request) -> StreamService:
 Service = Annotated[StreamService, Depends(_service_of)]
 
 
+StreamIdPath = Annotated[
+    str,
+    Path(
+        description=f"the stream: {STREAM_ID_RULE}",
+        # documented, not checked here: _check_path_id refuses a bad id with the rule's text
+        json_schema_extra={
+            "pattern": "^[^/\u0000-\u001f\u007f\ufffd]{1,256}$",
+            "not": {"enum": [".", ".."]},
+        },
+    ),
+]
+
 MAX_SEQ = 2**63 - 1
 """The largest sequence number (the store keeps them as signed 64-bit integers)."""
 
@@ -112,11 +133,11 @@ class StepIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     values: Values = Field(description="one step (inputs,) or k steps (k, inputs), original units")
-    seq: int | None = Field(
+    seq: StrictInt | None = Field(
         None, ge=0, le=MAX_SEQ, description="sequence number of the first step (< 2^63)"
     )
-    start: bool = Field(False, description="reset the stream before this step")
-    end: bool = Field(False, description="forget the stream after this step")
+    start: StrictBool = Field(False, description="reset the stream before this step")
+    end: StrictBool = Field(False, description="forget the stream after this step")
 
 
 class EventIn(StepIn):
@@ -286,7 +307,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         openapi_extra={"requestBody": STEP_BODY},
         responses=WRITE,
     )
-    async def step_one(stream_id: str, request: Request) -> Response:
+    async def step_one(stream_id: StreamIdPath, request: Request) -> Response:
         # A request with nothing wrong is answered before FastAPI (._single_route); this
         # route answers the rest. The token, the id and the body are checked here, not
         # through FastAPI's dependencies and body model (about 0.4 ms a request on the
@@ -340,14 +361,14 @@ def create_app(config: ServeConfig) -> FastAPI:
         return await asyncio.to_thread(service.streams, limit=limit, offset=offset)
 
     @app.get("/v1/streams/{stream_id}", dependencies=[reader], responses=READ | UNKNOWN)
-    async def get_stream(stream_id: str, service: Service) -> dict[str, Any]:
+    async def get_stream(stream_id: StreamIdPath, service: Service) -> dict[str, Any]:
         _check_path_id(stream_id)
         return await asyncio.to_thread(service.stream, stream_id)
 
     @app.delete(
         "/v1/streams/{stream_id}", status_code=204, dependencies=[writer], responses=WRITE | UNKNOWN
     )
-    async def delete_stream(stream_id: str, service: Service) -> Response:
+    async def delete_stream(stream_id: StreamIdPath, service: Service) -> Response:
         _check_path_id(stream_id)
         await asyncio.to_thread(service.delete, stream_id)
         return Response(status_code=204)
@@ -415,13 +436,15 @@ COLUMNS_BODY: dict[str, Any] = {
     "application/json": {
         "schema": {
             "type": "object",
+            "additionalProperties": False,
             "required": ["stream", "values"],
             "properties": {
                 "stream": {"type": "array", "items": {"type": "string"}},
                 "values": {"type": "array", "items": {"type": "array"}},
-                "seq": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-                "start": {"type": "array", "items": {"type": "boolean"}},
-                "end": {"type": "array", "items": {"type": "boolean"}},
+                # null: not given
+                "seq": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 0}},
+                "start": {"type": ["array", "null"], "items": {"type": "boolean"}},
+                "end": {"type": ["array", "null"], "items": {"type": "boolean"}},
             },
         }
     },

@@ -123,7 +123,10 @@ def batch_from_json(document: Any) -> ColumnBatch:
     valid = [valid_stream_id(value) for value in ids]
     refused = {row: _id_error(value) for row, value in enumerate(ids) if not valid[row]}
     stream = [value if ok else "" for value, ok in zip(ids, valid, strict=True)] if refused else ids
-    if not ids:  # an empty batch: nothing to do, nothing refused
+    if not ids:  # an empty batch: nothing to do, nothing refused (its columns checked)
+        _json_seq(document.get("seq"), 0, refused)
+        for name in ("start", "end"):
+            _json_column(document, name, 0)
         return ColumnBatch.of([], np.zeros((0, 1, 0)))
     array = _numbers(values, refused)
     seq = _json_seq(document.get("seq"), len(ids), refused)
@@ -223,7 +226,7 @@ def _json_column(document: dict[str, Any], name: str, count: int) -> NDArray[Any
     if value is None:
         return None
     array = np.asarray(value) if isinstance(value, list) else np.asarray(object())
-    if array.shape != (count,) or array.dtype.kind != "b":
+    if array.shape != (count,) or (count and array.dtype.kind != "b"):  # []: no booleans
         raise DataError(
             describe(name, f"a list of {count} booleans", repr(value)[:80], problem="is invalid.")
         )
