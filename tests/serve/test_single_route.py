@@ -172,6 +172,7 @@ CASES: list[tuple[str, bytes, bool | None]] = [
     ("encoded slash in the id", request("/v1/streams/a%2Fb/steps"), None),
     ("id too long", request(f"/v1/streams/{'x' * 257}/steps"), False),
     ("control character in the id", request("/v1/streams/a%01/steps"), False),
+    ("a newline after the path", request("/v1/streams/a/steps%0A"), None),
     ("GET", request(method="GET"), None),
     ("PUT", request(method="PUT"), None),
 ]
@@ -195,6 +196,8 @@ def test_the_path_answers_as_the_route_does_good_and_hostile(
             answer.pop("last_seen", None)
         assert held[0] == held[1]
     assert _requests(fast) == _requests(plain)
+    assert send(fast, request("/v1/streams/z/steps%0A"))[0] == 422  # no stream z came of it
+    assert httpx.get(fast + "/v1/streams/z", headers=AUTH).status_code == 404
     assert _requests(fast)[("/v1/streams/{stream_id}/steps", "200")] == codes.count(200) > 10
 
 

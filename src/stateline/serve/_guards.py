@@ -61,7 +61,7 @@ class RequestGuard:
                 status["code"], status["started"] = message["status"], True
             await send(message)
 
-        refusal = self._refusal(headers)
+        refusal = self._refusal(headers) or _line_break(scope["path"])
         if refusal is not None:
             await refusal(scope, receive, send_status)
         else:
@@ -99,6 +99,17 @@ class RequestGuard:
                 },
             )
         return None
+
+
+def _line_break(path: str) -> JSONResponse | None:
+    """A 422 for a path that ends in a line break: Starlette's route patterns end in ``$``,
+    which matches before a final newline (``/v1/streams/a/steps%0A`` stepped stream ``a``);
+    no stream id may hold one either."""
+    if path.endswith("\n"):
+        return JSONResponse(
+            status_code=422, content={"detail": "path: must not end in a line break (%0A)"}
+        )
+    return None
 
 
 class BodyLimit:
