@@ -468,7 +468,10 @@ COLUMNS_ANSWER: dict[str, Any] = {
                 "seq": {"type": "array", "items": {"type": ["integer", "null"]}},
                 "forecast": _column,
                 "scores": _column,
-                "flags": {"type": "array", "items": {"type": "boolean"}},
+                "flags": {  # (rows, steps), as the scores
+                    "type": "array",
+                    "items": {"type": "array", "items": {"type": "boolean"}},
+                },
                 "anomaly_scores": _column,
                 "level": _column,
                 "errors": {"type": "object", "additionalProperties": {"type": "string"}},
