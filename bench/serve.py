@@ -706,7 +706,7 @@ def main_bench() -> None:
         name += " [red](FAILED)[/red]" if row["failure"] else ""
         table.add_row(
             name,
-            f"{sizes.get(mode, 8 if mode in SINGLE_ROWS else args.columns_batch):,}",
+            "1" if mode in SINGLE_ROWS else f"{sizes.get(mode, args.columns_batch):,}",
             f"{row['requests'] / row['seconds']:,.0f}",
             f"{rate:,.0f}",
             f"{row['p50']:.2f}",

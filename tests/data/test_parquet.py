@@ -130,3 +130,6 @@ def test_a_file_without_a_column_read_is_named_not_read_as_gaps(tmp_path: Path) 
         (hive / f"site={key}").mkdir(parents=True)
         _frame().iloc[rows].to_parquet(hive / f"site={key}" / "part.parquet")
     assert scan_parquet(hive, group="site", columns=["v"]).keys == ("x", "y")
+
+    one = hive / "site=x" / "part.parquet"  # one file: Arrow reads the keys of all its folders
+    assert scan_parquet(one, group="site", columns=["v"]).keys == ("x",)

@@ -168,6 +168,8 @@ def test_oversized_or_malformed_columns_are_refused_before_anything_changes(
         [1, 2],
         {"stream": ["a"], "values": [[1.0]], "seq": [True]},
         {"stream": [], "values": [], "end": {}},  # an empty batch's columns are checked too
+        {"stream": [], "values": [], "start": [[], [1]]},  # ragged: refused, not a 500
+        {"stream": ["a"], "values": [[1.0]], "start": [[True], [True, False]]},
         {"stream": [], "values": [], "seq": [1]},
     ):
         with pytest.raises(DataError):

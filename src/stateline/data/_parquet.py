@@ -357,17 +357,17 @@ def _hive(path: Path, files: list[Path]) -> Any:
     import pyarrow.dataset as ds
 
     names: dict[str, None] = {}
-    for file in files:
-        names.update(dict.fromkeys(_folder_keys(path, file)))
+    if path.is_dir():
+        for file in files:
+            names.update(dict.fromkeys(_folder_keys(path, file)))
     return ds.HivePartitioning.discover(schema=pa.schema([(name, pa.string()) for name in names]))
 
 
 def _folder_keys(path: Path, file: Path) -> list[str]:
-    """The Hive keys that the folders between ``path`` and ``file`` name ("site=7": site),
-    outermost first."""
-    if not path.is_dir():
-        return []
-    parts = file.relative_to(path).parts[:-1]
+    """The Hive keys that the folders of ``file`` name ("site=7": site), outermost first, as
+    Arrow reads them: the folders below ``path`` when it is a folder, else every folder of
+    the file's path as given."""
+    parts = (file.relative_to(path) if path.is_dir() else file).parts[:-1]
     return [part.split("=", 1)[0] for part in parts if "=" in part]
 
 

@@ -225,7 +225,10 @@ def _json_column(document: dict[str, Any], name: str, count: int) -> NDArray[Any
     value = document.get(name)
     if value is None:
         return None
-    array = np.asarray(value) if isinstance(value, list) else np.asarray(object())
+    try:
+        array = np.asarray(value) if isinstance(value, list) else np.asarray(object())
+    except ValueError:  # ragged lists
+        array = np.asarray(object())
     if array.shape != (count,) or (count and array.dtype.kind != "b"):  # []: no booleans
         raise DataError(
             describe(name, f"a list of {count} booleans", repr(value)[:80], problem="is invalid.")
