@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike, NDArray
 from .._errors import ConfigError, DataError, NotFittedError, ShapeError, describe
 from .._validate import plain_numbers, require_positive_int
 from ..data import Moments, Scaler, load_table, pack_lanes, place_lanes, scan_parquet
-from ..data._checks import as_array, require_finite
+from ..data._checks import as_array, check_features, require_finite
 from ..data._parquet import is_parquet_source
 from ..nn import Carry, SequenceModel, select_rows
 from ._checkpoint import load_checkpoint, save_checkpoint
@@ -526,17 +526,7 @@ def _series(
     else:
         series = [_as_series(data, "data", None)]
         extra = None if covariates is None else [_as_series(covariates, "covariates", None)]
-    width = series[0].shape[1]
-    for index, s in enumerate(series):
-        if s.shape[1] != width:
-            raise ShapeError(
-                describe(
-                    f"data[{index}]",
-                    f"{width} columns like data[0]",
-                    f"shape {s.shape}",
-                    problem="has the wrong shape.",
-                )
-            )
+    check_features(series, "data")
     if extra is not None:
         for index, (s, e) in enumerate(zip(series, extra, strict=True)):
             if len(e) != len(s):
