@@ -39,11 +39,13 @@ from ._service import StreamService
 from ._single_route import SingleStepRoute, SteppingApp
 from ._wire import (
     ARROW,
+    STREAM_ID_PATTERN,
     STREAM_ID_RULE,
     answer_to_arrow,
     answer_to_json,
     arrow_request,
     batch_from_json,
+    json_type,
     valid_stream_id,
 )
 
@@ -117,10 +119,7 @@ StreamIdPath = Annotated[
     Path(
         description=f"the stream: {STREAM_ID_RULE}",
         # documented, not checked here: _check_path_id refuses a bad id with the rule's text
-        json_schema_extra={
-            "pattern": "^[^/\u0000-\u001f\u007f\ufffd]{1,256}$",
-            "not": {"enum": [".", ".."]},
-        },
+        json_schema_extra={"pattern": STREAM_ID_PATTERN, "not": {"enum": [".", ".."]}},
     ),
 ]
 
@@ -519,8 +518,8 @@ def _step_body(raw: bytes, content_type: str) -> StepIn:
     The body must be declared JSON, as FastAPI's body models want it; a body
     that is not JSON is not echoed back (it may not even be text).
     """
-    kind = content_type.split(";")[0].strip().lower()
-    if kind != "application/json" and not kind.endswith("+json"):
+    if not json_type(content_type):
+        kind = content_type.split(";")[0].strip().lower()
         problem: dict[str, Any] = {
             "type": "content_type",
             "loc": ("body",),

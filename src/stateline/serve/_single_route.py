@@ -32,7 +32,7 @@ from .._errors import StatelineError
 from ..stream import UnknownStreamError
 from ._events import Event
 from ._guards import host_name
-from ._wire import valid_stream_id
+from ._wire import json_type, valid_stream_id
 
 __all__ = ["ROUTE", "SingleStepRoute", "SteppingApp"]
 
@@ -126,8 +126,7 @@ class SingleStepRoute:
         given = found[b"authorization"].decode("latin-1").encode()
         if not hmac.compare_digest(given, self.expected):
             return None
-        host = host_name(found[b"host"].decode("latin-1"))
-        if self.hosts is not None and host not in self.hosts:
+        if self.hosts is not None and host_name(found[b"host"].decode("latin-1")) not in self.hosts:
             return None
         return found
 
@@ -150,8 +149,7 @@ class SingleStepRoute:
                 return b"".join(parts), False, True
 
     def _body(self, raw: bytes, content_type: bytes) -> Any:
-        kind = content_type.split(b";")[0].strip().lower()
-        if kind != b"application/json" and not kind.endswith(b"+json"):
+        if not json_type(content_type.decode("latin-1")):  # as the route reads the header
             return None
         try:
             return self.body_model.model_validate_json(raw)

@@ -53,8 +53,20 @@ STREAM_ID_RULE = (
 )
 """The one grammar of stream ids, for every endpoint and format."""
 
-_BAD_CHARACTER = "[/\\x00-\\x1f\\x7f\\ufffd]"
-_VALID_ID = re.compile(f"(?:(?!{_BAD_CHARACTER}).){{1,256}}", re.DOTALL)
+_BAD_CHARACTERS = "/\\x00-\\x1f\\x7f\\ufffd"
+_VALID_ID = re.compile(f"(?:(?![{_BAD_CHARACTERS}]).){{1,256}}", re.DOTALL)
+STREAM_ID_PATTERN = f"^[^{_BAD_CHARACTERS}]{{1,256}}$"
+"""The grammar as a regular expression, for a schema (``.`` and ``..`` aside)."""
+
+
+def json_type(content_type: str) -> bool:
+    """Whether a ``Content-Type`` declares JSON (``application/json`` or ``...+json``).
+
+    >>> json_type("application/json; charset=utf-8"), json_type("text/plain")
+    (True, False)
+    """
+    kind = content_type.split(";")[0].strip().lower()
+    return kind == "application/json" or kind.endswith("+json")
 
 
 def valid_stream_id(value: object) -> bool:
@@ -123,14 +135,11 @@ def batch_from_json(document: Any) -> ColumnBatch:
     valid = [valid_stream_id(value) for value in ids]
     refused = {row: _id_error(value) for row, value in enumerate(ids) if not valid[row]}
     stream = [value if ok else "" for value, ok in zip(ids, valid, strict=True)] if refused else ids
-    if not ids:  # an empty batch: nothing to do, nothing refused (its columns checked)
-        _json_seq(document.get("seq"), 0, refused)
-        for name in ("start", "end"):
-            _json_column(document, name, 0)
-        return ColumnBatch.of([], np.zeros((0, 1, 0)))
-    array = _numbers(values, refused)
+    array = _numbers(values, refused) if ids else None
     seq = _json_seq(document.get("seq"), len(ids), refused)
     flags = {name: _json_column(document, name, len(ids)) for name in ("start", "end")}
+    if array is None:  # an empty batch (its columns checked): nothing to do, nothing refused
+        return ColumnBatch.of([], np.zeros((0, 1, 0)))
     return ColumnBatch.of(stream, array, seq=seq, refused=refused, **flags)
 
 
