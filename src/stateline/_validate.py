@@ -8,7 +8,7 @@ import numbers
 
 from ._errors import ConfigError, describe
 
-__all__ = ["plain_numbers", "require_number", "require_positive_int"]
+__all__ = ["plain_numbers", "require_number", "require_positive_int", "require_seed"]
 
 
 def require_positive_int(name: str, value: object, *, optional: bool = False) -> None:
@@ -29,6 +29,27 @@ def require_positive_int(name: str, value: object, *, optional: bool = False) ->
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         expected = "None or an integer >= 1" if optional else "an integer >= 1"
         raise ConfigError(describe(name, expected, repr(value), problem="is invalid."))
+
+
+def require_seed(value: object, name: str = "seed") -> None:
+    """Raise ConfigError unless ``value`` is an int in [0, 2**63 - 1] (what NumPy's and
+    PyTorch's generators both take).
+
+    >>> require_seed(-1)
+    Traceback (most recent call last):
+    ...
+    stateline._errors.ConfigError: seed is invalid.
+      Expected: an integer from 0 to 2**63 - 1
+      Received: -1
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or not 0 <= int(value) < 2**63
+    ):
+        raise ConfigError(
+            describe(name, "an integer from 0 to 2**63 - 1", repr(value), problem="is invalid.")
+        )
 
 
 def require_number(name: str, value: object, expected: str, low: float, high: float) -> None:

@@ -11,8 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stateline import ConfigError
-from stateline.keras import KerasSequenceModel, from_keras, to_keras
+from stateline import ConfigError, DataError
+from stateline.keras import KerasSequenceModel, carry_from_keras, from_keras, to_keras
 from stateline.nn import ModelConfig, SequenceModel
 from stateline.stream import StateStore, StreamEngine
 
@@ -225,3 +225,58 @@ def test_only_chains_convert_and_the_layer_that_breaks_one_is_named() -> None:
     with torch.no_grad():
         got, _ = from_keras(unrolled)(torch.from_numpy(x))
     np.testing.assert_allclose(got.numpy(), unrolled.predict(x, verbose=0), atol=1e-5)
+
+
+def test_a_stateful_models_state_is_not_lost_silently() -> None:
+    """A Keras model that has run holds a state: from_keras warns, carry_from_keras takes it."""
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [
+            keras.Input((None, 2), batch_size=2),
+            keras.layers.LSTM(3, stateful=True, return_sequences=True),
+            keras.layers.GRU(2, stateful=True, return_sequences=True),
+            keras.layers.Dense(1),
+        ]
+    )
+    x = np.random.default_rng(0).normal(size=(2, 6, 2)).astype("float32")
+    model(x)
+    following = keras.ops.convert_to_numpy(model(x))
+    carry = carry_from_keras(model)  # the state after the second call
+    assert carry is not None and [tuple(p.shape) for p in carry] == [(1, 2, 3)] * 2 + [(1, 2, 2)]
+    for layer in model.layers[:2]:
+        layer.reset_state()
+    model(x)
+    with pytest.warns(UserWarning, match="carry_from_keras"):
+        converted = from_keras(model)
+    with torch.no_grad():
+        outputs, _ = converted(torch.as_tensor(x), carry_from_keras(model))
+    np.testing.assert_allclose(outputs.numpy(), following, atol=1e-5)
+    assert (
+        carry_from_keras(keras.Sequential([keras.Input((None, 2)), keras.layers.LSTM(2)])) is None
+    )
+
+
+def test_what_is_not_a_keras_model_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="model_or_path is not a Keras model"):
+        from_keras(42)
+    with pytest.raises(DataError, match="does not exist"):
+        from_keras(tmp_path / "missing.keras")
+    damaged = tmp_path / "damaged.keras"
+    damaged.write_bytes(b"PK\x03\x04 not a zip archive")
+    with pytest.raises(DataError, match="cannot be read"):
+        from_keras(damaged)
+
+
+def test_conversion_leaves_the_callers_random_generators_alone() -> None:
+    import random
+
+    model = SequenceModel(ModelConfig(inputs=2, hidden=3))
+    to_keras(model)  # Keras's first import and build
+    torch.manual_seed(0)
+    random.seed(0)
+    np.random.seed(0)
+    before = torch.random.get_rng_state(), random.getstate(), np.random.get_state()[1].copy()
+    from_keras(to_keras(model))
+    assert torch.equal(torch.random.get_rng_state(), before[0])
+    assert random.getstate() == before[1]
+    assert np.array_equal(np.random.get_state()[1], before[2])

@@ -57,6 +57,14 @@ def test_errors(rng: np.random.Generator) -> None:
         SequenceClassifier(ClassifierConfig(progress=False)).fit(sequences, ["a"] * 60)
     with pytest.raises(ConfigError, match="chunk"):
         ClassifierConfig(chunk=0)
+    quiet = SequenceClassifier(ClassifierConfig(progress=False, epochs=1))
+    with pytest.raises(DataError, match=r"(?s)labels\[1\] is not a class label.*nan"):
+        quiet.fit(sequences[:4], [0.0, float("nan")] * 2)  # each NaN would be a class
+    with pytest.raises(DataError, match=r"labels\[0\] is not a class label"):
+        quiet.fit(sequences[:4], np.zeros((4, 2)))
+    with pytest.raises(DataError, match=r"labels\[2\]"):
+        quiet.fit(sequences[:4], ["a", "b", None, "a"])
+    assert quiet.fit(sequences[:4], np.array([0, 1, 0, 1])).classes_ == [0, 1]
     with pytest.raises(ShapeError, match="sequences\\[1\\]"):
         SequenceClassifier(ClassifierConfig(progress=False)).fit(
             [np.ones((3, 2)), np.ones((3, 3))], ["a", "b"]

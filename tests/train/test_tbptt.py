@@ -192,6 +192,17 @@ def test_errors_are_clear(rng: np.random.Generator) -> None:
         TrainConfig(epochs=0)
     with pytest.raises(ConfigError, match="schedule"):
         TrainConfig(schedule="step")  # type: ignore[arg-type]
+    for bad in (
+        dict(seed=-1),
+        dict(seed=2**70),
+        dict(seed=True),
+        dict(learning_rate=float("inf")),
+        dict(learning_rate=0.0),
+        dict(weight_decay=float("nan")),
+        dict(clip_norm=float("inf")),
+    ):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            TrainConfig(**bad)  # type: ignore[arg-type]
     with pytest.raises(ShapeError, match="targets"):
         fit(
             model_for(),
@@ -259,3 +270,25 @@ def test_a_resumed_fit_goes_on_as_if_never_stopped(schedule: str, tmp_path: Path
     assert resumed_losses == straight_losses
     for name, tensor in straight.state_dict().items():
         assert torch.equal(tensor, resumed.state_dict()[name]), name
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_the_callers_model_mode_is_left_as_it_was(rng: np.random.Generator, mode: bool) -> None:
+    layout = toy_layout(rng)
+    model = model_for(dropout=0.5, layers=2).train(mode)
+    fit(model, layout, config=TrainConfig(epochs=1, progress=False))
+    assert model.training is mode
+    run_layout(model, layout)
+    assert model.training is mode
+    evaluate(model, layout)
+    assert model.training is mode
+    with pytest.raises(ShapeError):
+        fit(
+            model, pack_lanes(np.ones((4, 2)), lanes=1, chunk=2), config=TrainConfig(progress=False)
+        )
+    assert model.training is mode
+
+
+def test_an_unknown_task_is_refused(rng: np.random.Generator) -> None:
+    with pytest.raises(ConfigError, match="task"):
+        fit(model_for(), toy_layout(rng), task="regresion", config=TrainConfig(progress=False))

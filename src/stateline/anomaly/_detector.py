@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, DataError, NotFittedError, ShapeError, describe
-from .._validate import plain_numbers, require_positive_int
+from .._validate import plain_numbers, require_positive_int, require_seed
 from ._arrays import as_steps, standardise
 from ._baselines import MovingAverage
 from ._likelihood import LikelihoodConfig, likelihood_series
@@ -75,6 +75,7 @@ class DetectorConfig:
 
     def __post_init__(self) -> None:
         plain_numbers(self)
+        require_seed(self.seed)
         for name in ("hidden", "layers", "chunk", "epochs", "window", "reference"):
             require_positive_int(name, getattr(self, name))
         if self.predictor not in ("lstm", "moving_average"):

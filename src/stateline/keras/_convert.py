@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from .._errors import ConfigError, StatelineError, describe
-from ..nn import SequenceModel
+from .._errors import ConfigError, DataError, StatelineError, describe
+from ..nn import Carry, SequenceModel
+from ..train._seeding import kept_random_state
 from ._model import ACTIVATIONS, KerasModelConfig, KerasSequenceModel, LayerSpec
 
 __all__ = ["SUPPORTED_LAYERS", "from_keras", "to_keras"]
@@ -52,12 +54,35 @@ def from_keras(model_or_path: Any) -> KerasSequenceModel:
     Accepts a Keras 3 model (Sequential, or Functional as a chain of layers)
     or the path of a ``.keras`` file, built from :data:`SUPPORTED_LAYERS`,
     stateful or not. The result streams through :class:`~stateline.StreamEngine`
-    and serves with ``stateline serve --model model.keras``.
+    and serves with ``stateline serve --model model.keras``. It starts from a
+    zero carry: the state a stateful Keras model holds is not part of it, so
+    such a model, with a state not zero, gets a warning; take the state
+    with :func:`carry_from_keras`. The caller's random generators are left
+    as they were.
     """
+    with kept_random_state():  # Keras draws seeds as it builds layers
+        return _from_keras(_keras(), model_or_path)
+
+
+def carry_from_keras(model: Any) -> Carry | None:
+    """The state a stateful Keras model holds, as the carry of :func:`from_keras`'s model
+    (``(1, batch, units)`` per part: an LSTM's ``h`` then ``c``, a GRU's ``h``), or None
+    when no layer is stateful (or none has run yet)."""
     keras = _keras()
-    model = model_or_path
-    if isinstance(model_or_path, (str, Path)):
-        model = keras.saving.load_model(str(model_or_path), compile=False)
+    _require_model(model)
+    parts: list[Tensor] = []
+    for layer in _recurrent_layers(model):
+        states = getattr(layer, "states", None) if getattr(layer, "stateful", False) else None
+        if not states:
+            return None
+        parts += [
+            torch.as_tensor(np.asarray(keras.ops.convert_to_numpy(state)))[None] for state in states
+        ]
+    return tuple(parts) if parts else None
+
+
+def _from_keras(keras: Any, model_or_path: Any) -> KerasSequenceModel:
+    model = _loaded(keras, model_or_path)
     _require_supported(model)
     _require_chain(model)
     inputs = model.input_shape
@@ -131,7 +156,55 @@ def from_keras(model_or_path: Any) -> KerasSequenceModel:
     with torch.no_grad():
         for parameter, value in zip(converted.weights_, weights, strict=True):
             parameter.copy_(torch.as_tensor(value, dtype=parameter.dtype))
+    carry = carry_from_keras(model)
+    if carry is not None and any(bool(part.any()) for part in carry):
+        warnings.warn(
+            "the Keras model holds a state (its stateful layers have run); the converted model "
+            "starts from a zero carry. Pass carry_from_keras(model) as its carry to go on "
+            "from that state, or reset its layers first (layer.reset_state()).",
+            stacklevel=3,
+        )
     return converted.eval()
+
+
+def _loaded(keras: Any, model_or_path: Any) -> Any:
+    """The Keras model itself, or the one a ``.keras`` file holds, with a clear error."""
+    if not isinstance(model_or_path, str | Path):
+        _require_model(model_or_path)
+        return model_or_path
+    path = Path(model_or_path)
+    if not path.is_file():
+        raise DataError(
+            describe("model_or_path", "a .keras file", str(path), problem="does not exist.")
+        )
+    try:
+        return keras.saving.load_model(str(path), compile=False)
+    except Exception as error:  # Keras says "File not found" for a damaged file
+        raise DataError(
+            describe(
+                "model_or_path",
+                "a .keras file Keras 3 can read (keras.saving.load_model)",
+                f"{path}: {type(error).__name__}: {error}",
+                problem="cannot be read.",
+                fix="Save the model again with model.save('model.keras').",
+            )
+        ) from error
+
+
+def _require_model(model: Any) -> None:
+    if not hasattr(model, "layers") or not hasattr(model, "input_shape"):
+        raise ConfigError(
+            describe(
+                "model_or_path",
+                "a Keras 3 model, or the path of a .keras file",
+                f"{type(model).__name__} {model!r:.80}",
+                problem="is not a Keras model.",
+            )
+        )
+
+
+def _recurrent_layers(model: Any) -> list[Any]:
+    return [layer for layer in model.layers if type(layer).__name__ in ("LSTM", "GRU")]
 
 
 def to_keras(model: nn.Module, path: str | Path | None = None, *, stateful: bool = False) -> Any:
@@ -142,7 +215,11 @@ def to_keras(model: nn.Module, path: str | Path | None = None, *, stateful: bool
     Keras keeps no carry you can hand over: pass ``stateful=True`` to get
     layers that carry it between calls themselves (batch size fixed at 1).
     """
-    keras = _keras()
+    with kept_random_state():  # Keras draws seeds as it builds layers
+        return _to_keras(_keras(), model, path, stateful)
+
+
+def _to_keras(keras: Any, model: nn.Module, path: str | Path | None, stateful: bool) -> Any:
     converted = model if isinstance(model, KerasSequenceModel) else _from_sequence_model(model)
     config = converted.config
     batch = 1 if stateful else None

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .._errors import ConfigError, describe
-from .._validate import plain_numbers, require_positive_int
+from .._validate import plain_numbers, require_positive_int, require_seed
 
 __all__ = ["OnlineConfig"]
 
@@ -46,6 +46,7 @@ class OnlineConfig:
 
     def __post_init__(self) -> None:
         plain_numbers(self)
+        require_seed(self.seed)
         for name in ("buffer", "update_every", "lanes", "chunk", "epochs"):
             require_positive_int(name, getattr(self, name))
         require_positive_int("recompute_steps", self.recompute_steps, optional=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
 from os import PathLike
@@ -18,7 +19,7 @@ from ..data._checks import check_features
 from ..data._lanes import sequence_list
 from ..data._parquet import is_parquet_source
 from ..nn import SequenceModel
-from ._checkpoint import load_checkpoint, save_checkpoint
+from ._checkpoint import load_estimator, save_checkpoint
 from ._distributed import Ranks
 from ._estimator_config import EstimatorConfig
 from ._loss import device_for
@@ -102,6 +103,7 @@ class SequenceClassifier:
                     problem="has the wrong shape.",
                 )
             )
+        _check_labels(label_list)
         self.classes_ = sorted(set(label_list), key=str)
         if len(self.classes_) < 2:
             raise DataError(
@@ -161,6 +163,7 @@ class SequenceClassifier:
             shuffle_chunks=config.chunk is None,
             rank_layouts=True,
         )
+        self.model_.eval()  # its own model: predicted with, not trained, from here
         return self
 
     def predict_proba(self, sequences: Sequence[ArrayLike]) -> NDArray[np.float64]:
@@ -208,7 +211,7 @@ class SequenceClassifier:
 
     @classmethod
     def load(cls, directory: str | Path) -> SequenceClassifier:
-        model, _, metadata = load_checkpoint(directory)
+        model, _, metadata = load_estimator(directory, "SequenceClassifier")
         classifier = cls(ClassifierConfig(**metadata["config"]))
         classifier.model_ = model  # type: ignore[assignment]
         classifier.scaler_ = Scaler.from_dict(metadata["scaler"])
@@ -316,3 +319,23 @@ def _sequences(sequences: Sequence[ArrayLike]) -> list[NDArray[np.float64]]:
     arrays = sequence_list(list(sequences), "sequences")
     check_features(arrays)
     return [a.astype(np.float64) for a in arrays]
+
+
+def _check_labels(labels: list[Any]) -> None:
+    """Refuse what cannot be a class: a missing or non-finite value, or a label of several
+    values (each NaN would otherwise be a class of its own, as NaN != NaN)."""
+    for position, label in enumerate(labels):
+        value = label.item() if isinstance(label, np.generic) else label
+        whole = isinstance(value, str | bytes | bool | int) or (
+            isinstance(value, float) and math.isfinite(value)
+        )
+        if not whole:
+            raise DataError(
+                describe(
+                    f"labels[{position}]",
+                    "one class per sequence: a string, an integer or a finite number",
+                    repr(label),
+                    problem="is not a class label.",
+                    fix="Drop the sequences without a label, or give each one class.",
+                )
+            )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from .._errors import ConfigError, describe
-from .._validate import plain_numbers, require_positive_int
+from .._validate import plain_numbers, require_number, require_positive_int, require_seed
 
 __all__ = ["TrainConfig"]
 
@@ -14,6 +15,10 @@ __all__ = ["TrainConfig"]
 def _check(condition: bool, name: str, expected: str, value: object) -> None:
     if not condition:
         raise ConfigError(describe(name, expected, repr(value), problem="is invalid."))
+
+
+_TINY = math.ulp(0.0)
+"""The least number above 0: the bound of options that must be > 0."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,14 +61,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         plain_numbers(self)
         require_positive_int("epochs", self.epochs)
-        _check(self.learning_rate > 0, "learning_rate", "a number > 0", self.learning_rate)
-        _check(self.weight_decay >= 0, "weight_decay", "a number >= 0", self.weight_decay)
-        _check(
-            self.clip_norm is None or self.clip_norm > 0,
-            "clip_norm",
-            "None or a number > 0",
-            self.clip_norm,
-        )
+        require_number("learning_rate", self.learning_rate, "a finite number > 0", _TINY, math.inf)
+        require_number("weight_decay", self.weight_decay, "a finite number >= 0", 0.0, math.inf)
+        if self.clip_norm is not None:
+            require_number(
+                "clip_norm", self.clip_norm, "None or a finite number > 0", _TINY, math.inf
+            )
+        require_seed(self.seed)
         _check(
             self.schedule in ("constant", "cosine", "plateau"),
             "schedule",
@@ -71,7 +75,7 @@ class TrainConfig:
             self.schedule,
         )
         require_positive_int("patience", self.patience, optional=True)
-        _check(self.min_delta >= 0, "min_delta", "a number >= 0", self.min_delta)
+        require_number("min_delta", self.min_delta, "a finite number >= 0", 0.0, math.inf)
         _check(
             self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:"),
             "device",

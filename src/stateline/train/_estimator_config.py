@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .._errors import ConfigError, describe
-from .._validate import plain_numbers
+from .._validate import plain_numbers, require_seed
 from ..nn import ModelConfig
 from ..nn._config import Task
 from ._config import TrainConfig
@@ -40,6 +40,7 @@ class EstimatorConfig:
 
     def __post_init__(self) -> None:
         plain_numbers(self)
+        require_seed(self.seed)
         if not 0.0 <= self.validation_share < 0.5:
             raise ConfigError(
                 describe(

@@ -18,7 +18,7 @@ from ..data import Moments, Scaler, load_table, pack_lanes, place_lanes, scan_pa
 from ..data._checks import as_array, check_features, require_finite
 from ..data._parquet import is_parquet_source
 from ..nn import Carry, SequenceModel, select_rows
-from ._checkpoint import load_checkpoint, save_checkpoint
+from ._checkpoint import load_estimator, save_checkpoint
 from ._distributed import Ranks
 from ._estimator_config import EstimatorConfig
 from ._loss import device_for
@@ -203,6 +203,7 @@ class Forecaster:
             validation=validation,
             rank_layouts=True,
         )
+        self.model_.eval()  # its own model: predicted with, not trained, from here
         del layout, validation
         self.carry_ = self._final_carry(ranks, owned, [inputs[i] for i in owned])
         return self
@@ -285,7 +286,7 @@ class Forecaster:
     @classmethod
     def load(cls, directory: str | Path) -> Forecaster:
         """Load a forecaster written by :meth:`save`; predictions are identical."""
-        model, carry, metadata = load_checkpoint(directory)
+        model, carry, metadata = load_estimator(directory, "Forecaster", needs_carry=True)
         forecaster = cls(ForecasterConfig(**metadata["config"]))
         forecaster.model_ = model  # type: ignore[assignment]
         forecaster.carry_ = carry

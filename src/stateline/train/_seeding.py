@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 
-__all__ = ["seeded"]
+__all__ = ["kept_random_state", "seeded"]
 
 
 @contextmanager
@@ -28,3 +30,28 @@ def seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+@contextmanager
+def kept_random_state() -> Iterator[None]:
+    """Run the block, then put Python's, NumPy's global and PyTorch's generators back.
+
+    For work that draws numbers nobody asked for: building a model whose
+    initial weights are overwritten at once (loading one), or Keras drawing
+    seeds as it builds layers.
+
+    >>> import random
+    >>> before = random.getstate(), torch.random.get_rng_state()
+    >>> with kept_random_state():
+    ...     _ = random.random(), torch.rand(2), np.random.rand()
+    >>> random.getstate() == before[0], torch.equal(torch.random.get_rng_state(), before[1])
+    (True, True)
+    """
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)

@@ -21,6 +21,7 @@ from ._config import TrainConfig
 from ._distributed import Ranks
 from ._loss import device_for, masked_loss
 from ._seeding import seeded
+from ._targets import check_targets, model_outputs
 from ._training_state import (
     EpochRecord,
     History,
@@ -50,7 +51,13 @@ class _Tensors:
 
 
 def _tensors(
-    layout: LaneLayout, device: torch.device, dtype: torch.dtype, task: str, target_at: TargetAt
+    layout: LaneLayout,
+    device: torch.device,
+    dtype: torch.dtype,
+    task: str,
+    target_at: TargetAt,
+    outputs: int | None,
+    name: str = "layout",
 ) -> _Tensors:
     if layout.y is None:
         raise ShapeError(
@@ -63,6 +70,7 @@ def _tensors(
         )
     y_dtype = torch.long if task == "multiclass" else dtype
     weight = layout.mask if target_at == "every" else last_step_mask(layout)
+    check_targets(layout.y, weight, task=task, outputs=outputs, name=f"{name}.y")
     return _Tensors(
         x=torch.as_tensor(layout.x, dtype=dtype, device=device),
         y=torch.as_tensor(layout.y, device=device).to(y_dtype),
@@ -103,11 +111,16 @@ def _own_lanes(
     task: str,
     target_at: TargetAt,
     shuffle_chunks: bool,
+    outputs: int | None,
 ) -> tuple[_Tensors, _Tensors | None, list[int], int]:
     """This rank's own training and validation lanes on its device, each chunk's real steps
     over all the ranks and all the real steps (``rank_layouts=True``)."""
-    train = _tensors(layout, device, dtype, task, target_at)
-    held = None if validation is None else _tensors(validation, device, dtype, task, target_at)
+    train = _tensors(layout, device, dtype, task, target_at, outputs)
+    held = (
+        None
+        if validation is None
+        else _tensors(validation, device, dtype, task, target_at, outputs, "validation")
+    )
     independent = not shuffle_chunks or _chunks_independent(layout)
     mine = (len(layout), layout.steps, validation is not None, independent)
     shared = cast(list[tuple[int, int, bool, bool]], ranks.gather(mine))
@@ -193,6 +206,9 @@ def fit(
     sequences no longer than ``chunk``.
 
     Returns the :class:`History`; with ``patience`` the best weights are restored.
+    The targets must fit the model and the task (as many columns as the model's
+    outputs; labels in [0, 1] for ``"binary"``; class ids below the outputs for
+    ``"multiclass"``), and the model's train/eval mode is left as it was.
 
     Launched under ``torchrun`` (or in a process group the caller made), it
     trains on all the processes: each takes a block of the lanes and keeps
@@ -215,11 +231,28 @@ def fit(
         raise ConfigError(
             describe("target_at", "'every' or 'last'", repr(target_at), problem="is invalid.")
         )
+    _check_task(task)
     if shuffle_chunks and not rank_layouts and not _chunks_independent(layout):
         raise _shuffle_error()
-    with seeded(config.seed):
-        return _fit(
-            model, layout, config, validation, task, target_at, shuffle_chunks, rank_layouts
+    was_training = model.training
+    try:
+        with seeded(config.seed):
+            return _fit(
+                model, layout, config, validation, task, target_at, shuffle_chunks, rank_layouts
+            )
+    finally:
+        model.train(was_training)  # the caller's mode, as it was
+
+
+def _check_task(task: str) -> None:
+    if task not in ("regression", "binary", "multiclass"):
+        raise ConfigError(
+            describe(
+                "task",
+                "'regression', 'binary' or 'multiclass'",
+                repr(task),
+                problem="is invalid.",
+            )
         )
 
 
@@ -251,19 +284,24 @@ def _fit(
     model.to(device)
     ranks.same_weights(model)
     dtype = next(model.parameters()).dtype
+    declared = model_outputs(model)  # outputs per step, when the model's config says
     if rank_layouts and ranks.world > 1:
         train, held, all_steps, real_steps = _own_lanes(
-            ranks, layout, validation, device, dtype, task, target_at, shuffle_chunks
+            ranks, layout, validation, device, dtype, task, target_at, shuffle_chunks, declared
         )
     else:
         # Over several ranks the whole layout stays on the host; a rank's lanes go to its device.
         host = device if ranks.world == 1 else torch.device("cpu")
-        everything = _tensors(layout, host, dtype, task, target_at)
+        everything = _tensors(layout, host, dtype, task, target_at, declared)
         all_steps, real_steps = everything.chunk_steps, layout.steps
         train = everything
         if ranks.world > 1:
             train = _lanes_of(everything, ranks.lanes(layout.lanes), device)
-        held = None if validation is None else _tensors(validation, host, dtype, task, target_at)
+        held = (
+            None
+            if validation is None
+            else _tensors(validation, host, dtype, task, target_at, declared, "validation")
+        )
         if validation is not None and held is not None and ranks.world > 1:
             held = _lanes_of(held, ranks.lanes(validation.lanes, allow_empty=True), device)
     optimizer = _optimizer(model, config)
@@ -383,7 +421,6 @@ def _fit(
                 break
     if config.patience is not None and best_state is not None:
         model.load_state_dict(best_state)
-    model.eval()
     return history
 
 
@@ -402,9 +439,10 @@ def evaluate(
 ) -> float:
     """Mean masked loss of ``model`` over ``layout``, on a fresh carry."""
     task = task or str(getattr(getattr(model, "config", None), "task", "regression"))
+    _check_task(task)
     torch_device = device_for(device)
     dtype = next(model.parameters()).dtype
-    tensors = _tensors(layout, torch_device, dtype, task, target_at)
+    tensors = _tensors(layout, torch_device, dtype, task, target_at, model_outputs(model))
     carry_model: CarryModel = model  # type: ignore[assignment]
     return _evaluate(carry_model, tensors, task)
 
@@ -449,22 +487,26 @@ def run_layout(
     model.to(torch_device)
     dtype = next(model.parameters()).dtype
     carry_model: CarryModel = model  # type: ignore[assignment]
+    was_training = model.training
     model.eval()
     outputs = []
-    with torch.no_grad():
-        state = (
-            carry
-            if carry is not None
-            else carry_model.initial_carry(layout.lanes, device=torch_device, dtype=dtype)
-        )
-        for chunk in layout:
-            ys, state = carry_model(
-                torch.as_tensor(chunk.x, dtype=dtype, device=torch_device),
-                state,
-                reset=torch.as_tensor(chunk.reset, device=torch_device),
-                mask=torch.as_tensor(chunk.mask, device=torch_device),
+    try:
+        with torch.no_grad():
+            state = (
+                carry
+                if carry is not None
+                else carry_model.initial_carry(layout.lanes, device=torch_device, dtype=dtype)
             )
-            outputs.append(ys.float().cpu().numpy())
+            for chunk in layout:
+                ys, state = carry_model(
+                    torch.as_tensor(chunk.x, dtype=dtype, device=torch_device),
+                    state,
+                    reset=torch.as_tensor(chunk.reset, device=torch_device),
+                    mask=torch.as_tensor(chunk.mask, device=torch_device),
+                )
+                outputs.append(ys.float().cpu().numpy())
+    finally:
+        model.train(was_training)  # the caller's mode, as it was
     return np.stack(outputs), state
 
 

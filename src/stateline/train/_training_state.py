@@ -14,6 +14,7 @@ from torch import nn
 
 from .._errors import ConfigError, describe
 from .._files import write_atomically
+from ._checkpoint import read_tensors
 from ._config import TrainConfig
 from ._distributed import Ranks
 
@@ -102,11 +103,23 @@ def load_training_state(
     order_generator: np.random.Generator,
     rank: int,
 ) -> tuple[History, dict[str, Any] | None, int]:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None and state["scheduler"] is not None:
-        scheduler.load_state_dict(state["scheduler"])
+    state = read_tensors(path)
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state["scheduler"] is not None:
+            scheduler.load_state_dict(state["scheduler"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as error:
+        raise ConfigError(
+            describe(
+                str(path),
+                "the training state of this model, optimizer and schedule",
+                f"{type(error).__name__}: {error}"[:300],
+                problem="does not fit this run.",
+                fix="Resume with the settings of the run that wrote it, or set resume=False "
+                "(or remove the file) to start afresh.",
+            )
+        ) from error
     order_generator.bit_generator.state = state["order"]
     random_states = state["torch_rng"]
     if rank < len(random_states):  # a run resumed with more processes: those draw afresh
