@@ -211,6 +211,43 @@ def test_poison_messages_are_answered_and_the_worker_goes_on(
     assert age and float(age[0].split()[-1]) < 30, age  # not +Inf for partitions with nothing
 
 
+def test_what_the_service_refuses_for_a_whole_call_is_one_events_answer(
+    cluster: Any, model_dir: Path, tmp_path: Path
+) -> None:
+    """From a review: an event of more steps than --max-steps (the default --max-event-steps
+    is more) and Arrow integers past 2**53 each stopped the worker (every restart again on
+    the same message). Each is answered now, and the events around them stepped."""
+    import pyarrow as pa
+    from confluent_kafka import Producer
+
+    huge = pa.FixedSizeListArray.from_arrays(pa.array([2**62], pa.int64()), 1)
+    messages = [
+        (b"s1", encode_event([20.0], seq=0)),
+        (b"s1", encode_event([[20.0]] * 20, seq=1)),  # 20 steps > --max-steps 10
+        (b"s2", encode_event([20.0], seq=0)),
+        (b"s3", encode_event([20.0], seq=0)),
+        (b"s4", encode_event([20.0], seq=0)),
+        (b"i", _arrow(pa.table({"stream": ["i"], "values": huge}))),
+        (b"s1", encode_event([20.0], seq=1)),
+    ]
+    producer = Producer({"bootstrap.servers": cluster.bootstrap})
+    for key, value in messages:
+        producer.produce("events", key=key, value=value, partition=0)
+    producer.flush(30)
+    config = _config(cluster, model_dir, tmp_path / "ck", max_steps=10)
+    worker = Worker(config)
+    thread = _running(worker)
+    answers = sorted(_read(cluster, len(messages)), key=lambda answer: answer.offset)
+    worker.stop()
+    thread.join(timeout=60)
+    assert worker.failure is None and len(answers) == len(messages)
+    statuses = [answer.answer.get("status") for answer in answers[:5]]
+    assert statuses[1] == "error" and "--max-steps 10" in answers[1].answer["error"]
+    assert statuses[0] == statuses[2] == statuses[3] == statuses[4] == "ok", statuses
+    assert answers[-1].answer["status"] == "ok"  # s1 goes on at seq 1: the 20 steps were not
+    assert worker.metrics.text().count("stateline_worker_refused_events_total 1.0") == 1
+
+
 def test_a_poll_that_fails_half_way_writes_no_checkpoint_on_the_way_out(
     cluster: Any, model_dir: Path, tmp_path: Path
 ) -> None:

@@ -239,7 +239,9 @@ def test_any_json_body_gets_the_same_answer_both_ways(
 
 
 def test_an_answer_json_cannot_carry_is_the_same_500_both_ways(
-    apps: tuple[FastAPI, FastAPI], pair: tuple[str, str, CountingRoute]
+    apps: tuple[FastAPI, FastAPI],
+    pair: tuple[str, str, CountingRoute],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     async def not_json(event: Any) -> dict[str, Any]:  # NaN: not JSON (the service never
         return {"stream": event.stream, "status": "ok", "level": math.nan}  # answers it)
@@ -251,6 +253,8 @@ def test_an_answer_json_cannot_carry_is_the_same_500_both_ways(
     assert answers[0] == answers[1]
     assert answers[0][0] == 500 and answers[0][2]["detail"].startswith("ValueError: Out of range")
     assert _requests(fast) == _requests(plain)
+    logged = [r for r in caplog.records if r.name == "stateline.serve" and "500" in r.message]
+    assert len(logged) == 2 and all(r.exc_info for r in logged)  # each 500 with its traceback
 
 
 def test_a_token_past_ascii_is_read_as_the_route_reads_it(model_dir: Path, tmp_path: Path) -> None:

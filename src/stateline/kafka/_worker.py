@@ -33,16 +33,20 @@ import logging
 import signal
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._errors import ConfigError, StatelineError, describe
+from .._errors import ConfigError, DataError, StatelineError, describe
 from ..serve._answers import blank_answer
+from ..serve._columns import ColumnBatch
 from ..serve._events import Event, event_steps
 from ..serve._wire import ARROW, answer_to_arrow, arrow_request
 from ._config import WorkerConfig
 from ._messages import Incoming, answer_headers, decode_event, is_arrow
 from ._metrics import WorkerMetrics
 from ._partition import PartitionState
+
+if TYPE_CHECKING:
+    from ..serve._service import StreamService
 
 __all__ = ["Worker"]
 
@@ -227,12 +231,15 @@ class Worker:
     def _step_events(self, state: PartitionState, messages: list[Any]) -> None:
         if not messages:
             return
-        incoming = [decode_event(m.key(), m.value(), state.partition, m.offset()) for m in messages]
+        limits = state.service.config
+        incoming = [
+            _within(decode_event(m.key(), m.value(), state.partition, m.offset()), limits.max_steps)
+            for m in messages
+        ]
         events = [item.event for item in incoming if item.event is not None]
         answers: list[dict[str, Any]] = []
-        limits = state.service.config
         for chunk in _chunks(events, limits.max_steps, limits.max_events):
-            answers.extend(state.service.step(chunk))
+            answers.extend(_step_or_each(state.service, chunk))
         stepped = iter(answers)
         for item in incoming:
             if item.event is not None:
@@ -246,7 +253,7 @@ class Worker:
     def _step_columns(self, state: PartitionState, message: Any) -> None:
         service = state.service
         try:
-            batch, ids = arrow_request(message.value(), **service.column_bounds)
+            batch, ids = _decoded(message.value(), service.column_bounds)
             answer = service.step_columns(batch)  # refuses a batch past a limit as a whole
         except StatelineError as error:  # the whole message is refused: one error answer
             item = Incoming(state.partition, message.offset(), error=f"value: {error}")
@@ -580,9 +587,55 @@ class Worker:
                 )
 
 
+def _within(item: Incoming, max_steps: int) -> Incoming:
+    """``item``, or its refusal when its event alone holds more than ``max_steps`` steps (no
+    call could take it; the service would refuse the whole call it went into)."""
+    if item.event is None or event_steps(item.event) <= max_steps:
+        return item
+    error = describe(
+        "values",
+        f"at most --max-steps {max_steps} steps in one event",
+        f"{event_steps(item.event)} steps",
+        problem="hold too many steps.",
+        fix="Send the steps in several events.",
+    )
+    return Incoming(item.partition, item.offset, error=error, stream=item.stream)
+
+
+def _step_or_each(service: StreamService, events: list[Event]) -> list[dict[str, Any]]:
+    """The service's answers to ``events`` in one call; when it refuses the call as a whole
+    (a limit of the call, such as more new streams than the store holds), each event alone,
+    so that one event's refusal is its own answer and the worker goes on."""
+    try:
+        return service.step(events)
+    except StatelineError as error:
+        if len(events) == 1:
+            return [blank_answer(events[0].stream, "error", error=str(error))]
+    return [answer for event in events for answer in _step_or_each(service, [event])]
+
+
+def _decoded(value: bytes, bounds: dict[str, int]) -> tuple[ColumnBatch, Any]:
+    """:func:`arrow_request` of a message value; what Arrow itself cannot read is a
+    DataError too (the message is answered with it, never stops the worker)."""
+    try:
+        return arrow_request(value, **bounds)
+    except StatelineError:
+        raise
+    except Exception as error:  # pyarrow's own errors, on a body no check foresaw
+        LOG.warning("an Arrow message Arrow could not read: %s: %s", type(error).__name__, error)
+        raise DataError(
+            describe(
+                "value",
+                "an Arrow batch of stateline's columns",
+                f"{type(error).__name__}: {error}",
+                problem="cannot be read.",
+            )
+        ) from error
+
+
 def _chunks(events: list[Event], max_steps: int, max_events: int) -> list[list[Event]]:
-    """Events in calls of at most ``max_events`` events and ``max_steps`` steps (an event
-    alone may be more: it is then refused alone by the service's own limit per event)."""
+    """Events in calls of at most ``max_events`` events and ``max_steps`` steps (each
+    event holds at most ``max_steps``: :func:`_within` refused the others)."""
     chunks: list[list[Event]] = []
     current: list[Event] = []
     steps = 0

@@ -3,6 +3,7 @@ as read), a 500 for anything that escapes, and the request metrics."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -12,6 +13,8 @@ from fastapi.responses import JSONResponse
 from ._config import ServeConfig
 
 __all__ = ["BodyLimit", "RequestGuard", "allowed_hosts", "host_name"]
+
+LOG = logging.getLogger("stateline.serve")
 
 
 def allowed_hosts(config: ServeConfig) -> set[str] | None:
@@ -68,6 +71,7 @@ class RequestGuard:
             try:
                 await self.app(scope, receive, send_status)
             except Exception as error:  # nothing a client sends may crash the server
+                LOG.exception("%s %s: answered 500", scope.get("method"), scope.get("path"))
                 if status["started"]:
                     raise
                 answer = JSONResponse(

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ValidationError
 from .._errors import StatelineError
 from ..stream import UnknownStreamError
 from ._events import Event
-from ._guards import host_name
+from ._guards import LOG, host_name
 from ._wire import json_type, valid_stream_id
 
 __all__ = ["ROUTE", "SingleStepRoute", "SteppingApp"]
@@ -93,7 +93,8 @@ class SingleStepRoute:
         except StatelineError as error:  # as the app's handler answers it
             code = 404 if isinstance(error, UnknownStreamError) else 422
             answer = {"detail": str(error)}
-        except Exception as error:  # as RequestGuard answers what escapes a route
+        except Exception as error:  # as RequestGuard answers (and logs) what escapes a route
+            LOG.exception("POST %s: answered 500", scope["path"])
             code, answer = 500, {"detail": f"{type(error).__name__}: {error}"}
         else:
             if answer["status"] == "error":  # one event: its error is the request's
@@ -104,6 +105,7 @@ class SingleStepRoute:
         try:
             body = _render(answer)
         except Exception as error:  # as RequestGuard answers a response that cannot render
+            LOG.exception("POST %s: answered 500", scope["path"])
             code, body = 500, _render({"detail": f"{type(error).__name__}: {error}"})
         await _send_json(send, code, body)
         service.metrics.requests.inc(ROUTE, str(code))

@@ -340,7 +340,23 @@ def arrow_request(
 ) -> tuple[ColumnBatch, Any]:
     """:func:`batch_from_arrow`, and its ids as the Arrow string array they came in: the
     answer sends them back as they are (:func:`answer_to_arrow`'s ``stream``), not rebuilt
-    from Python strings."""
+    from Python strings. What Arrow itself cannot read is a DataError too."""
+    import pyarrow as pa
+
+    try:
+        return _arrow_request(body, max_rows=max_rows, max_values=max_values)
+    except pa.ArrowException as error:  # a body no check above foresaw: still the client's
+        raise DataError(
+            describe(
+                "body",
+                "an Arrow batch of stateline's columns",
+                f"{type(error).__name__}: {error}"[:300],
+                problem="cannot be read.",
+            )
+        ) from error
+
+
+def _arrow_request(body: bytes, *, max_rows: int, max_values: int) -> tuple[ColumnBatch, Any]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -383,7 +399,9 @@ def arrow_request(
         )
     size = values.type.list_size
     missing = values.is_null().to_numpy(zero_copy_only=False) if values.null_count else None
-    flat = pc.cast(values.flatten(), pa.float64()).to_numpy(zero_copy_only=False)
+    # integers past 2**53 round, as the same numbers in JSON do (a safe cast refuses them)
+    exact = not pa.types.is_integer(values.type.value_type)
+    flat = pc.cast(values.flatten(), pa.float64(), safe=exact).to_numpy(zero_copy_only=False)
     if missing is not None:  # a null row has no numbers in flatten(): put NaN rows back
         for row in np.flatnonzero(missing).tolist():
             refused.setdefault(row, describe("values", "numbers", "null", problem="are missing."))
