@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-__all__ = ["write_atomically"]
+__all__ = ["remove_leftovers", "write_atomically"]
 
 
 def write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
@@ -22,7 +24,7 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     >>> target.read_text()
     'done'
     """
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path) + _writer())
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
@@ -37,3 +39,50 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Remove the temporary files :func:`write_atomically` left in ``folder`` when its
+    process was killed (each as large as its file: repeated crashes would fill the disk);
+    returns them. Only files of this host whose writing process is gone are removed: a
+    write in progress, here or on another host sharing the folder, is left alone.
+
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> dead = folder / f".state.pt.999999999@{socket.gethostname()}.x1y_2"
+    >>> live = folder / f".state.pt.{os.getpid()}@{socket.gethostname()}.a3b4"
+    >>> _ = dead.write_bytes(b"half"), live.write_bytes(b"being written")
+    >>> [p.name for p in remove_leftovers(folder)] == [dead.name], live.exists()
+    (True, True)
+    """
+    removed = []
+    host = socket.gethostname()
+    for candidate in sorted(folder.glob(".*")) if folder.is_dir() else []:
+        match = _TEMPORARY.fullmatch(candidate.name)
+        if match is None or match["host"] != host or _alive(int(match["pid"])):
+            continue
+        candidate.unlink(missing_ok=True)
+        removed.append(candidate)
+    return removed
+
+
+_TEMPORARY = re.compile(r"\.(?P<target>.+)\.(?P<pid>\d+)@(?P<host>.+)\.[A-Za-z0-9_]+")
+"""The name :func:`write_atomically` gives its temporary file: ``.target.pid@host.random``."""
+
+
+def _prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _writer() -> str:
+    """Who writes a temporary file: ``pid@host.`` (then mkstemp's random part)."""
+    return f"{os.getpid()}@{socket.gethostname()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from .conftest import AUTH, REFERENCE, TOKEN
+from .conftest import AUTH, REFERENCE, TOKEN, serve_config, serving
 
 
 def post(url: str, path: str, body: object, **kwargs: object) -> httpx.Response:
@@ -261,3 +262,23 @@ def test_reads_need_the_token_and_the_host_must_be_ours(server: str) -> None:
     assert "/" not in health["model"]
     rebound = httpx.get(server + "/healthz", headers={"Host": "evil.example"})
     assert rebound.status_code == 400 and "Host" in rebound.json()["detail"]
+
+
+def test_a_batch_past_max_events_is_refused_whole_before_any_event_is_read(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """From a review: only the events that passed their checks were counted, so 500,000
+    malformed items in a 1 MB body were each answered (a 99 MB answer, 7 s of CPU)."""
+    from stateline.serve._app import create_app
+
+    app = create_app(serve_config(model_dir, tmp_path / "state", max_events=5))
+    good = {"stream": "g", "values": [50.0], "seq": 0}
+    with serving(app) as server:
+        refused = post(server, "/v1/steps", {"events": [good, 0, 0, 0, 0, 0]})
+        assert refused.status_code == 422 and "at most 5 per call" in refused.text
+        assert httpx.get(server + "/v1/streams/g", headers=AUTH).status_code == 404
+        with connect(server.replace("http", "ws") + f"/v1/ws?token={TOKEN}") as socket:
+            socket.send(json.dumps({"events": [good, 0, 0, 0, 0, 0]}))
+            assert "at most 5 per call" in json.loads(socket.recv(timeout=10))["error"]
+        taken = post(server, "/v1/steps", {"events": [good, 0, 0, 0, 0]})
+        assert [r["status"] for r in taken.json()["results"]] == ["ok"] + ["error"] * 4

@@ -132,3 +132,20 @@ def test_steps_go_on_while_a_snapshot_is_written_and_it_holds_the_state_it_took(
     saved = torch.load(tmp_path / "state" / "state.pt", weights_only=True)
     assert saved["ids"] == ["a"] and saved["last_seq"].tolist() == [0]  # as taken
     assert service.health()["snapshot"]["failing"] == 0
+
+
+def test_a_start_removes_what_a_killed_snapshot_write_left(
+    model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """From a review: each kill -9 during a snapshot left a state-sized temporary file that
+    no start removed (repeated crashes fill the disk). tests/test_files.py kills a writer."""
+    import socket
+
+    state = tmp_path / "state"
+    state.mkdir()
+    left = state / f".state.pt.999999999@{socket.gethostname()}.k9x2"
+    left.write_bytes(b"\0" * 4096)
+    with caplog.at_level(logging.WARNING, logger="stateline.serve"):
+        StreamService(serve_config(model_dir, state))
+    assert not left.exists()
+    assert any(left.name in record.getMessage() for record in caplog.records)

@@ -82,7 +82,9 @@ def _validation_message(error: ValidationError, where: str) -> str:
 
 
 def answer_batch(service: StreamService, raw_events: list[Any]) -> list[dict[str, Any]]:
-    """Check every event on its own, apply the good ones in order, answer every one."""
+    """Check every event on its own, apply the good ones in order, answer every one (a batch
+    of more than ``--max-events`` is refused whole, before any event is read)."""
+    service.check_event_count(len(raw_events))
     answers: list[dict[str, Any] | None] = [None] * len(raw_events)
     events, positions = [], []
     for position, raw in enumerate(raw_events):

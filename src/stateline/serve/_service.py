@@ -105,16 +105,7 @@ class StreamService:
     # ------------------------------------------------------------------ public
     def step(self, events: Sequence[Event], *, now: float | None = None) -> list[dict[str, Any]]:
         """Apply events in order; one answer per event (bad events answer with an error)."""
-        if len(events) > self.config.max_events:
-            raise DataError(
-                describe(
-                    "events",
-                    f"at most {self.config.max_events} per call",
-                    f"{len(events)}",
-                    problem="are too many.",
-                    fix="Split the batch.",
-                )
-            )
+        self.check_event_count(len(events))
         answers: list[dict[str, Any] | None] = [None] * len(events)
         valid: list[tuple[int, NDArray[np.float64]]] = []
         for index, event in enumerate(events):
@@ -148,6 +139,20 @@ class StreamService:
             for status, count in Counter(a["status"] for a in answers if a).items():
                 self.metrics.steps.inc(status, amount=count)
         return [answer for answer in answers if answer is not None]
+
+    def check_event_count(self, count: int) -> None:
+        """Refuse a call of more than ``--max-events`` events (a DataError), before any of
+        them is read: callers that check events one by one ask first."""
+        if count > self.config.max_events:
+            raise DataError(
+                describe(
+                    "events",
+                    f"at most {self.config.max_events} per call",
+                    f"{count}",
+                    problem="are too many.",
+                    fix="Split the batch.",
+                )
+            )
 
     def step_columns(self, batch: ColumnBatch, *, now: float | None = None) -> ColumnAnswer:
         """Apply a batch of columns; the answer row for row (refused rows answer ``error``).

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .._files import remove_leftovers
 from ._metrics import Registry
 
 LOG = logging.getLogger("stateline.serve")
@@ -18,6 +19,8 @@ __all__ = ["Snapshots"]
 class Snapshots:
     """Writes a store's snapshots into ``directory`` and keeps count of how that goes.
 
+    It starts by removing the temporary files of writes a killed process left there.
+
     A failure is logged, counted (``stateline_snapshot_failures_total``), kept
     as the last error, and makes ``failing`` (failures since the last written
     snapshot) non-zero, which turns ``/healthz`` degraded until one succeeds.
@@ -26,6 +29,14 @@ class Snapshots:
     def __init__(self, directory: Path, metrics: Registry) -> None:
         self.directory = directory
         self.metrics = metrics
+        left = remove_leftovers(directory)  # of writes a kill -9 cut short (each state-sized)
+        if left:
+            LOG.warning(
+                "removed %d temporary file(s) that a killed process left in %s: %s",
+                len(left),
+                directory,
+                ", ".join(path.name for path in left),
+            )
         self.last: float | None = None
         """When the last snapshot was written (None: never, in this process)."""
         self.failures = 0
