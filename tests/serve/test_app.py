@@ -220,7 +220,7 @@ def test_one_stream_id_grammar_for_every_endpoint(server: str) -> None:
     results = post(server, "/v1/steps", {"events": [{"stream": "a/b", "values": [50.0]}]})
     assert results.json()["results"][0]["status"] == "error"
     assert "events[0].stream" in results.json()["results"][0]["error"]
-    for bad in ("%FF", "%FE", "x" * 300):
+    for bad in ("%FF", "%FE", "x" * 300, "a%C2%85b"):  # the last: U+0085, a C1 control
         for method in ("GET", "DELETE"):
             answer = httpx.request(method, f"{server}/v1/streams/{bad}", headers=AUTH)
             assert answer.status_code == 422 and "stream_id" in answer.text, (method, bad)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -61,15 +62,14 @@ def test_serve_exits_non_zero_when_the_final_snapshot_fails(
     model_dir: Path, tmp_path: Path
 ) -> None:
     assert SCRIPT is not None
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("x")
+    state = tmp_path / "state"  # writable at the start (checked), a file by the end
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("w") as out:
         process = subprocess.Popen(
             [
                 SCRIPT, "serve", "--model", str(model_dir), "--port", str(port),
-                "--snapshot-dir", str(blocker / "state"), "--snapshot-interval", "3600",
+                "--snapshot-dir", str(state), "--snapshot-interval", "3600",
                 "--reference", str(REFERENCE), "--warmup", str(WARMUP),
             ],
             stdout=out,
@@ -86,6 +86,8 @@ def test_serve_exits_non_zero_when_the_final_snapshot_fails(
                 pass
             assert process.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
+        shutil.rmtree(state)
+        state.write_text("a file where the snapshot folder was")
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=60)
     finally:
@@ -149,3 +151,32 @@ def test_a_start_removes_what_a_killed_snapshot_write_left(
         StreamService(serve_config(model_dir, state))
     assert not left.exists()
     assert any(left.name in record.getMessage() for record in caplog.records)
+
+
+def test_serve_refuses_to_start_on_a_folder_it_cannot_write_or_a_snapshot_it_cannot_hold(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """From a review: an unwritable --snapshot-dir looked healthy until the first snapshot
+    failed, an interval later; a snapshot of more streams than --capacity stopped the start
+    with a traceback whose fix ("send fewer new streams") did not apply."""
+    assert SCRIPT is not None
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    state = tmp_path / "state"
+    service = StreamService(serve_config(model_dir, state))
+    service.step([Event(name, [[50.0]], 0) for name in "abc"])
+    service.snapshot()
+    for folder, extra, expected in (
+        (blocker / "state", (), "--snapshot-dir is not writable"),
+        (state, ("--capacity", "2"), "capacity is too small for the snapshot"),
+    ):
+        done = subprocess.run(
+            [
+                SCRIPT, "serve", "--model", str(model_dir), "--port", str(free_port()),
+                "--snapshot-dir", str(folder), *extra,
+            ],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "STATELINE_TOKEN": TOKEN},
+        )  # fmt: skip
+        assert done.returncode == 1 and expected in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr + done.stdout and "serving" not in done.stdout

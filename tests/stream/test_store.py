@@ -241,3 +241,26 @@ def test_an_evicted_stream_that_returns_is_told_it_restarted() -> None:
     engine.step(["a", "b"], np.ones((2, 2)), seq=[12, 5])  # c is now the oldest: evicted
     assert engine.step(["c"], np.ones((1, 2)), seq=[3], start=True).status == ["ok"]  # on purpose
     assert engine.step(["new"], np.ones((1, 2)), seq=[0]).status == ["ok"]  # never seen before
+
+
+def test_a_restart_still_tells_an_evicted_stream_it_restarted(tmp_path: Path) -> None:
+    """From a review: the evicted ids were not in the snapshot, so after a restart a stream
+    evicted before it came back `ok` on a zero carry (its state lost without a word)."""
+    clock = Clock()
+    model = make_model()
+    store = StateStore(model, capacity=2, initial_slots=2, clock=clock)
+    engine = StreamEngine(model, store)
+    for seq, key in enumerate(["a", "b", 7]):  # "a" evicted; an int id too
+        clock.now += 1
+        engine.step([key], np.ones((1, 2)), seq=[seq])
+    clock.now += 1
+    engine.step(["a"], np.ones((1, 2)), seq=[3])  # "b" evicted now (restarted "a" is held)
+    store.snapshot(tmp_path)
+    again = StateStore(model, capacity=3, clock=clock)
+    assert again.restore(tmp_path) == 2
+    restarted = StreamEngine(model, again)
+    assert restarted.step(["b"], np.ones((1, 2)), seq=[2]).status == ["restarted"]
+    assert restarted.step([7], np.ones((1, 2)), seq=[3]).status == ["ok"]  # held: not lost
+    small = StateStore(model, capacity=1)
+    with pytest.raises(ConfigError, match=r"(?s)too small for the snapshot.*at least 2"):
+        small.restore(tmp_path)

@@ -103,6 +103,8 @@ class DetectorConfig:
                     f"0 <= warmup < reference - 1 ({self.reference - 1})",
                     repr(self.warmup),
                     problem="is invalid.",
+                    fix=f"Lower warmup (--warmup; its default is 50), e.g. to "
+                    f"{max(self.reference // 4, 0)}, or raise reference (--reference).",
                 )
             )
         ErrorScorer(smoothing=self.smoothing, combine=self.combine)  # validates both

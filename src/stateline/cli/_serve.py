@@ -7,11 +7,13 @@ import os
 import secrets
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
-from .._errors import StatelineError
+from .._errors import ConfigError, StatelineError, describe
 from ._config_flags import add_config_flags, config_from_args
 
 TOKEN_VARIABLE = "STATELINE_TOKEN"
@@ -85,6 +87,25 @@ def model_configs(args: argparse.Namespace) -> tuple[Any, Any]:
     return detector, online
 
 
+def require_writable(folder: Path, flag: str) -> None:
+    """Refuse to start when ``folder`` (made if missing) takes no file: the first snapshot
+    would fail one interval later, with the streams already accepted."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ConfigError(
+            describe(
+                flag,
+                "a folder this process can write snapshots into",
+                f"{folder}: {error.strerror or error}",
+                problem="is not writable.",
+                fix=f"Point {flag} at a writable folder, or give this user write access.",
+            )
+        ) from error
+
+
 def limit_threads(count: int) -> int:
     """Give PyTorch and the BLAS libraries ``count`` threads in this (server) process.
 
@@ -110,7 +131,7 @@ def run_serve(argv: Sequence[str]) -> None:
         raise StatelineError(
             "stateline serve needs FastAPI and uvicorn.\n  Fix: pip install 'stateline[serve]'"
         ) from error
-    from ..serve import ServeConfig
+    from ..serve import ServeConfig, StreamService
     from ..serve._app import create_app
 
     args = serve_parser().parse_args(list(argv))
@@ -121,7 +142,10 @@ def run_serve(argv: Sequence[str]) -> None:
     detector, online = model_configs(args)
     config = config_from_args(ServeConfig, args, detector=detector, online=online)
     threads = limit_threads(config.compute_threads)
-    app = create_app(config)
+    require_writable(config.state_dir, "--snapshot-dir")
+    # Loaded before anything listens: a model, snapshot or setting that cannot be served is
+    # then a plain error (exit 2), not a traceback from the server's start-up.
+    app = create_app(config, service=StreamService(config))
     print(
         f"stateline serving {config.model} on http://{config.host}:{config.port}/ "
         f"({threads} compute thread(s))",

@@ -208,8 +208,10 @@ READ: Responses = {401: refusal("missing or wrong bearer token (unless --public-
 UNKNOWN: Responses = {404: refusal("the stream is not held")}
 
 
-def create_app(config: ServeConfig) -> FastAPI:
-    """Build the app; the model and state store are loaded when it starts (lifespan)."""
+def create_app(config: ServeConfig, *, service: StreamService | None = None) -> FastAPI:
+    """Build the app; the model and state store are loaded when it starts (lifespan), unless
+    ``service`` is given loaded (``stateline serve`` loads it first: a model, snapshot or
+    setting that cannot be served is then an error before anything listens)."""
     if not config.token:
         raise ConfigError(
             describe(
@@ -224,11 +226,11 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = await asyncio.to_thread(StreamService, config)
-        app.state.service = service
-        app.state.single_steps = StepCoalescer(service)
-        task = asyncio.create_task(_snapshots(service, config.snapshot_interval))
-        stop_learning = service.learn_in_background("stateline-online")
+        loaded = service if service is not None else await asyncio.to_thread(StreamService, config)
+        app.state.service = loaded
+        app.state.single_steps = StepCoalescer(loaded)
+        task = asyncio.create_task(_snapshots(loaded, config.snapshot_interval))
+        stop_learning = loaded.learn_in_background("stateline-online")
         # What is loaded now (PyTorch, the model, the libraries: ~200,000 objects) lives as
         # long as the server: keep it out of the cyclic collector's full passes, each of which
         # otherwise stalled a call by 100-200 ms (worst of 400 calls of 1,024 events: 225 ->
@@ -244,7 +246,7 @@ def create_app(config: ServeConfig) -> FastAPI:
                 await task
             await asyncio.to_thread(stop_learning)
             try:
-                await asyncio.to_thread(service.snapshot)
+                await asyncio.to_thread(loaded.snapshot)
             except Exception as error:  # logged by the service; the CLI exits non-zero
                 app.state.final_snapshot_error = f"{type(error).__name__}: {error}"
 

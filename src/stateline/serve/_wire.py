@@ -53,7 +53,7 @@ STREAM_ID_RULE = (
 )
 """The one grammar of stream ids, for every endpoint and format."""
 
-_BAD_CHARACTERS = "/\\x00-\\x1f\\x7f\\ufffd"
+_BAD_CHARACTERS = "/\\x00-\\x1f\\x7f-\\x9f\\ufffd"  # C0, DEL and C1 controls
 _VALID_ID = re.compile(f"(?:(?![{_BAD_CHARACTERS}]).){{1,256}}", re.DOTALL)
 STREAM_ID_PATTERN = f"^[^{_BAD_CHARACTERS}]{{1,256}}$"
 """The grammar as a regular expression, for a schema (``.`` and ``..`` aside)."""
@@ -439,8 +439,9 @@ def bad_arrow_ids(ids: Any) -> NDArray[np.bool_]:
     by one pass over the UTF-8 bytes (Arrow has checked they are UTF-8).
 
     >>> import pyarrow as pa
-    >>> bad_arrow_ids(pa.array(["ok", "a/b", "", None, "..", "\ufffd", "x" * 257])).tolist()
-    [False, True, True, True, True, True, True]
+    >>> ids = ["ok", "a/b", "", None, "..", "\ufffd", "x" * 257, "a\x85b", "é\xa0"]
+    >>> bad_arrow_ids(pa.array(ids)).tolist()
+    [False, True, True, True, True, True, True, True, False]
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -459,8 +460,11 @@ def bad_arrow_ids(ids: Any) -> NDArray[np.bool_]:
         if data_buffer is not None and last > first
         else np.zeros(0, dtype=np.uint8)
     )
-    # '/', control characters (C0 and DEL) and U+FFFD (EF BF BD), by byte position
+    # '/', control characters (C0, DEL, and C1: C2 80 .. C2 9F) and U+FFFD (EF BF BD),
+    # by byte position
     banned = (data < 0x20) | (data == 0x7F) | (data == 0x2F)
+    if len(data) >= 2:
+        banned[:-1] |= (data[:-1] == 0xC2) & (data[1:] >= 0x80) & (data[1:] <= 0x9F)
     if len(data) >= 3:
         banned[:-2] |= (data[:-2] == 0xEF) & (data[1:-1] == 0xBF) & (data[2:] == 0xBD)
     bad[np.searchsorted(offsets, np.flatnonzero(banned) + first, side="right") - 1] = True

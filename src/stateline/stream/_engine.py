@@ -517,7 +517,8 @@ class StreamEngine:
                 if seqs is None
                 else f"seq {int(seqs[index])}",
                 problem="would pass the largest sequence number.",
-                fix="Start the stream again (start=True) with a smaller seq.",
+                fix="Delete the stream (its sequence numbers go with it), then start it again "
+                "from a small seq: start=True resets the carry, not the numbering.",
             )
 
     def _check_sequence(

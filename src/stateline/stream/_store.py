@@ -310,7 +310,8 @@ class StateStore:
         """Write every carry, sequence number and last-seen time to ``directory/state.pt``.
 
         The file is written to a temporary name, flushed to disk and renamed, so
-        a crash leaves either the previous snapshot or the new one. It records
+        a crash leaves either the previous snapshot or the new one. It records the
+        evicted ids the store remembers (a restart still answers them `restarted`),
         the fingerprint of the model's weights, and ``meta`` (plain numbers and
         strings: say, the input offset the state covers), written in the same
         file so that the two cannot disagree; :meth:`restore` puts it in
@@ -339,6 +340,11 @@ class StateStore:
                 for name, (array, _) in self._columns.items()
             },
             "meta": dict(meta or {}),
+            "lost": {  # evicted ids a restart must still answer `restarted`
+                "ids": [str(i) for i in self._lost],
+                "id_is_int": [isinstance(i, int) for i in self._lost],
+                "last_seq": torch.tensor(list(self._lost.values()), dtype=torch.int64),
+            },
         }
 
     @staticmethod
@@ -397,8 +403,20 @@ class StateStore:
             int(i) if is_int else i
             for i, is_int in zip(state["ids"], state["id_is_int"], strict=True)
         ]
+        self._restore_lost(state.get("lost"), set(ids))
         if not ids:
             return 0
+        if len(ids) > self.capacity:
+            raise ConfigError(
+                describe(
+                    "capacity",
+                    f"room for the {len(ids)} streams of the snapshot in {path}",
+                    f"capacity {self.capacity}",
+                    problem="is too small for the snapshot.",
+                    fix=f"Start with a capacity of at least {len(ids)} (--capacity), or without "
+                    "this snapshot (its streams then start over).",
+                )
+            )
         slots = self.slots(ids, create=True)
         index = torch.as_tensor(slots, device=self.device)
         self.scatter(index, tuple(part.to(self.device) for part in state["carry"]))
@@ -410,6 +428,19 @@ class StateStore:
         return len(ids)
 
     # ---------------------------------------------------------------- internals
+    def _restore_lost(self, lost: dict[str, Any] | None, held: set[StreamId]) -> None:
+        """The evicted ids a snapshot remembers (older snapshots: none), but those it holds."""
+        if not lost:
+            return
+        seqs = lost["last_seq"].tolist()
+        for name, is_int, seq in zip(lost["ids"], lost["id_is_int"], seqs, strict=True):
+            stream_id: StreamId = int(name) if is_int else name
+            if stream_id not in held and stream_id not in self._slot_of:
+                self._lost[stream_id] = int(seq)
+                self._lost.move_to_end(stream_id)
+        while len(self._lost) > self.remember_lost:
+            self._lost.popitem(last=False)
+
     def _grow(self, slots: int) -> None:
         old = self._slots
         new_parts = [
