@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from stateline import Forecaster
 from stateline.cli import main
 from stateline.data import hourly_temperatures
 
@@ -25,6 +26,7 @@ def test_train_then_predict_every_step_of_every_stream(temps: Path, tmp_path: Pa
                  "--output", str(model)])  # fmt: skip
     assert code == 0
     assert (model / "weights.pt").is_file() and (model / "columns.json").is_file()
+    assert Forecaster.load(model).streams_ == list(pd.read_csv(temps)["city"].unique())
     output = tmp_path / "predictions.csv"
     code = main(["predict", str(temps), "--time", "time", "--group", "city", "--model",
                  str(model), "--output", str(output)])  # fmt: skip
@@ -32,6 +34,15 @@ def test_train_then_predict_every_step_of_every_stream(temps: Path, tmp_path: Pa
     frame = pd.read_csv(output)
     assert list(frame.columns) == ["step", "city", "time", "temp+1", "temp+2"]
     assert len(frame) == 600 and frame["temp+1"].between(20, 90).all()
+    # From a review: without --group the two cities were read as one series (forecasts of
+    # nothing real); the model's own group and time are used when the file has them.
+    interleaved = tmp_path / "by-time.csv"
+    pd.read_csv(temps).sort_values(["time", "city"]).to_csv(interleaved, index=False)
+    again = tmp_path / "again.csv"
+    assert main(["predict", str(interleaved), "--model", str(model), "--output", str(again)]) == 0
+    pd.testing.assert_frame_equal(
+        pd.read_csv(again).sort_values(["city", "step"], ignore_index=True), frame
+    )
 
 
 def test_bad_columns_paths_and_flags_get_clear_errors(

@@ -62,6 +62,24 @@ def test_dataframe_with_streams_and_covariates() -> None:
         forecaster.update(wave(5), stream="a")
 
 
+def test_named_series_keep_their_names(tmp_path: Path) -> None:
+    """A dict of series: the names are the streams (`stateline train --group` passes one,
+    so a saved model is updated by name), through save and load."""
+    data = {"pump-1": wave(120), "pump-2": wave(90, 1.0)}
+    covariates = {"pump-2": np.ones((90, 1)), "pump-1": np.zeros((120, 1))}
+    forecaster = Forecaster(ForecasterConfig(**QUICK)).fit(data, covariates=covariates)
+    assert forecaster.streams_ == ["pump-1", "pump-2"]
+    loaded = Forecaster.load(forecaster.save(tmp_path / "named"))
+    assert loaded.streams_ == ["pump-1", "pump-2"]
+    loaded.update(wave(3), stream="pump-2", covariates=np.ones((3, 1)))
+    with pytest.raises(DataError, match="pump-3"):
+        loaded.update(wave(3), stream="pump-3", covariates=np.ones((3, 1)))
+    with pytest.raises(DataError, match="covariates are missing"):
+        Forecaster(ForecasterConfig(**QUICK)).fit(data, covariates={"pump-1": np.zeros((120, 1))})
+    with pytest.raises(ShapeError, match=r"data\['short'\]"):
+        Forecaster(ForecasterConfig(**QUICK)).fit({"short": np.zeros((0,))})
+
+
 def test_save_and_load_give_identical_forecasts(tmp_path: Path) -> None:
     series = wave(200)
     forecaster = Forecaster(ForecasterConfig(cell="gru", **QUICK)).fit(series)

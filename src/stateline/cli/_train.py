@@ -32,6 +32,9 @@ each takes a block of the lanes. On several machines, start `torchrun --nnodes .
 """
 _PREDICT_EPILOG = """example:
   stateline predict temps.csv --model model --output predictions.csv
+
+Without --group and --time, the model's own (stateline train's, in columns.json) are used
+when the file has those columns.
 """
 
 
@@ -112,7 +115,11 @@ def run_train(argv: Sequence[str]) -> Path:
         targets = len(args.target)
         series = [values[:, :targets] for values in table.features]
         covariates = [values[:, targets:] for values in table.features] if args.features else None
-        forecaster = Forecaster(config).fit(series, covariates=covariates)
+        named = args.group is not None  # the streams keep their names (Forecaster.load)
+        forecaster = Forecaster(config).fit(
+            dict(zip(table.groups, series, strict=True)) if named else series,
+            covariates=covariates,
+        )
         streams, read = list(table.groups), f"{sum(len(s) for s in series)} steps"
     if _rank() != 0:  # every rank holds the same weights: rank 0 writes them
         return Path(args.output)
@@ -202,13 +209,21 @@ def run_predict(argv: Sequence[str]) -> Path:
     columns = model_columns(args.model)
     forecaster = Forecaster.load(args.model)
     target, features = columns["target"], columns["features"]
-    table = load_table(
-        _source(args.path),
-        time=args.time,
-        features=target + features,
-        group=args.group,
-        sep=args.sep,
-    )
+    source = _source(args.path)
+    # Streams and order as the model was trained, when the flags are left out and the file
+    # has those columns: read as one stream, a table of several interleaved streams gives
+    # forecasts of nothing real.
+    present = _header(source, args.sep)
+    group = args.group or (columns.get("group") if columns.get("group") in present else None)
+    time = args.time or (columns.get("time") if columns.get("time") in present else None)
+    taken = [
+        f"--{flag} {name}"
+        for flag, name, given in (("group", group, args.group), ("time", time, args.time))
+        if name and not given
+    ]
+    if taken:
+        print(f"as the model was trained ({COLUMNS_FILE}): {' '.join(taken)}")
+    table = load_table(source, time=time, features=target + features, group=group, sep=args.sep)
     frames = []
     horizon = forecaster.config.horizon
     all_times: list[Any] = list(table.times) if table.times else [None] * len(table.groups)
@@ -218,10 +233,10 @@ def run_predict(argv: Sequence[str]) -> Path:
             covariates=values[:, len(target) :] if features else None,
         ).values
         frame: dict[str, Any] = {"step": np.arange(len(values))}
-        if args.group:
-            frame[args.group] = key
-        if times is not None:
-            frame[args.time] = times
+        if group:
+            frame[group] = key
+        if times is not None and time is not None:
+            frame[time] = times
         for k in range(horizon):
             for index, name in enumerate(target):
                 frame[f"{name}+{k + 1}"] = forecast[:, k, index]
@@ -276,6 +291,21 @@ def _parquet_dataset(path: str, group: str | None) -> bool:
             )
         return True
     return group is not None and source.suffix.lower() in (".parquet", ".pq") and source.is_file()
+
+
+def _header(path: Path, sep: str) -> set[str]:
+    """The column names of a CSV or Parquet file (none when it cannot be read: the table's
+    own reader then says why)."""
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return set(pq.read_schema(path).names)
+        import pandas as pd
+
+        return {str(name) for name in pd.read_csv(path, sep=sep, nrows=0).columns}
+    except Exception:  # any unreadable file: load_table names the problem
+        return set()
 
 
 def _source(path: str) -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from os import PathLike
 from pathlib import Path
@@ -102,16 +102,22 @@ class Forecaster:
     # ----------------------------------------------------------------- fitting
     def fit(
         self,
-        data: ArrayLike | Sequence[ArrayLike] | pd.DataFrame | str | PathLike[str],
+        data: ArrayLike
+        | Sequence[ArrayLike]
+        | Mapping[Hashable, ArrayLike]
+        | pd.DataFrame
+        | str
+        | PathLike[str],
         *,
-        covariates: ArrayLike | Sequence[ArrayLike] | None = None,
+        covariates: ArrayLike | Sequence[ArrayLike] | Mapping[Hashable, ArrayLike] | None = None,
         target: str | Sequence[str] | None = None,
         features: Sequence[str] | None = None,
         time: str | None = None,
         group: str | None = None,
     ) -> Forecaster:
-        """Train on one series ``(steps,)``/``(steps, targets)``, a list, a DataFrame, or a
-        Parquet dataset.
+        """Train on one series ``(steps,)``/``(steps, targets)``, a list, a dict of named
+        series (the names are the streams; ``covariates`` a list or a dict alike), a
+        DataFrame, or a Parquet dataset.
 
         With a DataFrame, ``target`` names the forecast column(s), ``features``
         optional covariate columns, ``group`` one series per stream. A folder of
@@ -512,17 +518,48 @@ def _series(
         if features:
             extra = load_table(data, time=time, features=list(features), group=group).features
         return table.features, extra, list(table.groups)
+    keys: list[Hashable] | None = None
+    if isinstance(data, Mapping):  # named series: the names are the streams
+        keys = list(data)
+        if isinstance(covariates, Mapping):
+            missing = [key for key in keys if key not in covariates]
+            if missing:
+                raise DataError(
+                    describe(
+                        "covariates",
+                        "covariates for every named series",
+                        f"none for {missing[:5]!r}",
+                        problem="are missing.",
+                    )
+                )
+            covariates = [covariates[key] for key in keys]
+        data = [data[key] for key in keys]
     if (
         isinstance(data, (list, tuple))
         and data
         and np.ndim(data[0]) >= 1
         and not np.isscalar(data[0])
     ):
-        series = [_as_series(item, f"data[{i}]", None) for i, item in enumerate(data)]
+        labels: list[Hashable] = keys or list(range(len(data)))
+        series = [
+            _as_series(item, f"data[{k!r}]", None) for k, item in zip(labels, data, strict=True)
+        ]
+        if covariates is not None and len(covariates) != len(data):
+            raise ShapeError(
+                describe(
+                    "covariates",
+                    f"one covariate series per series: {len(data)}",
+                    f"{len(covariates)}",
+                    problem="has the wrong length.",
+                )
+            )
         extra = (
             None
             if covariates is None
-            else [_as_series(item, f"covariates[{i}]", None) for i, item in enumerate(covariates)]
+            else [
+                _as_series(item, f"covariates[{k!r}]", None)
+                for k, item in zip(labels, covariates, strict=True)
+            ]
         )
     else:
         series = [_as_series(data, "data", None)]
@@ -539,4 +576,4 @@ def _series(
                         problem="has the wrong shape.",
                     )
                 )
-    return series, extra, list(range(len(series)))
+    return series, extra, keys or list(range(len(series)))
