@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stateline import ConfigError, DataError, load_table
 
@@ -102,3 +104,47 @@ def test_nothing_is_dropped(rng: np.random.Generator) -> None:
     table = load_table(frame, time="t", group="g")
     assert sum(table.lengths) == 150
     assert table.groups == [3, 1, 2]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    keys=st.lists(st.sampled_from(["b", "a", "é", "10", "x y"]), min_size=1, max_size=60),
+    as_category=st.booleans(),
+)
+def test_streams_come_in_first_seen_order_with_their_rows_in_file_order(
+    keys: list[str], as_category: bool
+) -> None:
+    """Streams are split in one pass (a scan per key took 23 s for 5,000 streams): the same
+    streams, order and rows as selecting each key in turn."""
+    frame = pd.DataFrame({"g": keys, "v": np.arange(len(keys), dtype=float)})
+    if as_category:
+        frame["g"] = pd.Categorical(frame["g"], categories=["zz", *sorted(set(keys))])
+    table = load_table(frame, group="g", features=["v"])
+    expected = list(dict.fromkeys(keys))
+    assert table.groups == expected
+    for key, values in zip(table.groups, table.features, strict=True):
+        assert values[:, 0].tolist() == frame.index[frame["g"] == key].astype(float).tolist()
+
+
+def test_columns_named_by_numbers_and_repeated_names(tmp_path: Path) -> None:
+    """From a review: pd.DataFrame(array) names its columns 0, 1, ...: they were looked up
+    as "0", "1" (a bare KeyError); two columns of one name gave an AttributeError."""
+    frame = pd.DataFrame(np.arange(12.0).reshape(4, 3))
+    table = load_table(frame, time=0, targets=2)
+    assert table.feature_names == ("1",) and table.targets is not None
+    assert table.targets[0].tolist() == [2.0, 5.0, 8.0, 11.0]
+    repeated = pd.DataFrame([[1, 2.0, 3.0], [2, 2.0, 3.0]], columns=["t", "v", "v"])
+    with pytest.raises(DataError, match=r"(?s)repeated column names.*\['v'\]"):
+        load_table(repeated, time="t", features=["v"])
+
+
+def test_local_time_across_a_daylight_saving_change(tmp_path: Path) -> None:
+    """From a review: stamps of two UTC offsets (a local clock across a change, as pandas
+    writes them) were refused as "mixed timezones"; they are the instants they name."""
+    times = pd.date_range("2021-03-27 22:00", periods=8, freq="h", tz="Europe/London")
+    path = tmp_path / "dst.csv"
+    pd.DataFrame({"time": times, "v": np.arange(8.0)}).to_csv(path, index=False)
+    assert "+00:00" in path.read_text() and "+01:00" in path.read_text()
+    table = load_table(path, time="time", features=["v"])
+    assert table.times is not None
+    assert list(table.times[0]) == list(times.tz_convert("UTC"))

@@ -512,7 +512,7 @@ def _series(
             raise ConfigError(
                 describe("target", "the column(s) to forecast", "None", problem="is missing.")
             )
-        names = [target] if isinstance(target, str) else list(target)
+        names = [str(target)] if isinstance(target, str | int | np.integer) else list(target)
         table = load_table(data, time=time, features=names, group=group)
         extra = None
         if features:
