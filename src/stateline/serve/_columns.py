@@ -18,18 +18,11 @@ from numpy.typing import NDArray
 from .._errors import DataError, describe
 from ..stream._engine import STATUS_NAMES
 from ..stream._grouping import id_array
+from ..stream._sequence import SEQ_RULE, seq_out_of_range
 
-__all__ = ["ColumnAnswer", "ColumnBatch"]
+__all__ = ["SEQ_RULE", "ColumnAnswer", "ColumnBatch", "seq_out_of_range"]
 
 _NAMES = np.array(STATUS_NAMES, dtype=object)
-
-SEQ_RULE = "an integer in 0 .. 2**63 - 1"
-"""What a seq must be, on every path (a row whose seq is not is refused alone)."""
-
-
-def seq_out_of_range(value: object) -> str:
-    """The error of a row whose seq breaks :data:`SEQ_RULE`."""
-    return describe("seq", SEQ_RULE, str(value)[:40], problem="is out of range.")
 
 
 @dataclass(frozen=True, eq=False)

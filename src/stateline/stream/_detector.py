@@ -29,9 +29,9 @@ from ._engine import (
     StepResult,
     StreamEngine,
     _flags,
-    _per_event,
 )
 from ._grouping import event_rounds, id_array
+from ._sequence import sequence_numbers
 from ._store import StreamId, StreamIds
 
 __all__ = ["StreamDetector"]
@@ -183,7 +183,10 @@ class StreamDetector:
             )
         single = values.ndim == 2
         steps = values[:, None] if single else values
-        seqs = _per_event(seq, count, "seq", np.int64, None)
+        seqs, seq_errors = sequence_numbers(seq, count)
+        if seq_errors:  # the engine refuses a negative seq: these rows go in as -1, their
+            assert seqs is not None  # own reasons go out
+            seqs[np.fromiter(seq_errors, dtype=np.int64, count=len(seq_errors))] = -1
         starts = _flags(start, count, "start")
         ends = _flags(end, count, "end")
         k = steps.shape[1]
@@ -215,6 +218,7 @@ class StreamDetector:
             slots[rows] = result.slots
             for position, error in result.errors.items():
                 errors[int(rows[position])] = error
+        errors.update(seq_errors)
         self.flagged += int(flags.sum())
         if single:
             return StepResult(

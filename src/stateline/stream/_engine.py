@@ -18,6 +18,7 @@ from ..nn import Carry
 from ._fused import FusedStep
 from ._grouping import event_rounds, id_array
 from ._kernel import StepKernel
+from ._sequence import sequence_numbers
 from ._store import NO_SEQUENCE, StateStore, StreamId, StreamIds
 from ._transfer import DeviceInputs
 
@@ -201,7 +202,9 @@ class StreamEngine:
         count = len(ids)
         values, errors, single = self._inputs(x, count)
         steps = values.shape[1]
-        seqs = _per_event(seq, count, "seq", np.int64, None)
+        seqs, seq_errors = sequence_numbers(seq, count)
+        for index, message in seq_errors.items():
+            errors.setdefault(index, message)
         starts = _flags(start, count, "start")
         ends = _flags(end, count, "end")
         outputs = max(self.store.outputs, 1)
@@ -259,7 +262,10 @@ class StreamEngine:
         if seq is not None:
             if np.ndim(seq) != 1 or len(seq) != 1:
                 return None
-            seq = int(seq[0])
+            seq = seq[0]
+            if not isinstance(seq, int | np.integer) or isinstance(seq, bool) or seq < 0:
+                return None  # checked (and refused, if it must be) by the general path
+            seq = int(seq)
         prediction = self._step_row(slot, x.reshape(1, -1), seq, now)
         if prediction is None:
             return None
