@@ -148,3 +148,17 @@ def test_local_time_across_a_daylight_saving_change(tmp_path: Path) -> None:
     table = load_table(path, time="time", features=["v"])
     assert table.times is not None
     assert list(table.times[0]) == list(times.tz_convert("UTC"))
+
+
+def test_missing_time_stamps_and_complex_columns_are_refused() -> None:
+    """From a review: NaT passed in a one-row stream and with time_order="file", and was
+    reported as "not monotonic" elsewhere; a complex column lost its imaginary part."""
+    frame = pd.DataFrame(
+        {"t": pd.to_datetime(["2020-01-01", "2020-01-02", None]), "g": list("aab"), "v": 1.0}
+    )
+    with pytest.raises(DataError, match=r"(?s)missing time stamps.*in stream 'b'"):
+        load_table(frame, time="t", group="g")
+    with pytest.raises(DataError, match="missing time stamps"):
+        load_table(frame.assign(g="a"), time="t", group="g", time_order="file")
+    with pytest.raises(DataError, match="is not numeric"):
+        load_table(pd.DataFrame({"t": [1, 2], "v": [1 + 5j, 2]}), time="t")

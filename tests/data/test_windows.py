@@ -198,3 +198,31 @@ def test_every_window_matches_its_definition(
     first_of_horizon = last_target if horizon is None else last_target[..., 0]
     np.testing.assert_array_equal(first_of_horizon, w.index)
     assert w.target_index.max() < samples
+
+
+def test_time_stamps_must_increase_and_be_there() -> None:
+    """From a review: docs/data.md says non-monotonic and duplicate time stamps are refused;
+    windows(time=...) took descending, repeated and missing ones."""
+    x, y = np.arange(20.0).reshape(10, 2), np.arange(10.0)
+    for time, problem in (
+        (np.arange(10)[::-1], "is not monotonic"),
+        (np.zeros(10), "is not monotonic"),
+        (np.array([*np.arange(9.0), np.nan]), "has missing time stamps"),
+        (np.array(["2020-01-01"] * 9 + ["NaT"], dtype="datetime64[D]"), "missing time stamps"),
+    ):
+        with pytest.raises(DataError, match=problem):
+            windows(x, y, steps=2, time=time)
+
+
+def test_no_features_complex_or_masked_values_are_refused() -> None:
+    """From a review: each was taken silently (x of shape (8, 3, 0); a complex dtype; the
+    mask dropped, the masked values read as numbers)."""
+    y = np.arange(10.0)
+    with pytest.raises(DataError, match="has no features"):
+        windows(np.zeros((10, 0)), y, steps=2)
+    with pytest.raises(DataError, match="is not numeric"):
+        windows(np.ones((10, 2)) + 1j, y, steps=2)
+    masked = np.ma.masked_array(np.ones((10, 2)), mask=np.eye(10, 2, dtype=bool))
+    with pytest.raises(DataError, match="2 masked values"):
+        windows(masked, y, steps=2)
+    windows(np.ma.masked_array(np.ones((10, 2))), y, steps=2)  # nothing masked: fine

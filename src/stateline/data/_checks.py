@@ -37,7 +37,20 @@ def choice(value: object, argument: str, options: tuple[str, ...]) -> str:
 
 
 def as_array(value: object, argument: str) -> NDArray[Any]:
-    """Convert ``value`` to a NumPy array, refusing non-numeric content."""
+    """Convert ``value`` to a NumPy array, refusing non-numeric content, complex numbers
+    (their imaginary part would be dropped on the way to a float model) and masked arrays
+    (their mask would be dropped: masked values read as numbers)."""
+    if isinstance(value, np.ma.MaskedArray) and np.ma.getmaskarray(value).any():
+        raise DataError(
+            describe(
+                argument,
+                "a plain numeric array",
+                f"a masked array with {int(np.ma.getmaskarray(value).sum())} masked values",
+                problem="has masked values.",
+                fix="Fill them (value.filled(...)), or drop those steps; for sequences of "
+                "different lengths, pass a list of arrays (pack_lanes masks the padding).",
+            )
+        )
     try:
         array = np.asarray(value)
     except (TypeError, ValueError) as error:
@@ -49,8 +62,10 @@ def as_array(value: object, argument: str) -> NDArray[Any]:
                 problem="is not an array.",
             )
         ) from error
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
+    if (
+        array.dtype == object
+        or array.dtype.kind == "c"
+        or not (np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_))
     ):
         raise DataError(
             describe(
@@ -101,11 +116,20 @@ def require_finite(array: NDArray[Any], argument: str) -> None:
 
 
 def require_nonempty(array: NDArray[Any], argument: str) -> None:
-    """Raise DataError if ``array`` has no time steps."""
+    """Raise DataError if ``array`` has no time steps, or (2-D and more) no features."""
     if array.shape[0] == 0:
         raise DataError(
             describe(
                 argument, "at least one time step", f"shape {array.shape}", problem="is empty."
+            )
+        )
+    if array.ndim >= 2 and 0 in array.shape[1:]:
+        raise DataError(
+            describe(
+                argument,
+                "at least one feature per time step",
+                f"shape {array.shape}",
+                problem="has no features.",
             )
         )
 
@@ -123,3 +147,58 @@ def check_features(arrays: list[NDArray[Any]], argument: str = "sequences") -> N
                     problem="has the wrong shape.",
                 )
             )
+
+
+def check_times(
+    stamps: NDArray[Any],
+    argument: str,
+    *,
+    increasing: bool = True,
+    where: str = "",
+    rows: Any = None,
+) -> None:
+    """Refuse missing time stamps (NaT, NaN, None) and, when ``increasing``, any that do not
+    strictly increase; ``where`` (" in stream 'a'") and ``rows`` (the row labels) say where.
+
+    >>> check_times(np.array(["2024-01-02", "2024-01-01"], dtype="datetime64[D]"), "time")
+    Traceback (most recent call last):
+    ...
+    stateline._errors.DataError: time is not monotonic.
+      Expected: strictly increasing time
+      Received: 2024-01-02 followed by 2024-01-01 at row 1
+      Fix: Sort by time and remove duplicate time stamps.
+    """
+    labels = rows if rows is not None else np.arange(len(stamps))
+    if stamps.dtype.kind in "mM":
+        missing = np.isnat(stamps)
+    elif stamps.dtype.kind == "f":
+        missing = np.isnan(stamps)
+    elif stamps.dtype.kind == "O":
+        missing = np.fromiter((v is None or v != v for v in stamps), dtype=bool, count=len(stamps))
+    else:
+        missing = np.zeros(len(stamps), dtype=bool)
+    if missing.any():
+        position = int(np.argmax(missing))
+        raise DataError(
+            describe(
+                argument,
+                f"a time stamp on every row{where}",
+                f"{stamps[position]} at row {labels[position]} ({int(missing.sum())} missing)",
+                problem="has missing time stamps.",
+                fix="Drop the rows without a time stamp, or fill them in.",
+            )
+        )
+    if not increasing or len(stamps) < 2:
+        return
+    order = stamps[1:] > stamps[:-1]
+    if not order.all():
+        position = int(np.argmin(order)) + 1
+        raise DataError(
+            describe(
+                argument,
+                f"strictly increasing time{where}",
+                f"{stamps[position - 1]} followed by {stamps[position]} at row {labels[position]}",
+                problem="is not monotonic.",
+                fix=f"Sort by {argument} and remove duplicate time stamps.",
+            )
+        )

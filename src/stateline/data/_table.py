@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._errors import ConfigError, DataError, describe
+from ._checks import check_times
 from ._lanes import LaneLayout, pack_lanes
 
 if TYPE_CHECKING:
@@ -148,9 +149,9 @@ def load_table(
         raise ConfigError(
             describe("time_order", "'strict' or 'file'", repr(time_order), problem="is unknown.")
         )
-    if time is not None and time_order == "strict":
+    if time is not None:  # time_order="file": rows in file order, but every one has a time
         for key, part in parts:
-            _check_increasing(part, time, key if group is not None else None)
+            _check_times(part, time, key if group is not None else None, time_order == "strict")
 
     return SequenceSet(
         features=[part[list(feature_names)].to_numpy(dtype=np.float64) for _, part in parts],
@@ -304,7 +305,8 @@ def _check_column(frame: pd.DataFrame, name: str) -> None:
     import pandas as pd
 
     column = frame[name]
-    if not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)):
+    numeric = pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
+    if not numeric or pd.api.types.is_complex_dtype(column):  # complex: imaginary part lost
         raise DataError(
             describe(
                 f"column {name!r}", "numbers", f"dtype {column.dtype}", problem="is not numeric."
@@ -335,21 +337,7 @@ def time_disorder(times: NDArray[Any]) -> int:
     return int((stamps[1:] <= stamps[:-1]).sum()) if len(stamps) > 1 else 0
 
 
-def _check_increasing(part: pd.DataFrame, time: str, key: Hashable | None) -> None:
+def _check_times(part: pd.DataFrame, time: str, key: Hashable | None, increasing: bool) -> None:
+    where = f" in stream {key!r}" if key is not None else ""
     stamps = part[time].to_numpy()
-    if len(stamps) < 2:
-        return
-    order = stamps[1:] > stamps[:-1]
-    if not order.all():
-        position = int(np.argmin(order)) + 1
-        where = f" in stream {key!r}" if key is not None else ""
-        raise DataError(
-            describe(
-                f"column {time!r}",
-                f"strictly increasing time{where}",
-                f"{stamps[position - 1]} followed by {stamps[position]} at row "
-                f"{part.index[position]}",
-                problem="is not monotonic.",
-                fix=f"Sort the table by {time!r} and remove duplicate time stamps.",
-            )
-        )
+    check_times(stamps, f"column {time!r}", increasing=increasing, where=where, rows=part.index)

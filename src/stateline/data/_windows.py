@@ -15,7 +15,15 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, DataError, ShapeError, describe
-from ._checks import as_array, choice, positive_int, require_finite, require_ndim
+from ._checks import (
+    as_array,
+    check_times,
+    choice,
+    positive_int,
+    require_finite,
+    require_ndim,
+    require_nonempty,
+)
 
 __all__ = ["Windows", "windows"]
 
@@ -126,7 +134,8 @@ def windows(
         labels: ``(samples,)`` or ``(samples, targets)``; required unless
             ``shift="features"`` (then ``y`` is ``None``).
         steps: number of previous time steps in each window (>= 1).
-        time: optional ``(samples,)`` time stamps; ``Windows.time`` gives the
+        time: optional ``(samples,)`` time stamps, strictly increasing with none missing;
+            ``Windows.time`` gives the
             time of every window's current label.
 
     >>> table = np.arange(12.0).reshape(6, 2)       # 6 samples, 2 features
@@ -229,6 +238,7 @@ def _features_table(features: ArrayLike | None, shift: str) -> NDArray[Any] | No
         "a 2-D array (samples, features)",
         fix="For one feature use values[:, None] or values.reshape(-1, 1).",
     )
+    require_nonempty(table, "features")
     require_finite(table, "features")
     return table
 
@@ -294,4 +304,5 @@ def _time_column(time: ArrayLike | None, samples: int) -> NDArray[Any] | None:
                 problem="has the wrong shape.",
             )
         )
+    check_times(values, "time")  # each window's time names one instant, in order
     return values
