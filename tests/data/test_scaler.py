@@ -71,3 +71,28 @@ def test_moments_added_over_parts_give_the_scaler_of_all(rng: np.random.Generato
     np.testing.assert_array_equal(Scaler().fit(fortran).mean_, whole.mean_)
     with pytest.raises(ShapeError, match="is empty"):
         Scaler.from_moments(Moments.empty(3))
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"mean": [1.0], "std": [1.0]},
+        {"mean": [0.0, 1.0], "scale": [1.0]},
+        {"mean": [0.0], "scale": [-1.0]},
+        {"mean": [0.0], "scale": [0.0]},
+        {"mean": [float("nan")], "scale": [1.0]},
+        {"mean": [], "scale": []},
+        {"mean": "abc", "scale": [1.0]},
+    ],
+)
+def test_a_state_that_is_not_a_scalers_is_named(state: dict) -> None:  # type: ignore[type-arg]
+    """From a review: a bare KeyError, or taken (a sign flip, inf, a broadcast)."""
+    with pytest.raises(DataError, match="is not a scaler's state"):
+        Scaler.from_dict(state)
+
+
+def test_values_past_what_float64_can_spread_are_named() -> None:
+    """From a review: 1e200 gave scale inf, and every value then scaled to 0."""
+    with pytest.raises(DataError, match="too large to scale"):
+        Scaler().fit(np.array([[1e200], [-1e200]]))
+    assert Scaler().fit(np.array([[1e100], [1.5e100]])).scale_[0] == pytest.approx(2.5e99)

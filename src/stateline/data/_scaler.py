@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._errors import NotFittedError, ShapeError, describe
+from .._errors import DataError, NotFittedError, ShapeError, describe
 from ._checks import as_array, check_features, require_finite
 
 __all__ = ["Moments", "Scaler"]
@@ -50,12 +50,13 @@ class Moments:
         # DataFrame's columns come Fortran-ordered, a Parquet read's as C-ordered views), and
         # so that the copies this takes hold one feature, not all of them.
         mean, m2 = np.empty(width), np.empty(width)
-        for j in range(width):
-            column = np.concatenate([part[:, j] for part in parts])
-            mean[j] = np.add.reduce(column) / count
-            np.subtract(column, mean[j], out=column)
-            np.multiply(column, column, out=column)
-            m2[j] = np.add.reduce(column)
+        with np.errstate(over="ignore", invalid="ignore"):  # past float64: Scaler names it
+            for j in range(width):
+                column = np.concatenate([part[:, j] for part in parts])
+                mean[j] = np.add.reduce(column) / count
+                np.subtract(column, mean[j], out=column)
+                np.multiply(column, column, out=column)
+                m2[j] = np.add.reduce(column)
         return cls(count=count, mean=mean, m2=m2)
 
     def __add__(self, other: Moments) -> Moments:
@@ -127,7 +128,19 @@ class Scaler:
         return cls()._set(moments)
 
     def _set(self, moments: Moments) -> Scaler:
-        scale = np.sqrt(moments.m2 / moments.count)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scale = np.sqrt(moments.m2 / moments.count)
+        if not (np.isfinite(scale).all() and np.isfinite(moments.mean).all()):
+            feature = int(np.flatnonzero(~(np.isfinite(scale) & np.isfinite(moments.mean)))[0])
+            raise DataError(
+                describe(
+                    "data",
+                    "values whose spread float64 can hold (about 1e154 at most)",
+                    f"feature {feature}: mean {moments.mean[feature]}, spread {scale[feature]}",
+                    problem="is too large to scale.",
+                    fix="Express the values in a larger unit first (divide them by a power of 10).",
+                )
+            )
         self.mean_ = moments.mean
         self.scale_ = np.where(scale > 0, scale, 1.0)
         return self
@@ -159,10 +172,19 @@ class Scaler:
 
     @classmethod
     def from_dict(cls, state: dict[str, list[float]]) -> Scaler:
-        """Rebuild a fitted scaler from :meth:`to_dict` output."""
+        """Rebuild a fitted scaler from :meth:`to_dict` output (a DataError when it is not
+        one: keys missing, lengths that differ, a scale not finite and > 0)."""
+        try:
+            mean = np.asarray(state["mean"], dtype=np.float64)
+            scale = np.asarray(state["scale"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as error:
+            raise _bad_state(f"{type(error).__name__}: {error}") from error
+        if mean.ndim != 1 or mean.shape != scale.shape or not len(mean):
+            raise _bad_state(f"mean of shape {mean.shape}, scale of shape {scale.shape}")
+        if not (np.isfinite(mean).all() and np.isfinite(scale).all() and (scale > 0).all()):
+            raise _bad_state(f"mean {mean.tolist()[:5]}, scale {scale.tolist()[:5]}")
         scaler = cls()
-        scaler.mean_ = np.asarray(state["mean"], dtype=np.float64)
-        scaler.scale_ = np.asarray(state["scale"], dtype=np.float64)
+        scaler.mean_, scaler.scale_ = mean, scale
         return scaler
 
     def _fitted(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -223,3 +245,15 @@ def _parts(data: ArrayLike | Sequence[ArrayLike]) -> list[NDArray[np.float64]]:
             )
         parts.append(array)
     return parts
+
+
+def _bad_state(received: str) -> DataError:
+    return DataError(
+        describe(
+            "state",
+            "Scaler.to_dict()'s {'mean': [...], 'scale': [...]}: one finite mean and one "
+            "finite scale > 0 per feature",
+            received[:200],
+            problem="is not a scaler's state.",
+        )
+    )
