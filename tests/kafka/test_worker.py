@@ -205,6 +205,7 @@ def test_poison_messages_are_answered_and_the_worker_goes_on(
     assert "values" in reasons[0] and "values" in reasons[1] and "steps" in reasons[2]
     assert "answer is too large" in reasons[3] and answers[4].key == b"events-0"
     assert answers[-1].answer["status"] == "ok"
+    assert f"stateline_worker_error_answers_total {float(len(poison))}" in metrics
     age = [
         line for line in metrics.splitlines() if line.startswith("stateline_worker_checkpoint_age")
     ]
@@ -245,7 +246,9 @@ def test_what_the_service_refuses_for_a_whole_call_is_one_events_answer(
     assert statuses[1] == "error" and "--max-steps 10" in answers[1].answer["error"]
     assert statuses[0] == statuses[2] == statuses[3] == statuses[4] == "ok", statuses
     assert answers[-1].answer["status"] == "ok"  # s1 goes on at seq 1: the 20 steps were not
-    assert worker.metrics.text().count("stateline_worker_refused_events_total 1.0") == 1
+    metrics = worker.metrics.text()
+    assert "stateline_worker_refused_events_total 1.0" in metrics
+    assert "stateline_worker_error_answers_total 1.0" in metrics
 
 
 def test_a_poll_that_fails_half_way_writes_no_checkpoint_on_the_way_out(

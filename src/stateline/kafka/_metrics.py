@@ -31,6 +31,12 @@ class WorkerMetrics:
             "Malformed input messages (each answered with an error).",
             registry=registry,
         )
+        self.error_answers = Counter(
+            "stateline_worker_error_answers",
+            "Answers with status error (Arrow answers: their rows with it): malformed messages, "
+            "events the service refused (a bad value, seq or width), answers too large.",
+            registry=registry,
+        )
         self.replayed = Counter(
             "stateline_worker_replayed_events",
             "Events stepped again after taking a partition, not answered again.",

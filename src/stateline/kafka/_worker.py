@@ -40,6 +40,7 @@ from ..serve._answers import blank_answer
 from ..serve._columns import ColumnBatch
 from ..serve._events import Event, event_steps
 from ..serve._wire import ARROW, answer_to_arrow, arrow_request
+from ..stream._engine import ERROR
 from ._config import WorkerConfig
 from ._messages import Incoming, answer_headers, decode_event, is_arrow
 from ._metrics import WorkerMetrics
@@ -265,6 +266,7 @@ class Worker:
         if message.offset() < state.replay_until:
             self.metrics.replayed.inc(len(batch))
             return
+        self.metrics.error_answers.inc(int((answer.status == ERROR).sum()))
         self._produce(
             state,
             Incoming(state.partition, message.offset()),
@@ -333,6 +335,8 @@ class Worker:
             self.metrics.replayed.inc()
             return
         answer.setdefault("error", None)
+        if answer.get("status") == "error":
+            self.metrics.error_answers.inc()
         key = self._fallback_key(state) if item.stream is None else item.stream.encode()
         self._produce(
             state,
@@ -383,6 +387,7 @@ class Worker:
                     "with --kafka and on the topic).",
                 )
                 self.metrics.refused.inc()
+                self.metrics.error_answers.inc()  # the answer produced in its place
                 value = json.dumps(blank_answer(item.stream, "error", error=reason)).encode()
                 headers = [header for header in headers if header[0] != "content-type"]
 
