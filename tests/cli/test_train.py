@@ -19,12 +19,17 @@ def temps(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_train_then_predict_every_step_of_every_stream(temps: Path, tmp_path: Path) -> None:
+def test_train_then_predict_every_step_of_every_stream(
+    temps: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     model = tmp_path / "model"
     args = ["train", str(temps), "--time", "time", "--group", "city", "--target", "temp"]
     code = main([*args, "--hidden", "4", "--epochs", "2", "--horizon", "2", "--no-progress",
                  "--output", str(model)])  # fmt: skip
     assert code == 0
+    # the scaled loss says nothing of the naive forecast: the error in degrees, next to it
+    said = capsys.readouterr().out
+    assert "validation tails" in said and "persistence" in said and "x):" in said
     assert (model / "weights.pt").is_file() and (model / "columns.json").is_file()
     assert Forecaster.load(model).streams_ == list(pd.read_csv(temps)["city"].unique())
     output = tmp_path / "predictions.csv"

@@ -97,7 +97,10 @@ def run_train(argv: Sequence[str]) -> Path:
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # launch the processes, then done
         return _launch(args.nproc, argv, Path(args.output))
     config = config_from_args(ForecasterConfig, args)
-    if _parquet_dataset(args.path, args.group):
+    parquet = _parquet_dataset(args.path, args.group)
+    series: list[Any] = []
+    covariates: list[Any] | None = None
+    if parquet:
         # Read by each process, series by series: only those in its lanes (docs/training.md).
         forecaster = Forecaster(config).fit(
             args.path,
@@ -140,7 +143,42 @@ def run_train(argv: Sequence[str]) -> Path:
         f"{len(history.epochs)} epochs, best loss {history.best_loss:.4f} "
         f"(epoch {history.best_epoch})"
     )
+    if not parquet:  # a Parquet folder is not held in memory here: no second pass over it
+        print(_against_persistence(forecaster, series, covariates))
     return output
+
+
+def _against_persistence(forecaster: Any, series: list[Any], covariates: list[Any] | None) -> str:
+    """One line: the model's one-step error on each stream's validation tail (not trained on)
+    in the data's units, next to persistence's (the last value again): the loss printed
+    above is a scaled one, and says nothing of whether the model beats the naive forecast."""
+    share = forecaster.config.validation_share
+    model_error = naive_error = 0.0
+    count = 0
+    for index, values in enumerate(series):
+        cut = len(values) - round(len(values) * share)
+        if share == 0 or cut >= len(values) or cut < 1:
+            continue
+        extra = None if covariates is None else covariates[index]
+        forecast = forecaster.predict(values, covariates=extra).values[:, 0]  # (steps, targets)
+        truth = values[cut:]
+        model_error += float(np.abs(forecast[cut - 1 : -1] - truth).sum())
+        naive_error += float(np.abs(values[cut - 1 : -1] - truth).sum())
+        count += truth.size
+    if not count:
+        return "no validation tail (--validation-share 0): the model is not compared"
+    model, naive = model_error / count, naive_error / count
+    verdict = (
+        "better than persistence"
+        if model < naive
+        else "NOT better than persistence: more --epochs or --hidden, covariates, or "
+        "check that the data has a pattern to learn"
+    )
+    return (
+        f"validation tails (the last {share:.0%} of each stream, not trained on): mean absolute "
+        f"error one step ahead {model:.4g} in the data's units, persistence {naive:.4g} "
+        f"({model / naive if naive else float('inf'):.2f}x): {verdict}"
+    )
 
 
 def _rank() -> int:
