@@ -62,7 +62,8 @@ def add_detect_parser(commands: Any) -> None:
         default="auto",
         help="calendar inputs of the LSTM from the --time column; auto (default): the time "
         "of day when every stream's reference part spans two days or more, and the day of the "
-        "week when it spans two weeks",
+        "week when it spans two weeks; each only for readings at least 4 per cycle (no time of "
+        "day for daily data, neither for monthly)",
     )
     detect.add_argument("--hidden", type=int, default=32, help="LSTM units (default: 32)")
     detect.add_argument("--epochs", type=int, default=40, help="training epochs (default: 40)")

@@ -115,17 +115,28 @@ def calendar_features(
     return features
 
 
+SAMPLES_PER_CYCLE = 4
+"""Steps a calendar cycle needs at least, for its shape to be learnt (and not be a constant)."""
+
+
 def calendar_periods(times: ArrayLike, *, cycles: float = 2.0) -> tuple[str, ...]:
     """The calendar cycles that ``times`` (a model's training stamps) cover ``cycles`` times.
 
     A model learns a daily shape only from data that spans at least two days,
     and a weekly one from at least two weeks; fewer make the calendar inputs
-    an extrapolation. Numbers (not time stamps) give ``()``; missing stamps
-    are refused (see :func:`calendar_times`).
+    an extrapolation. A cycle also needs :data:`SAMPLES_PER_CYCLE` steps or more
+    (the typical step: the median one): daily or monthly readings have no time
+    of day to learn (it is the same at every step), monthly ones no day of the
+    week (noise). Numbers (not time stamps) give ``()``; missing stamps are
+    refused (see :func:`calendar_times`).
 
     >>> days = np.arange(0, 3 * 86_400, 3_600).astype("datetime64[s]")
     >>> calendar_periods(days), calendar_periods(days[:30]), calendar_periods(np.arange(5.0))
     (('day',), (), ())
+    >>> months = np.arange("2000-01", "2004-01", dtype="datetime64[M]").astype("datetime64[s]")
+    >>> daily = np.arange("2000-01-01", "2000-03-01", dtype="datetime64[D]")
+    >>> calendar_periods(months), calendar_periods(daily.astype("datetime64[s]"))
+    ((), ('week',))
     """
     raw = np.asarray(times)
     if raw.ndim == 1 and raw.dtype.kind in "biufc":
@@ -134,4 +145,10 @@ def calendar_periods(times: ArrayLike, *, cycles: float = 2.0) -> tuple[str, ...
     if len(seconds) < 2:
         return ()
     span = float(seconds.max() - seconds.min())
-    return tuple(name for name, length in CALENDAR_PERIODS.items() if span >= cycles * length)
+    steps = np.diff(np.sort(seconds))
+    step = float(np.median(steps[steps > 0])) if (steps > 0).any() else 0.0
+    return tuple(
+        name
+        for name, length in CALENDAR_PERIODS.items()
+        if span >= cycles * length and step <= length / SAMPLES_PER_CYCLE
+    )
