@@ -86,7 +86,19 @@ def test_detect_errors_name_the_problem(tmp_path: Path) -> None:
     gappy = tmp_path / "gappy.csv"
     pd.DataFrame({"time": stamps, "a": np.arange(50.0)}).to_csv(gappy, index=False)
     gap = run("detect", str(gappy), "--time", "time", "--reference", "20")
-    assert gap.returncode == 1 and "has gaps" in gap.stderr and "row 30" in gap.stderr
+    assert gap.returncode == 1 and "missing time stamps" in gap.stderr and "row 30" in gap.stderr
+    # From a review: with --features left out, a text column stopped the run; it is left
+    # out by name (the help says "all numeric")
+    worded = tmp_path / "worded.csv"
+    pd.DataFrame({"a": np.sin(np.arange(80.0)), "note": ["ok"] * 80}).to_csv(worded, index=False)
+    taken = run("detect", str(worded), "--reference", "40", "--predictor", "moving_average",
+                "--output", str(tmp_path / "worded"))  # fmt: skip
+    assert taken.returncode == 0, taken.stderr
+    assert "not sensors (text, left out): ['note']" in taken.stdout
+    words = tmp_path / "words.csv"
+    pd.DataFrame({"note": ["1,5"] * 80}).to_csv(words, index=False, sep=";")
+    none = run("detect", str(words), "--sep", ";", "--reference", "40")
+    assert none.returncode == 1 and "decimal comma" in none.stderr
 
 
 def test_each_stream_is_scored_as_if_alone(tmp_path: Path) -> None:

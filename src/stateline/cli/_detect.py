@@ -233,14 +233,38 @@ def _table(args: argparse.Namespace) -> Any:
             )
         )
     frame = frame.drop(columns=dropped)
+    features = args.features or _numeric_columns(frame, args)
     return load_table(
         frame,
         time=args.time,
-        features=args.features,
+        features=features,
         targets=args.label,
         group=args.group,
         time_order="file",
     )
+
+
+def _numeric_columns(frame: pd.DataFrame, args: argparse.Namespace) -> list[str]:
+    """The sensors when --features is left out: every numeric column but the time, group and
+    label; the text ones are named on the way (a decimal comma makes numbers text)."""
+    reserved = {args.time, args.group, args.label} - {None}
+    rest = [str(column) for column in frame.columns if column not in reserved]
+    numeric = [name for name in rest if pd.api.types.is_numeric_dtype(frame[name])]
+    text = [name for name in rest if name not in numeric]
+    if not numeric:
+        raise DataError(
+            describe(
+                "--features",
+                "numeric sensor columns",
+                f"only text columns {text}",
+                problem="cannot be chosen: no column holds numbers.",
+                fix="Name them with --features; numbers written with a decimal comma read as "
+                "text (convert them, e.g. pandas.read_csv(..., decimal=','), and save again).",
+            )
+        )
+    if text:
+        print(f"not sensors (text, left out): {text}; --features chooses, --ignore drops")
+    return numeric
 
 
 def _plot(
