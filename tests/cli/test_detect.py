@@ -95,6 +95,20 @@ def test_detect_errors_name_the_problem(tmp_path: Path) -> None:
                 "--output", str(tmp_path / "worded"))  # fmt: skip
     assert taken.returncode == 0, taken.stderr
     assert "not sensors (text, left out): ['note']" in taken.stdout
+    # labels all 0, or inside the reference part: said in words, not a "nan" delay
+    labelled = tmp_path / "labelled.csv"
+    label = np.zeros(80, dtype=int)
+    pd.DataFrame({"a": np.sin(np.arange(80.0)), "y": label}).to_csv(labelled, index=False)
+    for marked, said in ((None, "No step is labelled"), (10, "1 labelled step(s) lie")):
+        if marked is not None:
+            label[marked] = 1
+            pd.DataFrame({"a": np.sin(np.arange(80.0)), "y": label}).to_csv(labelled, index=False)
+        out = tmp_path / f"labelled-{marked}"
+        scored = run("detect", str(labelled), "--label", "y", "--reference", "40",
+                     "--predictor", "moving_average", "--output", str(out))  # fmt: skip
+        assert scored.returncode == 0, scored.stderr
+        summary = (out / "summary.md").read_text()
+        assert said in summary and "nan" not in summary
     words = tmp_path / "words.csv"
     pd.DataFrame({"note": ["1,5"] * 80}).to_csv(words, index=False, sep=";")
     none = run("detect", str(words), "--sep", ";", "--reference", "40")

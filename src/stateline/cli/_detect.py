@@ -354,6 +354,15 @@ def _summary(
             f"| NAB (standard; flagged-range onsets vs labelled ranges) | "
             f"{report.nab.normalised:.2f} |",
             f"| labelled ranges found | {len(found)} of {len(report.delays)} |",
-            f"| mean detection delay | {np.mean(found) if found else float('nan'):.1f} steps |",
+            "| mean detection delay | "
+            + (f"{np.mean(found):.1f} steps |" if found else "none found (no delay to give) |"),
         ]
+        if not report.delays:
+            lines += ["", f"No step is labelled anomalous in `{args.label}`: F1 and recall are 0 "
+                      "by definition, the false-alarm rate is what there is to read."]  # fmt: skip
+        inside = sum(int(t[:r].sum()) for t, r in zip(labels, references, strict=True))
+        if inside:
+            lines += ["", f"{inside} labelled step(s) lie in the reference parts, which are "
+                      "assumed normal and never flagged: they count as missed here (a shorter "
+                      "--reference scores them)."]  # fmt: skip
     return "\n".join(lines) + "\n"
