@@ -61,6 +61,7 @@ def run_replay(argv: Sequence[str]) -> dict[str, int]:
     import httpx
 
     from ..data import load_table
+    from ..serve._wire import STREAM_ID_RULE, valid_stream_id
 
     args = replay_parser().parse_args(list(argv))
     token = args.token or os.environ.get("STATELINE_TOKEN")
@@ -78,6 +79,17 @@ def run_replay(argv: Sequence[str]) -> dict[str, int]:
     columns = args.columns or _server_columns(client)
     table = load_table(args.path, time=args.time, features=columns, group=args.group, sep=args.sep)
     names = [str(g) for g in table.groups] if args.group else [args.stream]
+    bad = [name for name in names if not valid_stream_id(name)]
+    if bad:  # refused before anything is sent: a refusal half way stopped every stream
+        raise StatelineError(
+            describe(
+                "--group",
+                f"stream ids the service takes: {STREAM_ID_RULE}",
+                f"{len(bad)} of {len(names)} streams that are not: {bad[:5]!r}",
+                problem="names streams the service refuses.",
+                fix="Rename those keys in the table (or leave their rows out).",
+            )
+        )
     values = {name: v for name, v in zip(names, table.features, strict=True)}
     first = max(0, args.start_row)
     last = {
