@@ -315,3 +315,14 @@ def test_device_inputs_keep_slots_and_values_for_every_store_dtype(
     )
     assert rows.tolist() == [2, 0] and values.dtype == dtype
     assert values.float().flatten().tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_an_id_that_cannot_be_one_and_events_of_no_steps_are_named() -> None:
+    """From a review: a bare TypeError (unhashable type) and torch's sequence-length error."""
+    model = SequenceModel(ModelConfig(inputs=1, hidden=3)).eval()
+    engine = StreamEngine(model, StateStore(model))
+    with pytest.raises(ShapeError, match=r"stream_ids\[1\] cannot be a stream id"):
+        engine.step(["a", ["x"], "b"], np.zeros((3, 1)))
+    assert len(engine.store) == 0
+    with pytest.raises(ShapeError, match="holds no steps"):
+        engine.step(["a"], np.zeros((1, 0, 1)))

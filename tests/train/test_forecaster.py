@@ -161,3 +161,10 @@ def test_numpy_numbers_are_taken_wherever_plain_ones_are(tmp_path: Path) -> None
     model = Forecaster(config).fit(np.sin(np.arange(200.0) / 5))
     model.save(tmp_path / "model")
     assert Forecaster.load(tmp_path / "model").config == config
+
+
+def test_an_unknown_stream_is_named_by_carry_of_too() -> None:
+    forecaster = Forecaster(ForecasterConfig(**QUICK)).fit({"p1": wave(60)})
+    with pytest.raises(DataError, match=r"(?s)stream is unknown.*'zzz'"):
+        forecaster.carry_of("zzz")
+    assert forecaster.carry_of("p1")[0].shape[1] == 1

@@ -85,7 +85,7 @@ class RecurrentStack(nn.Module):
         mask: Tensor | None = None,
     ) -> tuple[Tensor, Carry]:
         """Run a chunk; returns ``(outputs (batch, time, hidden), carry)``."""
-        self._check_inputs(xs, carry, mask)
+        self._check_inputs(xs, carry, mask, reset)
         batch = xs.shape[0]
         carry = (
             self.initial_carry(batch, device=xs.device, dtype=xs.dtype)
@@ -108,6 +108,15 @@ class RecurrentStack(nn.Module):
 
     def step(self, carry: Carry, x: Tensor) -> tuple[Carry, Tensor]:
         """One time step for every row: ``x`` is ``(batch, inputs)``."""
+        if x.ndim != 2 or x.shape[1] != self.inputs:
+            raise ShapeError(
+                describe(
+                    "x",
+                    f"(batch, {self.inputs}): one step of every row",
+                    f"shape {tuple(x.shape)}",
+                    problem="has the wrong shape.",
+                )
+            )
         outputs, carry = self._fused(x[:, None, :], carry)
         return carry, outputs[:, 0]
 
@@ -166,13 +175,46 @@ class RecurrentStack(nn.Module):
             outputs.append(output * real[:, None].to(output.dtype))
         return torch.stack(outputs, dim=1), carry
 
-    def _check_inputs(self, xs: Tensor, carry: Carry | None, mask: Tensor | None) -> None:
-        if xs.ndim != 3 or xs.shape[2] != self.inputs:
+    def _check_inputs(
+        self, xs: Tensor, carry: Carry | None, mask: Tensor | None, reset: Tensor | None = None
+    ) -> None:
+        for name, value in (("xs", xs), ("mask", mask), ("reset", reset)):
+            if value is not None and not isinstance(value, Tensor):
+                raise ShapeError(
+                    describe(
+                        name,
+                        "a torch.Tensor",
+                        type(value).__name__,
+                        problem="is not a tensor.",
+                        fix=f"Pass torch.as_tensor({name}).",
+                    )
+                )
+        if xs.ndim != 3 or xs.shape[2] != self.inputs or xs.shape[1] == 0:
             raise ShapeError(
                 describe(
                     "xs",
-                    f"(batch, time, {self.inputs})",
+                    f"(batch, time >= 1, {self.inputs})",
                     f"shape {tuple(xs.shape)}",
+                    problem="has the wrong shape.",
+                )
+            )
+        weight = next(self.rnn.parameters())
+        if xs.dtype != weight.dtype and not torch.is_autocast_enabled(xs.device.type):
+            raise ShapeError(
+                describe(
+                    "xs",
+                    f"the model's dtype, {weight.dtype}",
+                    f"dtype {xs.dtype}",
+                    problem="has the wrong dtype.",
+                    fix=f"Pass xs.to({weight.dtype}), or convert the model (model.to(xs.dtype)).",
+                )
+            )
+        if reset is not None and tuple(reset.shape) != (xs.shape[0],):
+            raise ShapeError(
+                describe(
+                    "reset",
+                    f"one flag per row: shape ({xs.shape[0]},)",
+                    f"shape {tuple(reset.shape)}",
                     problem="has the wrong shape.",
                 )
             )

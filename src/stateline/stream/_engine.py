@@ -173,7 +173,10 @@ class StreamEngine:
         now: float | None = None,
     ) -> StepResult:
         """Apply one event per entry of ``stream_ids``; see the class docstring."""
-        return self._step(stream_ids, x, seq=seq, start=start, end=end, now=now)
+        try:
+            return self._step(stream_ids, x, seq=seq, start=start, end=end, now=now)
+        except TypeError as error:  # an id a dict cannot hold: name it
+            raise (_unhashable(stream_ids) or error) from error
 
     def _step(
         self,
@@ -387,6 +390,15 @@ class StreamEngine:
             values = array[:, None] if single else array
             steps = values.shape[1]
             width = values.shape[2]
+            if steps == 0:
+                raise ShapeError(
+                    describe(
+                        "x",
+                        "k >= 1 steps per event",
+                        f"shape {array.shape}",
+                        problem="holds no steps.",
+                    )
+                )
             if self.inputs is not None and width != self.inputs:
                 raise ShapeError(
                     describe(
@@ -565,6 +577,23 @@ class StreamEngine:
             )
         codes[order[has_last & ~repeat & ~overlap & (first > last + 1)]] = GAP
         keep &= ~(repeat | overlap)
+
+
+def _unhashable(stream_ids: Any) -> ShapeError | None:
+    """The error naming the first id that cannot be a stream id (None: all can)."""
+    for position, stream_id in enumerate(stream_ids):
+        try:
+            hash(stream_id)
+        except TypeError:
+            return ShapeError(
+                describe(
+                    f"stream_ids[{position}]",
+                    "a stream id: a str or an int",
+                    f"{type(stream_id).__name__} {stream_id!r:.60}",
+                    problem="cannot be a stream id.",
+                )
+            )
+    return None
 
 
 def _per_event(value: Any, count: int, name: str, dtype: Any, default: Any) -> NDArray[Any] | None:

@@ -250,11 +250,7 @@ class Forecaster:
         if self.carry_ is None:
             raise NotFittedError("This Forecaster is not fitted yet.\n  Fix: call fit() first.")
         key = self.streams_[0] if stream is None else stream
-        if key not in self.streams_:
-            raise DataError(
-                describe("stream", f"one of {self.streams_}", repr(key), problem="is unknown.")
-            )
-        row = self.streams_.index(key)
+        row = self._row_of(key)
         rows = torch.tensor([row])
         result = self.predict(data, covariates=covariates, carry=select_rows(self.carry_, rows))
         self.carry_ = tuple(
@@ -267,7 +263,15 @@ class Forecaster:
         """The carried state of one stream after the latest step seen."""
         if self.carry_ is None:
             raise NotFittedError("This Forecaster is not fitted yet.\n  Fix: call fit() first.")
-        return select_rows(self.carry_, torch.tensor([self.streams_.index(stream)]))
+        return select_rows(self.carry_, torch.tensor([self._row_of(stream)]))
+
+    def _row_of(self, stream: Hashable) -> int:
+        if stream not in self.streams_:
+            shown = self.streams_ if len(self.streams_) <= 10 else [*self.streams_[:10], "..."]
+            raise DataError(
+                describe("stream", f"one of {shown}", repr(stream), problem="is unknown.")
+            )
+        return self.streams_.index(stream)
 
     # --------------------------------------------------------------- persisting
     def save(self, directory: str | Path) -> Path:
