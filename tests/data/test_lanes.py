@@ -259,3 +259,16 @@ def test_a_plan_names_what_is_missing() -> None:
         plan.pack({0: np.ones((4, 1)), 1: np.ones((5, 1))})
     with pytest.raises(ConfigError, match="plan is empty"):
         place_lanes([4], lanes=3, chunk=2).block(slice(2, 3)).pack({0: np.ones((4, 1))})
+
+
+def test_a_layout_of_padding_or_a_pad_value_that_is_no_number_is_refused() -> None:
+    """From a review: chunk=10**12 asked for 14.6 TiB (a MemoryError, late), lanes=10**12
+    did not come back, pad_value="a" was numpy's ValueError."""
+    x = np.arange(20.0).reshape(10, 2)
+    with pytest.raises(ConfigError, match="chunk would make a layout of padding"):
+        pack_lanes(x, lanes=1, chunk=10**12)
+    with pytest.raises(ConfigError, match="lanes would make a layout of padding"):
+        pack_lanes(x, lanes=10**12, chunk=2)
+    with pytest.raises(ConfigError, match="pad_value is invalid"):
+        pack_lanes(x, lanes=1, chunk=2, pad_value="a")  # type: ignore[arg-type]
+    assert pack_lanes(x, lanes=40, chunk=30).x.shape == (1, 40, 30, 2)  # small: fine

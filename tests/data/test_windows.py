@@ -226,3 +226,8 @@ def test_no_features_complex_or_masked_values_are_refused() -> None:
     with pytest.raises(DataError, match="2 masked values"):
         windows(masked, y, steps=2)
     windows(np.ma.masked_array(np.ones((10, 2))), y, steps=2)  # nothing masked: fine
+
+
+def test_a_huge_steps_is_too_short_data_not_numpys_error() -> None:
+    with pytest.raises(DataError, match="too short for one window"):
+        windows(np.ones((10, 2)), np.arange(10.0), steps=10**30)

@@ -11,6 +11,7 @@ be zeroed.
 from __future__ import annotations
 
 import heapq
+import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -389,6 +390,7 @@ def place_lanes(lengths: Sequence[int], *, lanes: int, chunk: int, split: bool =
                 problem="are invalid.",
             )
         )
+    _refuse_padding(lanes, 1, chunk, sizes)  # at least one chunk: before lanes are laid out
     if split:
         pieces = _split_pieces(sizes, lanes, chunk)
     else:
@@ -399,6 +401,28 @@ def place_lanes(lengths: Sequence[int], *, lanes: int, chunk: int, split: bool =
     )
 
 
+_PADDED_SLOTS = 1 << 24
+_PADDING_RATIO = 64
+"""A layout of more than :data:`_PADDED_SLOTS` time slots and over this many times its real
+steps is refused: it is padding (a chunk or a lane count far past the data), and would ask
+for memory that only fails late (14.6 TiB for chunk=10**12)."""
+
+
+def _refuse_padding(lanes: int, chunks: int, chunk: int, lengths: Sequence[int]) -> None:
+    """Refuse a layout that would be mostly padding and large (see :data:`_PADDED_SLOTS`)."""
+    slots, steps = chunks * lanes * chunk, sum(lengths)
+    if slots > _PADDED_SLOTS and slots > _PADDING_RATIO * steps:
+        raise ConfigError(
+            describe(
+                "chunk" if chunk > max(lengths) else "lanes",
+                f"a layout mostly of data (at most {_PADDING_RATIO}x its {steps:,} steps)",
+                f"{slots:,} slots ({lanes:,} lanes x {chunks:,} chunks of {chunk:,} steps)",
+                problem="would make a layout of padding.",
+                fix="Use a chunk no longer than the longest sequence, and fewer lanes than steps.",
+            )
+        )
+
+
 def _pack(
     plan: LanePlan,
     arrays: dict[int, NDArray[Any]],
@@ -406,6 +430,9 @@ def _pack(
     pad_value: float,
 ) -> LaneLayout:
     lanes, chunks, chunk = plan.lanes, plan.chunks, plan.chunk
+    if isinstance(pad_value, bool) or not isinstance(pad_value, numbers.Real):
+        raise ConfigError(describe("pad_value", "a number", repr(pad_value), problem="is invalid."))
+    _refuse_padding(lanes, chunks, chunk, plan.lengths)
     placements = list(plan.placements)
     x = _fill(arrays, placements, lanes, chunks, chunk, pad_value)
     y = None if target_arrays is None else _fill(target_arrays, placements, lanes, chunks, chunk, 0)

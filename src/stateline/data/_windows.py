@@ -157,8 +157,7 @@ def windows(
     samples = _common_length(x_table, y_table)
     time_values = _time_column(time, samples)
 
-    current = np.arange(steps, samples - horizon_length + 1, stride, dtype=np.int64)
-    if current.size == 0:
+    if steps + horizon_length > samples:  # no window (and np.arange of a huge steps fails)
         raise DataError(
             describe(
                 "features" if x_table is not None else "labels",
@@ -168,6 +167,7 @@ def windows(
                 fix="Use fewer steps or a shorter horizon, or provide more data.",
             )
         )
+    current = np.arange(steps, samples - horizon_length + 1, stride, dtype=np.int64)
 
     own_step = shift_name == "features"
     window_length = steps + 1 if own_step else steps
