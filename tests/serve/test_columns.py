@@ -305,6 +305,7 @@ def test_values_past_float32_are_refused_alone_not_a_500(model_dir: Path, tmp_pa
     service = StreamService(serve_config(model_dir, tmp_path))
     answers = service.step([Event("a", [1e300], 0), Event("b", [20.0], 0)])
     assert [a["status"] for a in answers] == ["error", "ok"] and "float32" in answers[0]["error"]
+    assert answers[0]["error"].startswith("values holds")  # the event's field, not x[0]
     answer = service.step_columns(ColumnBatch.of(["c", "d"], [[-1e300], [20.0]], seq=[0, 0]))
     assert answer.status_names.tolist() == ["error", "ok"]
 

@@ -12,6 +12,7 @@ stepping live in their own modules: the model and its units
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import time
 from collections import Counter
@@ -45,6 +46,8 @@ from ._single import step_single
 from ._snapshots import Snapshots
 
 __all__ = ["StreamService"]
+
+_ENGINE_ARGUMENT = re.compile(r"^x\[\d+\]")
 
 SINGLES = 8
 """At most this many events of one call go one at a time (:meth:`StreamService._singles`):
@@ -521,7 +524,12 @@ class StreamService:
                 np.full(shape, np.nan) if result.anomaly_scores is None else result.anomaly_scores
             ),
             level=level,
-            errors=result.errors,
+            # the engine names its own argument, x[position in its call]: here it is the
+            # event's values, wherever the event stood in the request
+            errors={
+                row: _ENGINE_ARGUMENT.sub("values", text, count=1)
+                for row, text in result.errors.items()
+            },
         )
         self.metrics.flags.inc(amount=float(stepped.flags.sum()))
         if applied.any():
