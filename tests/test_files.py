@@ -51,3 +51,13 @@ def test_files_not_written_here_are_left_alone(tmp_path: Path) -> None:
     assert remove_leftovers(tmp_path) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others)
     assert remove_leftovers(tmp_path / "missing") == []
+
+
+def test_a_leftover_of_this_pid_is_an_earlier_runs(tmp_path: Path) -> None:
+    """From a review: a container restarts its server as pid 1 again, so the leftovers of the
+    killed run carry this process's pid; it is not writing there yet: they go."""
+    import socket
+
+    mine = tmp_path / f".state.pt.{os.getpid()}@{socket.gethostname()}.r4nd"
+    mine.write_bytes(b"half")
+    assert remove_leftovers(tmp_path) == [mine] and not mine.exists()

@@ -44,12 +44,13 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
 def remove_leftovers(folder: Path) -> list[Path]:
     """Remove the temporary files :func:`write_atomically` left in ``folder`` when its
     process was killed (each as large as its file: repeated crashes would fill the disk);
-    returns them. Only files of this host whose writing process is gone are removed: a
-    write in progress, here or on another host sharing the folder, is left alone.
+    returns them; call it before this process writes there. Only files of this host whose
+    writing process is gone (or is this one, restarted under the same pid) are removed: a
+    write in progress elsewhere, here or on another host sharing the folder, is left alone.
 
     >>> folder = Path(tempfile.mkdtemp())
     >>> dead = folder / f".state.pt.999999999@{socket.gethostname()}.x1y_2"
-    >>> live = folder / f".state.pt.{os.getpid()}@{socket.gethostname()}.a3b4"
+    >>> live = folder / f".state.pt.{os.getppid()}@{socket.gethostname()}.a3b4"
     >>> _ = dead.write_bytes(b"half"), live.write_bytes(b"being written")
     >>> [p.name for p in remove_leftovers(folder)] == [dead.name], live.exists()
     (True, True)
@@ -58,8 +59,11 @@ def remove_leftovers(folder: Path) -> list[Path]:
     host = socket.gethostname()
     for candidate in sorted(folder.glob(".*")) if folder.is_dir() else []:
         match = _TEMPORARY.fullmatch(candidate.name)
-        if match is None or match["host"] != host or _alive(int(match["pid"])):
+        if match is None or match["host"] != host:
             continue
+        pid = int(match["pid"])
+        if pid != os.getpid() and _alive(pid):  # this process is not writing there yet: a
+            continue  # file of its pid is an earlier run's (a container restarts as pid 1)
         candidate.unlink(missing_ok=True)
         removed.append(candidate)
     return removed

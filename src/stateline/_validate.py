@@ -32,23 +32,23 @@ def require_positive_int(name: str, value: object, *, optional: bool = False) ->
 
 
 def require_seed(value: object, name: str = "seed") -> None:
-    """Raise ConfigError unless ``value`` is an int in [0, 2**63 - 1] (what NumPy's and
-    PyTorch's generators both take).
+    """Raise ConfigError unless ``value`` is an int in [0, 2**64 - 1] (what PyTorch's
+    generator takes; NumPy's takes any int >= 0).
 
     >>> require_seed(-1)
     Traceback (most recent call last):
     ...
     stateline._errors.ConfigError: seed is invalid.
-      Expected: an integer from 0 to 2**63 - 1
+      Expected: an integer from 0 to 2**64 - 1
       Received: -1
     """
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Integral)
-        or not 0 <= int(value) < 2**63
+        or not 0 <= int(value) < 2**64
     ):
         raise ConfigError(
-            describe(name, "an integer from 0 to 2**63 - 1", repr(value), problem="is invalid.")
+            describe(name, "an integer from 0 to 2**64 - 1", repr(value), problem="is invalid.")
         )
 
 

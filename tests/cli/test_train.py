@@ -48,6 +48,11 @@ def test_train_then_predict_every_step_of_every_stream(
     pd.testing.assert_frame_equal(
         pd.read_csv(again).sort_values(["city", "step"], ignore_index=True), frame
     )
+    pytest.importorskip("pyarrow")
+    parquet = tmp_path / "by-time.pq"  # read as Parquet by its suffix, as load_table reads it
+    pd.read_csv(interleaved).to_parquet(parquet)
+    assert main(["predict", str(parquet), "--model", str(model), "--output", str(again)]) == 0
+    assert pd.read_csv(again)["city"].nunique() == 2
 
 
 def test_bad_columns_paths_and_flags_get_clear_errors(

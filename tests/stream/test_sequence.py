@@ -52,3 +52,17 @@ def test_the_engine_and_detector_refuse_a_bad_seq_alone(
     assert last.tolist() == [0 if i == position else 1 for i in range(4)]
     single = stepper.step([ids[position]], np.ones((1, 1)), seq=np.array([bad], dtype=object))
     assert single.codes.tolist() == [ERROR]
+
+
+def test_unsigned_and_float_arrays_are_read_whole_and_the_fast_path_agrees() -> None:
+    """From a review: uint64 and float arrays went value by value (0.85 ms per 1,024); the
+    one-event fast path raised OverflowError on 2**63 where a call of two refused it."""
+    numbers, errors = sequence_numbers(np.array([3, 2**63, 2**64 - 1], dtype=np.uint64), 3)
+    assert numbers is not None and numbers.tolist() == [3, 0, 0] and sorted(errors) == [1, 2]
+    numbers, errors = sequence_numbers(np.array([2.0, -0.0, 2.0**63, 0.5]), 4)
+    assert numbers is not None and numbers.tolist() == [2, 0, 0, 0] and sorted(errors) == [2, 3]
+    model = SequenceModel(ModelConfig(inputs=1, hidden=3)).eval()
+    engine = StreamEngine(model, StateStore(model))
+    engine.step(["a"], np.zeros((1, 1)), seq=[2**63 - 1])
+    for seq in ([2**63], np.array([2**63], dtype=np.uint64)):
+        assert engine.step(["a"], np.zeros((1, 1)), seq=seq).codes.tolist() == [ERROR]

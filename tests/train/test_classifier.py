@@ -65,6 +65,24 @@ def test_errors(rng: np.random.Generator) -> None:
     with pytest.raises(DataError, match=r"labels\[2\]"):
         quiet.fit(sequences[:4], ["a", "b", None, "a"])
     assert quiet.fit(sequences[:4], np.array([0, 1, 0, 1])).classes_ == [0, 1]
+    import datetime
+    import enum
+
+    class Kind(enum.Enum):
+        UP = 1
+        DOWN = 2
+
+    for a, b in ((Kind.UP, Kind.DOWN), (datetime.date(2024, 1, 1), datetime.date(2024, 1, 2))):
+        assert set(quiet.fit(sequences[:4], [a, b, a, b]).classes_) == {a, b}  # any hashable
+
+
+def test_one_long_sequence_beside_thousands_of_short_ones(rng: np.random.Generator) -> None:
+    """From a review: the chunk is the longest training sequence, so every short one pads to
+    it; a refusal of layouts of padding (meant for chunk=10**12) refused this."""
+    long, short = [rng.normal(size=(3000, 2))], [rng.normal(size=(5, 2)) for _ in range(6000)]
+    clf = SequenceClassifier(ClassifierConfig(hidden=2, epochs=1, progress=False))
+    clf.fit(long + short[:3], ["a", "b", "a", "b"])
+    assert clf.predict_proba(short).shape == (6000, 2)
     with pytest.raises(ShapeError, match="sequences\\[1\\]"):
         SequenceClassifier(ClassifierConfig(progress=False)).fit(
             [np.ones((3, 2)), np.ones((3, 3))], ["a", "b"]

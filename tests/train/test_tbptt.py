@@ -203,6 +203,7 @@ def test_errors_are_clear(rng: np.random.Generator) -> None:
     ):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             TrainConfig(**bad)  # type: ignore[arg-type]
+    assert TrainConfig(seed=2**64 - 1).seed == 2**64 - 1  # what torch.manual_seed takes
     with pytest.raises(ShapeError, match="targets"):
         fit(
             model_for(),

@@ -335,7 +335,7 @@ def _header(path: Path, sep: str) -> set[str]:
     """The column names of a CSV or Parquet file (none when it cannot be read: the table's
     own reader then says why)."""
     try:
-        if path.suffix.lower() == ".parquet":
+        if path.suffix.lower() in (".parquet", ".pq"):  # as load_table reads them
             import pyarrow.parquet as pq
 
             return set(pq.read_schema(path).names)

@@ -401,11 +401,13 @@ def place_lanes(lengths: Sequence[int], *, lanes: int, chunk: int, split: bool =
     )
 
 
-_PADDED_SLOTS = 1 << 24
+_PADDED_SLOTS = 1 << 32
 _PADDING_RATIO = 64
-"""A layout of more than :data:`_PADDED_SLOTS` time slots and over this many times its real
-steps is refused: it is padding (a chunk or a lane count far past the data), and would ask
-for memory that only fails late (14.6 TiB for chunk=10**12)."""
+"""A layout of more than :data:`_PADDED_SLOTS` time slots (tens of GB) and over this many
+times its real steps is refused: it is padding (a chunk or a lane count far past the data),
+and would ask for memory that only fails late (14.6 TiB for chunk=10**12). Large padded
+layouts short of that stay legal: a classifier's chunk is its longest sequence, and
+thousands of short ones beside it pad each to it."""
 
 
 def _refuse_padding(lanes: int, chunks: int, chunk: int, lengths: Sequence[int]) -> None:

@@ -266,8 +266,10 @@ class StreamEngine:
             if np.ndim(seq) != 1 or len(seq) != 1:
                 return None
             seq = seq[0]
-            if not isinstance(seq, int | np.integer) or isinstance(seq, bool) or seq < 0:
+            if not isinstance(seq, int | np.integer) or isinstance(seq, bool):
                 return None  # checked (and refused, if it must be) by the general path
+            if not 0 <= seq <= _MAX_SEQ:
+                return None
             seq = int(seq)
         prediction = self._step_row(slot, x.reshape(1, -1), seq, now)
         if prediction is None:

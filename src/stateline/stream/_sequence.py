@@ -38,6 +38,8 @@ def sequence_numbers(seq: Any, count: int) -> tuple[NDArray[np.int64] | None, di
     >>> numbers, errors = sequence_numbers([3, 1.5, -1, 2.0, float("nan")], 5)
     >>> numbers.tolist(), sorted(errors)
     ([3, 0, 0, 2, 0], [1, 2, 4])
+    >>> sorted(sequence_numbers([True, 4], 2)[1]), sorted(sequence_numbers(["7", 4], 2)[1])
+    ([0], [0])
     """
     if seq is None:
         return None, {}
@@ -48,27 +50,48 @@ def sequence_numbers(seq: Any, count: int) -> tuple[NDArray[np.int64] | None, di
             )
         )
     array = np.asarray(seq)
+    if isinstance(seq, list | tuple) and (
+        array.dtype.kind not in "iuf" or any(isinstance(v, bool | np.bool_) for v in seq)
+    ):  # numpy coerced the list to one type: True read as 1, 4 as "4" beside a "7"
+        return _from_values(list(seq), count)
     if array.shape != (count,):
-        raise ShapeError(
-            describe(
-                "seq",
-                f"one value per event: shape ({count},)",
-                f"shape {array.shape}",
-                problem="has the wrong shape.",
-            )
-        )
-    if array.dtype.kind == "i":  # the common case: one pass, no Python per event
-        bad = np.flatnonzero(array < 0)
-        numbers_ = array.astype(np.int64, copy=False)
-    else:
-        wanted = [_whole(value) for value in array.tolist()]
-        bad = np.array([i for i, value in enumerate(wanted) if value is None], dtype=np.int64)
-        numbers_ = np.array([0 if value is None else value for value in wanted], dtype=np.int64)
-    if not len(bad):
+        raise _wrong_shape(count, array.shape)
+    kind = array.dtype.kind
+    if kind == "i":  # the common case: one pass, no Python per event
+        good = array >= 0
+    elif kind == "u":
+        good = array <= _LARGEST
+    elif kind == "f":
+        with np.errstate(invalid="ignore"):
+            good = np.isfinite(array) & (array == np.floor(array)) & (array >= 0)
+            good &= array < 2.0**63
+    else:  # objects, booleans, text: one value at a time
+        return _from_values(array.tolist(), count)
+    numbers_ = np.where(good, array, 0).astype(np.int64)
+    if good.all():
         return numbers_, {}
-    numbers_ = numbers_.copy()
-    numbers_[bad] = 0
-    return numbers_, {int(i): seq_out_of_range(array[int(i)]) for i in bad}
+    return numbers_, {int(i): seq_out_of_range(array[int(i)]) for i in np.flatnonzero(~good)}
+
+
+def _from_values(values: list[Any], count: int) -> tuple[NDArray[np.int64], dict[int, str]]:
+    """Each value checked as the caller gave it (a list: ``True`` is not 1, ``"7"`` not 7)."""
+    if len(values) != count or any(np.ndim(value) != 0 for value in values):
+        raise _wrong_shape(count, np.shape(values))
+    wanted = [_whole(value) for value in values]
+    numbers_ = np.array([0 if value is None else value for value in wanted], dtype=np.int64)
+    errors = {i: seq_out_of_range(values[i]) for i, value in enumerate(wanted) if value is None}
+    return numbers_, errors
+
+
+def _wrong_shape(count: int, shape: tuple[int, ...]) -> ShapeError:
+    return ShapeError(
+        describe(
+            "seq",
+            f"one value per event: shape ({count},)",
+            f"shape {shape}",
+            problem="has the wrong shape.",
+        )
+    )
 
 
 def _whole(value: object) -> int | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
 from os import PathLike
@@ -322,18 +321,21 @@ def _sequences(sequences: Sequence[ArrayLike]) -> list[NDArray[np.float64]]:
 
 
 def _check_labels(labels: list[Any]) -> None:
-    """Refuse what cannot be a class: a missing or non-finite value, or a label of several
-    values (each NaN would otherwise be a class of its own, as NaN != NaN)."""
+    """Refuse what cannot be a class: a missing value (None, NaN, NaT, NA: each NaN would
+    otherwise be a class of its own, as NaN != NaN) or one that cannot be hashed (a label
+    of several values). Any other hashable value is a class: strings, numbers, enums, dates."""
     for position, label in enumerate(labels):
-        value = label.item() if isinstance(label, np.generic) else label
-        whole = isinstance(value, str | bytes | bool | int) or (
-            isinstance(value, float) and math.isfinite(value)
-        )
-        if not whole:
+        try:
+            hash(label)
+            missing = label is None or bool(label != label)
+        except (TypeError, ValueError):  # unhashable, or NA's ambiguous truth value
+            missing = True
+        if missing:
             raise DataError(
                 describe(
                     f"labels[{position}]",
-                    "one class per sequence: a string, an integer or a finite number",
+                    "one class per sequence: a hashable value that is not missing "
+                    "(not None, NaN, NaT or NA)",
                     repr(label),
                     problem="is not a class label.",
                     fix="Drop the sequences without a label, or give each one class.",

@@ -26,8 +26,7 @@ def seeded(seed: int) -> Iterator[None]:
     >>> torch.equal(torch.random.get_rng_state(), before)
     True
     """
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=_cuda_in_use()):
         torch.manual_seed(seed)
         yield
 
@@ -48,10 +47,17 @@ def kept_random_state() -> Iterator[None]:
     (True, True)
     """
     python_state, numpy_state = random.getstate(), np.random.get_state()
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     try:
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=_cuda_in_use()):
             yield
     finally:
         random.setstate(python_state)
         np.random.set_state(numpy_state)
+
+
+def _cuda_in_use() -> list[int]:
+    """The CUDA devices whose generators the caller may have used: every one once CUDA is
+    initialised, none before (reading a device's state would create a context on each GPU)."""
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+        return []
+    return list(range(torch.cuda.device_count()))
