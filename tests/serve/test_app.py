@@ -282,3 +282,21 @@ def test_a_batch_past_max_events_is_refused_whole_before_any_event_is_read(
             assert "at most 5 per call" in json.loads(socket.recv(timeout=10))["error"]
         taken = post(server, "/v1/steps", {"events": [good, 0, 0, 0, 0]})
         assert [r["status"] for r in taken.json()["results"]] == ["ok"] + ["error"] * 4
+
+
+def test_a_body_that_cannot_be_parsed_says_why(server: str) -> None:
+    """From a review: FastAPI's "There was an error parsing the body" named neither."""
+    for body, why in (
+        (b'{"events": [' + b"[" * 5000 + b"]" * 5000 + b"]}", "nested too deeply"),
+        (b'{"events": [{"stream": "\xff", "values": [1.0]}]}', "not UTF-8"),
+    ):
+        answer = httpx.post(
+            server + "/v1/steps",
+            content=body,
+            headers={**AUTH, "content-type": "application/json"},
+            timeout=30,
+        )
+        assert answer.status_code == 400 and answer.json()["detail"].startswith("body: not JSON")
+        assert why in answer.json()["detail"]
+    refused = httpx.post(server + "/v1/steps", json={"events": []}, timeout=30)
+    assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"

@@ -13,6 +13,7 @@ from importlib.resources import files
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, WebSocket
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import (
@@ -25,6 +26,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from .._errors import ConfigError, DataError, StatelineError, describe
@@ -57,6 +59,9 @@ Step = Annotated[list[StrictFloat], Field(min_length=1)]
 Values = Step | Annotated[list[Step], Field(min_length=1)]
 
 LOG = logging.getLogger("stateline.serve")
+
+_UNPARSED = "There was an error parsing the body"
+"""FastAPI's detail for a body that raised something other than a JSON decode error."""
 
 
 def stream_id_text(value: str) -> str:
@@ -283,6 +288,22 @@ def create_app(config: ServeConfig, *, service: StreamService | None = None) -> 
     app.single_step = SingleStepRoute(
         body_model=StepIn, expected=expected, hosts=hosts, max_body_bytes=config.max_body_bytes
     )
+
+    @app.exception_handler(StarletteHTTPException)  # what FastAPI's routing raises
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        """FastAPI's own answers, but a body it could not parse says why (its "There was an
+        error parsing the body" names neither the body nor the problem)."""
+        cause = error.__cause__
+        if error.status_code == 400 and cause is not None and error.detail == _UNPARSED:
+            why = (
+                "nested too deeply"
+                if isinstance(cause, RecursionError)
+                else f"not UTF-8 ({cause})"
+                if isinstance(cause, UnicodeDecodeError)
+                else f"{type(cause).__name__}: {cause}"
+            )
+            return JSONResponse(status_code=400, content={"detail": f"body: not JSON: {why}"[:300]})
+        return await http_exception_handler(request, error)
 
     @app.exception_handler(StatelineError)
     async def stateline_error(request: Request, error: StatelineError) -> JSONResponse:
