@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._errors import ConfigError, DataError, describe
-from ._checks import require_finite
+from ._checks import check_times, require_finite
 
 __all__ = ["ParquetSeries", "is_parquet_source", "scan_parquet"]
 
@@ -503,18 +503,5 @@ def _times(column: Any, name: str) -> NDArray[Any]:
 
 
 def _check_increasing(stamps: NDArray[Any], time: str, key: Hashable) -> None:
-    if len(stamps) < 2:
-        return
-    order = stamps[1:] > stamps[:-1]
-    if not order.all():
-        position = int(np.argmin(order)) + 1
-        raise DataError(
-            describe(
-                f"column {time!r}",
-                f"strictly increasing time in series {key!r}",
-                f"{stamps[position - 1]} followed by {stamps[position]} at its row {position}",
-                problem="is not monotonic.",
-                fix=f"Sort the dataset by {time!r} within each series and remove duplicate "
-                "time stamps.",
-            )
-        )
+    """Strictly increasing within series ``key`` (rows counted within it)."""
+    check_times(stamps, f"column {time!r}", where=f" in series {key!r}")
