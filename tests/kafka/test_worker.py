@@ -297,7 +297,7 @@ def test_online_learning_per_partition_goes_into_its_checkpoint_and_comes_back(
     cluster: Any, model_dir: Path, tmp_path: Path
 ) -> None:
     """--online: a partition's model learns from its streams; its weights are checkpointed
-    with its state (online.pt beside state.pt) and a new owner learns on from them."""
+    with its state (in its state.pt) and a new owner learns on from them."""
     from confluent_kafka import Producer
 
     from stateline.online import OnlineConfig
@@ -319,11 +319,7 @@ def test_online_learning_per_partition_goes_into_its_checkpoint_and_comes_back(
     while time.monotonic() < deadline:  # an update, then a checkpoint holding it
         state = worker.partitions.get(0)
         learner = None if state is None else state.service.learner
-        if (
-            learner is not None
-            and learner.version > 0
-            and (folder / "events-0/online.pt").is_file()
-        ):
+        if learner is not None and learner.version > 0 and _learned(folder / "events-0"):
             break
         time.sleep(0.2)
     learned = worker.partitions[0].service.learner
@@ -340,3 +336,13 @@ def test_online_learning_per_partition_goes_into_its_checkpoint_and_comes_back(
     assert again.partitions[0].streams == streams
     again.stop()
     thread.join(timeout=60)
+
+
+def _learned(folder: Path) -> int:
+    """The online version the checkpoint in ``folder`` holds (0: none yet)."""
+    import torch
+
+    path = folder / "state.pt"
+    if not path.is_file():
+        return 0
+    return int(torch.load(path, weights_only=True).get("online", {}).get("version", 0))

@@ -212,3 +212,48 @@ def test_config_and_model_errors() -> None:
     model = SequenceModel(ModelConfig(inputs=1, hidden=4, outputs=3)).eval()
     with pytest.raises(ConfigError, match="one-step forecaster"):
         OnlineLearner(StreamEngine(model, StateStore(model)))
+
+
+def test_one_streams_glitch_cannot_spoil_every_streams_weights() -> None:
+    """From a review: a stream sending +-3e38 (finite float32) overflowed an update into NaN
+    weights, swapped in for every stream, and written to disk. Such steps are not learnt."""
+    torch.manual_seed(0)
+    model = SequenceModel(ModelConfig(inputs=1, hidden=8)).eval()
+    engine = StreamEngine(model, StateStore(model))
+    learner = OnlineLearner(engine, OnlineConfig(update_every=10, lanes=8, chunk=25, min_steps=4))
+    for t in range(40):
+        learner.step(["good", "evil"], [[np.sin(t / 4)], [3e38 if t % 2 else -3e38]])
+    report = learner.update()
+    assert report is not None and report.rejected is None and report.version == 1
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    after = learner.step(["good", "fresh"], [[0.5], [0.5]])
+    assert np.isfinite(after.predictions).all()
+    _, learnable = learner.buffered("evil")
+    assert not learnable.any()
+
+
+def test_an_update_that_is_not_finite_is_not_swapped_in(rng: np.random.Generator) -> None:
+    """The safety net behind the bound: whatever makes training diverge, the live weights
+    stay, the learner starts again from them, and the report says why."""
+    learner = make_learner(OnlineConfig(update_every=10, lanes=4, chunk=10, min_steps=4))
+    engine = learner.engine
+    for row in series(rng, 30):
+        learner.step(["a"], row[None])
+    live = {k: v.clone() for k, v in engine.model.state_dict().items()}
+    original = learner._train
+
+    def diverging(*args: object) -> float:
+        loss = original(*args)  # type: ignore[arg-type]
+        with torch.no_grad():
+            next(learner._shadow.parameters()).fill_(float("nan"))
+        return loss
+
+    learner._train = diverging  # type: ignore[method-assign]
+    report = learner.update()
+    assert report is not None and report.rejected is not None and "not finite" in report.rejected
+    assert learner.rejected == 1 and learner.version == 0
+    assert all(torch.equal(v, live[k]) for k, v in engine.model.state_dict().items())
+    assert all(bool(torch.isfinite(p).all()) for p in learner._shadow.parameters())
+    learner._train = original  # type: ignore[method-assign]
+    learner.step(["a"], series(rng, 1))
+    assert learner.update() is not None and learner.version == 1  # learning goes on

@@ -13,9 +13,11 @@ import pandas as pd
 import pytest
 import torch
 
+from stateline import ConfigError
 from stateline.anomaly import DetectorConfig
 from stateline.online import OnlineConfig
 from stateline.serve import Event, StreamService
+from stateline.stream import SnapshotMismatchError
 
 from .conftest import AUTH, REFERENCE, WARMUP, free_port, serve_config
 
@@ -44,7 +46,7 @@ def test_service_learns_saves_and_restores_its_weights(
     text = service.metrics.render()
     assert "stateline_online_updates 1" in text and "stateline_online_last_loss_after" in text
     service.snapshot()
-    assert (tmp_path / "state" / "online.pt").is_file()
+    assert torch.load(tmp_path / "state" / "state.pt")["online"]["version"] == 1  # one file
     learned = {k: v.clone() for k, v in service.model.state_dict().items()}
 
     again = StreamService(config)  # a restart: learned weights first, then the store
@@ -107,7 +109,8 @@ def test_running_server_updates_the_model_in_the_background(
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-    assert (tmp_path / "state" / "online.pt").is_file()  # written with the final snapshot
+    final = torch.load(tmp_path / "state" / "state.pt")["online"]  # with the final snapshot
+    assert final["version"] >= 2
 
 
 def test_online_service_with_the_likelihood_restores_its_state(
@@ -142,3 +145,35 @@ def test_online_service_with_the_likelihood_restores_its_state(
         for one, other in zip(mine, theirs, strict=True):
             assert other["anomaly_scores"] == one["anomaly_scores"]
             assert other["flags"] == one["flags"]
+
+
+def test_learned_weights_travel_in_the_snapshot_and_only_to_their_own_model(
+    model_dir: Path, temperatures_csv: Path, tmp_path: Path
+) -> None:
+    """From a review: online.pt and state.pt were two renames, and a kill -9 between them
+    left a pair the server refused to start from; an online.pt learned from another model
+    was put into a retrained one without a word."""
+    import shutil
+
+    config = serve_config(model_dir, tmp_path / "state", online=ONLINE)
+    service = StreamService(config)
+    series = temperatures(temperatures_csv)
+    for t in range(60):
+        service.step([Event(city, [float(v[t])], t) for city, v in series.items()])
+    assert service.learner is not None and service.learner.update() is not None
+    service.snapshot()
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["state.pt"]
+    learned = {k: v.clone() for k, v in service.model.state_dict().items()}
+    again = StreamService(config)
+    assert again.restored == 2
+    for name, tensor in again.model.state_dict().items():
+        torch.testing.assert_close(tensor, learned[name])
+    with pytest.raises(SnapshotMismatchError, match="online"):  # its buffers need --online
+        StreamService(dataclasses.replace(config, online=None))
+    other = tmp_path / "retrained"
+    shutil.copytree(model_dir, other, ignore=shutil.ignore_patterns("state"))
+    weights = torch.load(other / "weights.pt")
+    weights["head.bias"] += 1.0
+    torch.save(weights, other / "weights.pt")
+    with pytest.raises(ConfigError, match="holds what another model learned"):
+        StreamService(dataclasses.replace(config, model=str(other)))

@@ -22,9 +22,9 @@ class PartitionState:
     Its checkpoint is ``<checkpoint_dir>/<topic>-<partition>/state.pt``: every
     carry, seq and detector column, and the input ``offset`` the state covers
     (the next offset to read), written atomically in one file; with online
-    learning, the partition's current weights go to ``online.pt`` just before
-    (the state names the weights it was made with). A new owner restores both
-    and reads the input from that offset.
+    learning, the partition's current weights go into the same file (the
+    state names the weights it was made with). A new owner restores both and
+    reads the input from that offset.
     """
 
     def __init__(self, config: WorkerConfig, topic: str, partition: int) -> None:

@@ -22,6 +22,11 @@ __all__ = ["OnlineLearner", "UpdateReport"]
 
 _PREFIX = "online."
 
+LEARNABLE_BOUND = 1e4
+"""Buffered steps past this many standard units (the model's scaled values) are glitches:
+they are kept out of learning and clipped as inputs, so one sensor's 1e39 cannot overflow
+an update into NaN weights for every stream."""
+
 
 @dataclass(frozen=True)
 class UpdateReport:
@@ -34,6 +39,8 @@ class UpdateReport:
     loss_after: float
     seconds: float
     recomputed: int
+    rejected: str | None = None
+    """Why the weights were not swapped in (not finite after training), or None."""
 
 
 class OnlineLearner:
@@ -97,6 +104,8 @@ class OnlineLearner:
         self.lock = lock if lock is not None else threading.RLock()
         self.version = 0
         self.pending = 0
+        self.rejected = 0
+        """Updates whose weights were not swapped in (not finite after training)."""
         self.history: list[UpdateReport] = []
         self.learning_seconds = 0.0
         self.updated_at: float | None = None
@@ -165,6 +174,10 @@ class OnlineLearner:
         if not keep.any():
             return
         slots, values, learnable = slots[keep], values[keep], learnable[keep]
+        extreme = ~(np.abs(values) <= LEARNABLE_BOUND).all(axis=2)  # NaN too
+        if extreme.any():
+            learnable = learnable & ~extreme
+            values = np.clip(np.nan_to_num(values), -LEARNABLE_BOUND, LEARNABLE_BOUND)
         buffer, count, ok = self._x.values, self._count.values, self._ok.values
         for step in range(steps):
             position = count[slots] % self.config.buffer
@@ -190,6 +203,9 @@ class OnlineLearner:
         loss_before = self._train(x, valid, ok)
         loss_after = self._loss(self._shadow, x, valid, ok)
         new_state = {k: v.detach().clone() for k, v in self._shadow.state_dict().items()}
+        finite = all(bool(torch.isfinite(v).all()) for v in new_state.values())
+        if not (finite and np.isfinite(loss_after)):
+            return self._reject(x, valid, ok, loss_before, loss_after, started)
         with self.lock:
             self.engine.model.load_state_dict(new_state)
             self.engine.refresh()
@@ -209,6 +225,38 @@ class OnlineLearner:
             del self.history[:-100]
             self.learning_seconds += seconds
             self.updated_at = time.time()
+        return report
+
+    def _reject(
+        self,
+        x: torch.Tensor,
+        valid: torch.Tensor,
+        ok: torch.Tensor,
+        loss_before: float,
+        loss_after: float,
+        started: float,
+    ) -> UpdateReport:
+        """Keep the live weights: training left them not finite. The shadow model and the
+        optimizer start again from the live model (their state is spoiled too)."""
+        with self.lock:
+            self._shadow.load_state_dict(self.engine.model.state_dict())
+            self._optimizer = torch.optim.Adam(
+                self._shadow.parameters(), lr=self.config.learning_rate
+            )
+            self.rejected += 1
+            report = UpdateReport(
+                version=self.version,
+                streams=int(x.shape[0]),
+                steps=int((valid[:, 1:] & ok[:, 1:]).sum()),
+                loss_before=loss_before,
+                loss_after=loss_after,
+                seconds=time.perf_counter() - started,
+                recomputed=0,
+                rejected="the weights were not finite after training (loss "
+                f"{loss_before:.3g} -> {loss_after:.3g}); the live weights were kept",
+            )
+            self.history.append(report)
+            del self.history[:-100]
         return report
 
     def run(self, stop: threading.Event, *, poll: float = 0.05) -> None:

@@ -27,8 +27,8 @@ class ServeConfig:
     guards every write (``None``: the app refuses to start without one; the
     CLI reads ``STATELINE_TOKEN`` or makes one up). ``online`` (``serve
     --online``) keeps the model learning from its streams
-    (:class:`~stateline.online.OnlineLearner`); its weights are written next
-    to every snapshot (``online.pt``) and loaded on start, before the store.
+    (:class:`~stateline.online.OnlineLearner`); its weights are written in
+    every snapshot (``state.pt``) and loaded on start, before the store.
     Reads of stream data (``/v1/streams``, ``/metrics``) need the token too
     unless ``public_reads``; ``/healthz`` stays open and names no server path.
     Requests whose ``Host`` header is not the bound address (or ``localhost``)

@@ -8,29 +8,25 @@ from typing import Any
 
 import torch
 
-from .._files import write_atomically
+from .._errors import ConfigError, describe
 from ..online import OnlineLearner
 from ._metrics import Registry
 
 __all__ = [
     "load_online_weights",
+    "online_failing",
     "online_health",
     "online_metrics",
     "online_weights",
-    "save_online_weights",
-    "write_online_weights",
 ]
 
 WEIGHTS = "online.pt"
+"""Where versions before 0.2 kept the online weights (now inside the snapshot, state.pt)."""
 
 
-def save_online_weights(learner: OnlineLearner, directory: Path) -> None:
-    """The weights learned so far, their version and time, atomically into ``online.pt``."""
-    write_online_weights(online_weights(learner), directory)
-
-
-def online_weights(learner: OnlineLearner) -> dict[str, Any]:
-    """A copy of the weights learned so far, with their version and time, taken now."""
+def online_weights(learner: OnlineLearner, base: str) -> dict[str, Any]:
+    """A copy of the weights learned so far, with their version and time, taken now, and
+    ``base``: the fingerprint of the model they were learned from."""
     return {
         "weights": {
             name: value.detach().clone()
@@ -38,24 +34,44 @@ def online_weights(learner: OnlineLearner) -> dict[str, Any]:
         },
         "version": learner.version,
         "updated_at": learner.updated_at,
+        "base": base,
     }
 
 
-def write_online_weights(saved: dict[str, Any], directory: Path) -> None:
-    """Write :func:`online_weights` atomically into ``directory/online.pt``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    write_atomically(directory / WEIGHTS, lambda file: torch.save(saved, file))
-
-
-def load_online_weights(learner: OnlineLearner, directory: Path) -> bool:
-    """Weights learned online in an earlier run, if ``directory`` holds them."""
-    path = directory / WEIGHTS
-    if not path.is_file():
+def load_online_weights(
+    model: Any,
+    learner: OnlineLearner | None,
+    snapshot: dict[str, Any] | None,
+    directory: Path,
+    base: str,
+) -> bool:
+    """Put the weights learned online in an earlier run into ``model`` (and ``learner``):
+    those the snapshot holds (written with it, in one file: a crash cannot part them), else
+    an ``online.pt`` of an earlier version. Refused when they were learned from another model
+    (a model retrained into the same folder keeps its state folder)."""
+    saved = None if snapshot is None else snapshot.get("online")
+    legacy = directory / WEIGHTS
+    if saved is None and legacy.is_file():
+        saved = torch.load(legacy, map_location="cpu", weights_only=True)
+    if saved is None:
         return False
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    learner.engine.model.load_state_dict(saved["weights"])
-    learner.engine.refresh()
-    learner.adopt(saved["version"], saved["updated_at"])
+    learned_from = saved.get("base")
+    if learned_from is not None and learned_from != base:
+        raise ConfigError(
+            describe(
+                "snapshot",
+                f"online weights learned from this model (fingerprint {base[:12]})",
+                f"weights learned from another model (fingerprint {str(learned_from)[:12]}) "
+                f"in {directory}",
+                problem="holds what another model learned.",
+                fix="Serve the model they were learned from, or start this one with a fresh "
+                "--snapshot-dir (its streams then start over).",
+            )
+        )
+    model.load_state_dict(saved["weights"])
+    if learner is not None:
+        learner.engine.refresh()
+        learner.adopt(saved["version"], saved["updated_at"])
     return True
 
 
@@ -70,7 +86,16 @@ def online_health(learner: OnlineLearner | None) -> dict[str, Any] | None:
         "learning_share": round(learner.learning_share, 4),
         "last_loss_before": None if last is None else last.loss_before,
         "last_loss_after": None if last is None else last.loss_after,
+        "rejected_updates": learner.rejected,
+        "last_rejection": None if last is None else last.rejected,
     }
+
+
+def online_failing(learner: OnlineLearner | None) -> bool:
+    """Whether the last update was rejected (learning is not moving: health is degraded)."""
+    return (
+        learner is not None and bool(learner.history) and learner.history[-1].rejected is not None
+    )
 
 
 def online_metrics(learner: OnlineLearner, metrics: Registry) -> None:
@@ -94,5 +119,8 @@ def online_metrics(learner: OnlineLearner, metrics: Registry) -> None:
          last("loss_after")),
         ("stateline_online_last_update_seconds", "How long the last update took.",
          last("seconds")),
+        ("stateline_online_rejected_updates",
+         "Updates not swapped in: the weights were not finite after training.",
+         lambda: float(learner.rejected)),
     ):  # fmt: skip
         metrics.gauge(name, help_text, read)

@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from .._errors import ConfigError, DataError, describe
 from ..online import OnlineLearner
-from ..stream import StateStore, Status, StreamDetector, StreamEngine
+from ..stream import StateStore, Status, StreamDetector, StreamEngine, model_fingerprint
 from ..stream._engine import RESTARTED, STATUS_NAMES
 from ..stream._grouping import event_rounds, id_array, plan_calls
 from ._answers import blank_answer, json_number, json_seq, nullable
@@ -36,10 +36,10 @@ from ._history import StreamHistory
 from ._metrics import Registry
 from ._online_serving import (
     load_online_weights,
+    online_failing,
     online_health,
     online_metrics,
     online_weights,
-    write_online_weights,
 )
 from ._served_model import ServedModel
 from ._single import step_single
@@ -93,14 +93,24 @@ class StreamService:
         self.started = time.time()
         self.restored = 0
         self.learner: OnlineLearner | None = None
+        self.base_fingerprint = model_fingerprint(self.model)
+        """The served model's own weights (online learning changes the live ones)."""
         if config.online is not None:
             self.learner = OnlineLearner(
                 self.engine, config.online, targets=self.served.targets, lock=self.lock
             )
-            load_online_weights(self.learner, config.state_dir)  # before the store's snapshot
             online_metrics(self.learner, self.metrics)
-        if (config.state_dir / "state.pt").is_file():
-            self.restored = self.store.restore(config.state_dir)
+        held = (config.state_dir / "state.pt").is_file()
+        snapshot = self.store.read_snapshot(config.state_dir) if held else None
+        # Weights learned online first: the store's snapshot names the weights it was made
+        # with (without --online, the store then refuses the snapshot's learning buffers).
+        learned = load_online_weights(
+            self.model, self.learner, snapshot, config.state_dir, self.base_fingerprint
+        )
+        if learned and self.learner is None:
+            self.engine.refresh()
+        if snapshot is not None:
+            self.restored = self.store.restore_state(snapshot, config.state_dir / "state.pt")
         self.metrics.gauge(
             "stateline_active_streams", "Streams in the state store.", lambda: len(self.store)
         )
@@ -295,8 +305,9 @@ class StreamService:
         """Write the state store (carries, sequence numbers, detector state) atomically,
         with ``meta`` in the same file (:meth:`StateStore.snapshot`).
 
-        With online learning the current weights go first, into ``online.pt``
-        (the store's snapshot names the weights it was made with). Steps wait
+        With online learning the current weights go into the same file (the
+        store's snapshot names the weights it was made with: one file, so a
+        crash cannot leave the weights of one snapshot beside the state of another). Steps wait
         only while the state is copied, not while it is written and flushed to
         disk; snapshots are written one at a time, in the order they were taken.
         """
@@ -305,11 +316,10 @@ class StreamService:
         def take() -> Callable[[Path], Path]:
             with self.lock:
                 state = self.store.snapshot_state(meta=meta)
-                weights = None if learner is None else online_weights(learner)
+                if learner is not None:  # in the same file: a crash cannot part them
+                    state["online"] = online_weights(learner, self.base_fingerprint)
 
             def write(directory: Path) -> Path:
-                if weights is not None:
-                    write_online_weights(weights, directory)
                 return self.store.write_snapshot(directory, state)
 
             return write
@@ -324,7 +334,9 @@ class StreamService:
     def health(self) -> dict[str, Any]:
         served = self.served
         return {
-            "status": "degraded" if self.snapshots.failing else "ok",
+            "status": "degraded"
+            if self.snapshots.failing or online_failing(self.learner)
+            else "ok",
             "snapshot": self.snapshots.health(),
             "streams": len(self.store),
             "model": Path(self.config.model).name,  # no server paths

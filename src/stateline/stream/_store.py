@@ -364,6 +364,12 @@ class StateStore:
         lost). Columns the snapshot lacks keep their fill values. Streams in the
         store that the snapshot does not hold are kept.
         """
+        return self.restore_state(self.read_snapshot(directory), Path(directory) / "state.pt")
+
+    @staticmethod
+    def read_snapshot(directory: str | Path) -> dict[str, Any]:
+        """The snapshot in ``directory/state.pt`` as :meth:`snapshot_state` made it (a caller
+        may read what it keeps beside the store's state before :meth:`restore_state`)."""
         path = Path(directory) / "state.pt"
         if not path.is_file():
             raise DataError(
@@ -374,7 +380,11 @@ class StateStore:
                     problem="holds no snapshot.",
                 )
             )
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+        return state
+
+    def restore_state(self, state: dict[str, Any], path: str | Path = "the snapshot") -> int:
+        """:meth:`restore` of a snapshot already read (:meth:`read_snapshot`)."""
         expected = model_fingerprint(self.model)
         if state["fingerprint"] != expected:
             raise SnapshotMismatchError(
