@@ -147,3 +147,41 @@ def test_dashboard_shows_when_the_model_was_last_updated(
     finally:
         driver.quit()  # type: ignore[attr-defined]
         server.stop()
+
+
+def test_pages_of_streams_a_stream_gone_and_a_token_typed_slowly(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """From a review: only the first 50 streams were listed; a deleted stream kept its old
+    chart; every poll of the open /healthz hid the token field while someone typed."""
+    import httpx
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = ServerProcess(model_dir, tmp_path / "state", free_port(), 5.0)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    events = [{"stream": f"s{i:03d}", "values": [50.0], "seq": 0} for i in range(60)]
+    assert httpx.post(server.url + "/v1/steps", json={"events": events}, headers=auth).is_success
+    driver = browser()
+    try:
+        driver.get(server.url + "/?stream=s000")  # type: ignore[attr-defined]
+        WebDriverWait(driver, 30).until(  # type: ignore[arg-type]
+            lambda d: d.find_element(By.ID, "token-form").is_displayed()
+        )
+        field = driver.find_element(By.ID, "token")  # type: ignore[attr-defined]
+        for character in TOKEN:  # slower than the page polls
+            field.send_keys(character)
+            time.sleep(0.15)
+        assert field.get_attribute("value") == TOKEN
+        driver.find_element(By.CSS_SELECTOR, "#token-form button").click()  # type: ignore[attr-defined]
+        shown = lambda d: d.find_element(By.ID, "shown").text  # noqa: E731
+        WebDriverWait(driver, 30).until(lambda d: shown(d) == "(1\u201350 of 60)")  # type: ignore[arg-type]
+        driver.find_element(By.ID, "next").click()  # type: ignore[attr-defined]
+        WebDriverWait(driver, 30).until(lambda d: shown(d) == "(51\u201360 of 60)")  # type: ignore[arg-type]
+        assert httpx.delete(server.url + "/v1/streams/s000", headers=auth).status_code == 204
+        WebDriverWait(driver, 30).until(  # type: ignore[arg-type]
+            lambda d: "no longer held" in d.find_element(By.ID, "title").text
+        )
+    finally:
+        driver.quit()  # type: ignore[attr-defined]
+        server.stop()
