@@ -229,7 +229,30 @@ def test_one_streams_glitch_cannot_spoil_every_streams_weights() -> None:
     after = learner.step(["good", "fresh"], [[0.5], [0.5]])
     assert np.isfinite(after.predictions).all()
     _, learnable = learner.buffered("evil")
-    assert not learnable.any()
+    assert not learnable.any() and learner.excluded == 40
+
+
+def test_large_real_readings_are_learnt_and_a_batch_without_targets_makes_no_update() -> None:
+    """From a review: a bound of 1e4 stopped learning, without a word, for a Keras model of
+    readings in watts (its inputs are raw) or a sensor re-mounted after a tiny training
+    spread; and a batch with nothing to learn from still made a new version."""
+    torch.manual_seed(0)
+    model = SequenceModel(ModelConfig(inputs=1, hidden=4)).eval()
+    engine = StreamEngine(model, StateStore(model))
+    learner = OnlineLearner(engine, OnlineConfig(update_every=10, lanes=4, chunk=10, min_steps=4))
+    for t in range(30):
+        learner.step(["meter"], [[20_000.0 + 50 * np.sin(t)]])
+    assert learner.excluded == 0 and learner.pending == 30
+    report = learner.update()
+    assert report is not None and report.steps > 0 and learner.version == 1
+    flagged = OnlineLearner(
+        StreamEngine(model, StateStore(model)),
+        OnlineConfig(update_every=10, lanes=4, chunk=10, min_steps=4),
+    )
+    for _ in range(10):
+        flagged.step(["a"], [[1e13]])  # buffered, none learnable (past the bound)
+    assert flagged.buffered("a")[0].shape[0] == 10 and flagged.excluded == 10
+    assert flagged.update() is None and flagged.version == 0
 
 
 def test_an_update_that_is_not_finite_is_not_swapped_in(rng: np.random.Generator) -> None:

@@ -182,6 +182,17 @@ def test_pages_of_streams_a_stream_gone_and_a_token_typed_slowly(
         WebDriverWait(driver, 30).until(  # type: ignore[arg-type]
             lambda d: "no longer held" in d.find_element(By.ID, "title").text
         )
+        # an id that closes an isolate and overrides the direction (both are valid ids): its
+        # controls are shown as code points, the numbers after it read in order
+        tricky = "esc\u2069\u202e"
+        step = {"stream": tricky, "values": [50.0], "seq": 12345}
+        assert httpx.post(server.url + "/v1/steps", json={"events": [step]}, headers=auth)
+        driver.get(server.url + "/?stream=" + httpx.QueryParams({"s": tricky})["s"])  # type: ignore[attr-defined]
+        WebDriverWait(driver, 30).until(  # type: ignore[arg-type]
+            lambda d: "seq 12345" in d.find_element(By.ID, "title").text
+        )
+        title = driver.find_element(By.ID, "title").text  # type: ignore[attr-defined]
+        assert "[U+2069][U+202E]" in title and "\u202e" not in title
     finally:
         driver.quit()  # type: ignore[attr-defined]
         server.stop()

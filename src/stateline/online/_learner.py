@@ -22,10 +22,12 @@ __all__ = ["OnlineLearner", "UpdateReport"]
 
 _PREFIX = "online."
 
-LEARNABLE_BOUND = 1e4
-"""Buffered steps past this many standard units (the model's scaled values) are glitches:
-they are kept out of learning and clipped as inputs, so one sensor's 1e39 cannot overflow
-an update into NaN weights for every stream."""
+LEARNABLE_BOUND = 1e12
+"""Buffered steps past this (in the model's units: scaled for a trained model, raw for a
+Keras one) are kept out of learning and clipped as inputs: one sensor's 1e39 overflowed an
+update into NaN weights for every stream. Far above any real reading, in either units (a
+bound of 1e4 stopped learning for a Keras model of readings in watts); counted in
+:attr:`OnlineLearner.excluded`."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ class OnlineLearner:
         self.pending = 0
         self.rejected = 0
         """Updates whose weights were not swapped in (not finite after training)."""
+        self.excluded = 0
+        """Steps kept out of learning for a value past :data:`LEARNABLE_BOUND`."""
         self.history: list[UpdateReport] = []
         self.learning_seconds = 0.0
         self.updated_at: float | None = None
@@ -176,6 +180,7 @@ class OnlineLearner:
         slots, values, learnable = slots[keep], values[keep], learnable[keep]
         extreme = ~(np.abs(values) <= LEARNABLE_BOUND).all(axis=2)  # NaN too
         if extreme.any():
+            self.excluded += int(extreme.sum())
             learnable = learnable & ~extreme
             values = np.clip(np.nan_to_num(values), -LEARNABLE_BOUND, LEARNABLE_BOUND)
         buffer, count, ok = self._x.values, self._count.values, self._ok.values
@@ -200,6 +205,8 @@ class OnlineLearner:
             return None
         started = time.perf_counter()
         x, valid, ok = (torch.from_numpy(part) for part in batch)
+        if not bool((valid[:, 1:] & ok[:, 1:]).any()):
+            return None  # no learnable target in the batch: nothing to learn, no new version
         loss_before = self._train(x, valid, ok)
         loss_after = self._loss(self._shadow, x, valid, ok)
         new_state = {k: v.detach().clone() for k, v in self._shadow.state_dict().items()}

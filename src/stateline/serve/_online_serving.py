@@ -87,6 +87,7 @@ def online_health(learner: OnlineLearner | None) -> dict[str, Any] | None:
         "last_loss_before": None if last is None else last.loss_before,
         "last_loss_after": None if last is None else last.loss_after,
         "rejected_updates": learner.rejected,
+        "excluded_steps": learner.excluded,
         "last_rejection": None if last is None else last.rejected,
     }
 
@@ -122,5 +123,8 @@ def online_metrics(learner: OnlineLearner, metrics: Registry) -> None:
         ("stateline_online_rejected_updates",
          "Updates not swapped in: the weights were not finite after training.",
          lambda: float(learner.rejected)),
+        ("stateline_online_excluded_steps",
+         "Steps kept out of learning for a value past 1e12 (in the model's units).",
+         lambda: float(learner.excluded)),
     ):  # fmt: skip
         metrics.gauge(name, help_text, read)
