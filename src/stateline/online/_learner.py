@@ -205,43 +205,28 @@ class OnlineLearner:
             return None
         started = time.perf_counter()
         x, valid, ok = (torch.from_numpy(part) for part in batch)
-        if not bool((valid[:, 1:] & ok[:, 1:]).any()):
+        steps = int((valid[:, 1:] & ok[:, 1:]).sum())
+        if not steps:
             return None  # no learnable target in the batch: nothing to learn, no new version
         loss_before = self._train(x, valid, ok)
         loss_after = self._loss(self._shadow, x, valid, ok)
         new_state = {k: v.detach().clone() for k, v in self._shadow.state_dict().items()}
         finite = all(bool(torch.isfinite(v).all()) for v in new_state.values())
+        losses = (loss_before, loss_after)
         if not (finite and np.isfinite(loss_after)):
-            return self._reject(x, valid, ok, loss_before, loss_after, started)
+            return self._reject(int(x.shape[0]), steps, losses, started)
         with self.lock:
             self.engine.model.load_state_dict(new_state)
             self.engine.refresh()
             recomputed = self._recompute() if config.carry == "recompute" else 0
             self.version += 1
-            seconds = time.perf_counter() - started
-            report = UpdateReport(
-                version=self.version,
-                streams=int(x.shape[0]),
-                steps=int((valid[:, 1:] & ok[:, 1:]).sum()),
-                loss_before=loss_before,
-                loss_after=loss_after,
-                seconds=seconds,
-                recomputed=recomputed,
-            )
-            self.history.append(report)
-            del self.history[:-100]
-            self.learning_seconds += seconds
+            report = self._record(int(x.shape[0]), steps, losses, started, recomputed)
+            self.learning_seconds += report.seconds
             self.updated_at = time.time()
         return report
 
     def _reject(
-        self,
-        x: torch.Tensor,
-        valid: torch.Tensor,
-        ok: torch.Tensor,
-        loss_before: float,
-        loss_after: float,
-        started: float,
+        self, streams: int, steps: int, losses: tuple[float, float], started: float
     ) -> UpdateReport:
         """Keep the live weights: training left them not finite. The shadow model and the
         optimizer start again from the live model (their state is spoiled too)."""
@@ -251,19 +236,35 @@ class OnlineLearner:
                 self._shadow.parameters(), lr=self.config.learning_rate
             )
             self.rejected += 1
-            report = UpdateReport(
-                version=self.version,
-                streams=int(x.shape[0]),
-                steps=int((valid[:, 1:] & ok[:, 1:]).sum()),
-                loss_before=loss_before,
-                loss_after=loss_after,
-                seconds=time.perf_counter() - started,
-                recomputed=0,
-                rejected="the weights were not finite after training (loss "
-                f"{loss_before:.3g} -> {loss_after:.3g}); the live weights were kept",
+            why = (
+                f"the weights were not finite after training (loss {losses[0]:.3g} -> "
+                f"{losses[1]:.3g}); the live weights were kept"
             )
-            self.history.append(report)
-            del self.history[:-100]
+            return self._record(streams, steps, losses, started, 0, rejected=why)
+
+    def _record(
+        self,
+        streams: int,
+        steps: int,
+        losses: tuple[float, float],
+        started: float,
+        recomputed: int,
+        *,
+        rejected: str | None = None,
+    ) -> UpdateReport:
+        """The report of the update that ends now, kept in :attr:`history` (the last 100)."""
+        report = UpdateReport(
+            version=self.version,
+            streams=streams,
+            steps=steps,
+            loss_before=losses[0],
+            loss_after=losses[1],
+            seconds=time.perf_counter() - started,
+            recomputed=recomputed,
+            rejected=rejected,
+        )
+        self.history.append(report)
+        del self.history[:-100]
         return report
 
     def run(self, stop: threading.Event, *, poll: float = 0.05) -> None:
