@@ -68,9 +68,8 @@ def load_online_weights(
                 "--snapshot-dir (its streams then start over).",
             )
         )
-    model.load_state_dict(saved["weights"])
+    model.load_state_dict(saved["weights"])  # the caller refreshes its engine
     if learner is not None:
-        learner.engine.refresh()
         learner.adopt(saved["version"], saved["updated_at"])
     return True
 

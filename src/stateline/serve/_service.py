@@ -104,11 +104,10 @@ class StreamService:
         snapshot = self.store.read_snapshot(config.state_dir) if held else None
         # Weights learned online first: the store's snapshot names the weights it was made
         # with (without --online, the store then refuses the snapshot's learning buffers).
-        learned = load_online_weights(
+        if load_online_weights(
             self.model, self.learner, snapshot, config.state_dir, self.base_fingerprint
-        )
-        if learned and self.learner is None:
-            self.engine.refresh()
+        ):
+            self.engine.refresh()  # its kernels read the weights
         if snapshot is not None:
             self.restored = self.store.restore_state(snapshot, config.state_dir / "state.pt")
         self.metrics.gauge(
