@@ -156,8 +156,8 @@ def _against_persistence(forecaster: Any, series: list[Any], covariates: list[An
     model_error = naive_error = 0.0
     count = 0
     for index, values in enumerate(series):
-        cut = len(values) - round(len(values) * share)
-        if share == 0 or cut >= len(values) or cut < 1:
+        cut = forecaster.config.training_steps(len(values))  # the split fit made
+        if not 1 <= cut < len(values):
             continue
         extra = None if covariates is None else covariates[index]
         forecast = forecaster.predict(values, covariates=extra).values[:, 0]  # (steps, targets)

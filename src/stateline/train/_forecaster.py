@@ -63,6 +63,15 @@ class ForecasterConfig(EstimatorConfig):
         require_positive_int("chunk", self.chunk)
         super().__post_init__()
 
+    def training_steps(self, steps: int) -> int:
+        """Of a series of ``steps``, how many the model trains on: the rest, its last
+        ``validation_share``, is held out for early stopping.
+
+        >>> ForecasterConfig(validation_share=0.1).training_steps(95)
+        85
+        """
+        return steps - round(steps * self.validation_share)
+
 
 @dataclass(frozen=True, eq=False)
 class Forecast:
@@ -131,7 +140,7 @@ class Forecaster:
         """
         source = _source(data, covariates, target, features, time, group)
         config = self.config
-        cuts = [n - round(n * config.validation_share) for n in source.lengths]
+        cuts = [config.training_steps(n) for n in source.lengths]
         for key, n, cut in zip(source.keys, source.lengths, cuts, strict=True):
             if cut <= config.horizon + 1:
                 raise DataError(
