@@ -8,9 +8,20 @@ from typing import Any, Literal
 from .._errors import ConfigError, describe
 from .._validate import plain_numbers, require_positive_int
 
-__all__ = ["ModelConfig", "Seq2SeqConfig"]
+__all__ = ["ModelConfig", "Seq2SeqConfig", "require_task"]
 
 Task = Literal["regression", "binary", "multiclass"]
+
+
+def require_task(task: object) -> None:
+    """Raise ConfigError unless ``task`` is one of :data:`Task`'s (the model's, or the one
+    ``fit`` is told to train for)."""
+    if task not in ("regression", "binary", "multiclass"):
+        raise ConfigError(
+            describe(
+                "task", "'regression', 'binary' or 'multiclass'", repr(task), problem="is invalid."
+            )
+        )
 
 
 def _dropout(value: object) -> None:
@@ -55,15 +66,7 @@ class ModelConfig:
             require_positive_int(name, getattr(self, name))
         _cell(self.cell)
         _dropout(self.dropout)
-        if self.task not in ("regression", "binary", "multiclass"):
-            raise ConfigError(
-                describe(
-                    "task",
-                    "'regression', 'binary' or 'multiclass'",
-                    repr(self.task),
-                    problem="is invalid.",
-                )
-            )
+        require_task(self.task)
         if self.task == "multiclass" and self.outputs < 2:
             raise ConfigError(
                 describe(

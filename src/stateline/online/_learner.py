@@ -13,8 +13,8 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 
 from .._errors import ConfigError, ShapeError, describe
+from ..nn._modes import inference_mode
 from ..stream import StateStore, StepResult, StreamDetector, StreamEngine
-from ..stream._engine import inference_mode
 from ..stream._store import StreamId, StreamIds
 from ._config import OnlineConfig
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -15,6 +14,7 @@ from torch import Tensor, nn
 from .._errors import ShapeError, describe
 from .._validate import require_positive_int
 from ..nn import Carry
+from ..nn._modes import inference_mode
 from ._fused import FusedStep
 from ._grouping import event_rounds, id_array
 from ._kernel import StepKernel
@@ -629,16 +629,3 @@ def _flags(value: Any, count: int, name: str) -> NDArray[np.bool_]:
     flags = _per_event(value, count, name, np.bool_, False)
     assert flags is not None
     return flags
-
-
-@contextmanager
-def inference_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode (no dropout) for the duration, then the caller's mode back."""
-    training = model.training
-    if training:
-        model.eval()
-    try:
-        yield
-    finally:
-        if training:
-            model.train()

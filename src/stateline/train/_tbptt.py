@@ -16,6 +16,8 @@ from torch import Tensor, nn
 from .._errors import ConfigError, ShapeError, describe
 from ..data import LaneLayout
 from ..nn import Carry, CarryModel, detach_carry
+from ..nn._config import require_task
+from ..nn._modes import inference_mode
 from ._checkpoint import save_checkpoint
 from ._config import TrainConfig
 from ._distributed import Ranks
@@ -231,7 +233,7 @@ def fit(
         raise ConfigError(
             describe("target_at", "'every' or 'last'", repr(target_at), problem="is invalid.")
         )
-    _check_task(task)
+    require_task(task)
     if shuffle_chunks and not rank_layouts and not _chunks_independent(layout):
         raise _shuffle_error()
     was_training = model.training
@@ -242,18 +244,6 @@ def fit(
             )
     finally:
         model.train(was_training)  # the caller's mode, as it was
-
-
-def _check_task(task: str) -> None:
-    if task not in ("regression", "binary", "multiclass"):
-        raise ConfigError(
-            describe(
-                "task",
-                "'regression', 'binary' or 'multiclass'",
-                repr(task),
-                problem="is invalid.",
-            )
-        )
 
 
 def _shuffle_error() -> ConfigError:
@@ -439,7 +429,7 @@ def evaluate(
 ) -> float:
     """Mean masked loss of ``model`` over ``layout``, on a fresh carry."""
     task = task or str(getattr(getattr(model, "config", None), "task", "regression"))
-    _check_task(task)
+    require_task(task)
     torch_device = device_for(device)
     dtype = next(model.parameters()).dtype
     tensors = _tensors(layout, torch_device, dtype, task, target_at, model_outputs(model))
@@ -453,11 +443,9 @@ def _evaluate(
     """Mean masked loss over the chunks of ``tensors``, starting from a zero carry (summed
     over ``ranks``, each holding its block of the lanes)."""
     assert tensors.y is not None
-    was_training = getattr(model, "training", False)
-    model.eval()  # type: ignore[attr-defined]
     total = 0.0
     lanes = tensors.x.shape[1]
-    with torch.no_grad():
+    with torch.no_grad(), inference_mode(model):  # type: ignore[arg-type]
         carry = model.initial_carry(lanes, device=tensors.x.device, dtype=tensors.x.dtype)
         for k, steps in enumerate(tensors.chunk_steps if lanes else []):
             outputs, carry = model(
@@ -465,8 +453,6 @@ def _evaluate(
             )
             if steps:
                 total += float(masked_loss(task, outputs, tensors.y[k], tensors.weight[k])) * steps
-    if was_training:
-        model.train()  # type: ignore[attr-defined]
     if ranks is None or ranks.world == 1:
         return total / max(tensors.steps, 1)
     sums = ranks.sum(
@@ -487,26 +473,21 @@ def run_layout(
     model.to(torch_device)
     dtype = next(model.parameters()).dtype
     carry_model: CarryModel = model  # type: ignore[assignment]
-    was_training = model.training
-    model.eval()
     outputs = []
-    try:
-        with torch.no_grad():
-            state = (
-                carry
-                if carry is not None
-                else carry_model.initial_carry(layout.lanes, device=torch_device, dtype=dtype)
+    with torch.no_grad(), inference_mode(model):  # the caller's mode back after
+        state = (
+            carry
+            if carry is not None
+            else carry_model.initial_carry(layout.lanes, device=torch_device, dtype=dtype)
+        )
+        for chunk in layout:
+            ys, state = carry_model(
+                torch.as_tensor(chunk.x, dtype=dtype, device=torch_device),
+                state,
+                reset=torch.as_tensor(chunk.reset, device=torch_device),
+                mask=torch.as_tensor(chunk.mask, device=torch_device),
             )
-            for chunk in layout:
-                ys, state = carry_model(
-                    torch.as_tensor(chunk.x, dtype=dtype, device=torch_device),
-                    state,
-                    reset=torch.as_tensor(chunk.reset, device=torch_device),
-                    mask=torch.as_tensor(chunk.mask, device=torch_device),
-                )
-                outputs.append(ys.float().cpu().numpy())
-    finally:
-        model.train(was_training)  # the caller's mode, as it was
+            outputs.append(ys.float().cpu().numpy())
     return np.stack(outputs), state
 
 
