@@ -42,16 +42,23 @@ SUFFIXES = (".parquet", ".pq")
 
 
 def _scan_options() -> dict[str, Any]:
-    """One file at a time, two batches of 16,384 rows ahead, row groups read as decoded:
-    pyarrow's defaults (4 files and 16 batches of 131,072 rows ahead, whole row groups
-    buffered) held 33 MB of Arrow memory at peak reading half of a 20 MB test dataset into
-    a table; these hold 5 MB (measured with pyarrow.default_memory_pool().max_memory())."""
+    """One file at a time, one batch of 16,384 rows ahead, decoded on the calling thread, row
+    groups read as decoded. pyarrow's defaults (4 files and 16 batches of 131,072 rows
+    ahead, whole row groups buffered) held 33 MB of Arrow memory at peak reading half of a
+    20 MB test dataset into a table. With one file and two batches ahead but decoding on
+    Arrow's thread pool, the decoders ran ahead of the reader: half of a 166 MB folder (5
+    million rows, 8 files) peaked at 72 MB, and the peak changed from run to run (7-20 MB
+    reading the 20 MB one). These hold 7.7-8.3 MB for the 166 MB folder in every run, and
+    read it slower on 2 cores (0.79-1.00 s against 0.58-0.74 s, once per fit, which then
+    trains for minutes on those rows; memory measured with
+    pyarrow.default_memory_pool().max_memory())."""
     import pyarrow.dataset as ds
 
     return {
         "fragment_readahead": 1,
-        "batch_readahead": 2,
+        "batch_readahead": 1,
         "batch_size": 16_384,
+        "use_threads": False,
         "fragment_scan_options": ds.ParquetFragmentScanOptions(pre_buffer=False),
     }
 
