@@ -161,3 +161,19 @@ def test_log_tail_score_is_monotone_and_bounded() -> None:
     scores = log_tail_score(z)
     assert ((scores >= 0) & (scores <= 1)).all()
     assert (np.diff(scores) >= -1e-12).all()
+
+
+@pytest.mark.parametrize("streams, channels", [(1, 3), (1, 4), (4, 3), (2, 8)])
+def test_a_range_takes_minus_zero_as_zero_whatever_the_loop(streams: int, channels: int) -> None:
+    """NumPy's fmin returns its first argument on a tie of zeros in its scalar loop and its
+    second in its SIMD one: the range must not keep a sign of zero that depends on how many
+    streams and channels a call holds."""
+    from stateline.anomaly._likelihood import track_range
+
+    state = LikelihoodState.empty(streams, channels)
+    track_range(state, np.zeros((streams, channels)))
+    track_range(state, -np.zeros((streams, channels)))
+    assert not np.signbit(state.low).any() and not np.signbit(state.high).any()
+    fresh = LikelihoodState.empty(streams, channels)
+    track_range(fresh, -np.zeros((streams, channels)))
+    assert not np.signbit(fresh.low).any() and not np.signbit(fresh.high).any()

@@ -144,9 +144,14 @@ def log_tail_score(z: ArrayLike) -> NDArray[np.float64]:
 
 
 def track_range(state: LikelihoodState, values: NDArray[np.float64]) -> None:
-    """Widen each stream's range to include ``values`` ``(n, channels)`` (NaN: not seen)."""
-    state.low[...] = np.fmin(state.low, values)
-    state.high[...] = np.fmax(state.high, values)
+    """Widen each stream's range to include ``values`` ``(n, channels)`` (NaN: not seen).
+
+    ``-0.0`` is taken as ``0.0`` (adding ``0.0`` makes it so): on a tie of zeros NumPy's
+    ``fmin`` returns its first argument in its scalar loop and its second in its SIMD one,
+    so a range's sign of zero would depend on how many channels and streams a call holds."""
+    unsigned = values + 0.0
+    state.low[...] = np.fmin(state.low, unsigned)
+    state.high[...] = np.fmax(state.high, unsigned)
 
 
 def range_scores(
@@ -269,8 +274,9 @@ def likelihood_series(
     z = (short[live] - mean[live]) / np.maximum(np.sqrt(var[live]), config.floor)
     scores = log_tail_score(z)
     if values is not None and config.range_tolerance is not None:
-        low = np.fmin.accumulate(values, axis=0)[reference - 1 : steps - 1]
-        high = np.fmax.accumulate(values, axis=0)[reference - 1 : steps - 1]
+        unsigned = values + 0.0  # -0.0 as 0.0, as track_range takes it
+        low = np.fmin.accumulate(unsigned, axis=0)[reference - 1 : steps - 1]
+        high = np.fmax.accumulate(unsigned, axis=0)[reference - 1 : steps - 1]
         scores = np.maximum(scores, range_scores(config, low, high, values[live]))
     quiet = config.quiet_steps(reference)
     if quiet:

@@ -154,8 +154,8 @@ def likelihood_step_one(
     low, high = row.low, row.high
     if values is not None and config.range_tolerance is not None:
         score = maximum(score, range_score_one(config, low, high, values))
-        low = [fmin(a, b) for a, b in zip(low, values, strict=True)]
-        high = [fmax(a, b) for a, b in zip(high, values, strict=True)]
+        low = [fmin(a, b + 0.0) for a, b in zip(low, values, strict=True)]  # as track_range
+        high = [fmax(a, b + 0.0) for a, b in zip(high, values, strict=True)]
     quiet = row.quiet
     if quiet > 0:
         score, quiet = 0.0, quiet - 1

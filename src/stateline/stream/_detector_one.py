@@ -120,8 +120,8 @@ def _calibrating(
     likelihood = columns.likelihood
     low: list[float] = likelihood.low[slot].tolist()
     high: list[float] = likelihood.high[slot].tolist()
-    likelihood.low[slot] = [fmin(a, b) for a, b in zip(low, observed, strict=True)]
-    likelihood.high[slot] = [fmax(a, b) for a, b in zip(high, observed, strict=True)]
+    likelihood.low[slot] = [fmin(a, b + 0.0) for a, b in zip(low, observed, strict=True)]
+    likelihood.high[slot] = [fmax(a, b + 0.0) for a, b in zip(high, observed, strict=True)]
     if seen != detector.config.reference - 1:
         return math.nan, False, math.nan
     scores, flags = detector._calibrate(np.array([slot], dtype=np.int64))
