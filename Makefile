@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/kafka.py
 	$(BIN)/python bench/online.py
+	$(BIN)/python bench/online_stall.py
 
 $(DEMO_STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

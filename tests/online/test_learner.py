@@ -124,6 +124,76 @@ def test_recompute_policy_gives_the_new_models_carry_over_the_buffer(
         np.testing.assert_allclose(step.predictions[0], continued[0, 0].numpy(), atol=1e-5)
 
 
+class _CountingLock:
+    """An RLock that counts how often it was taken."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.taken = 0
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+        self.taken += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
+def test_recompute_lets_the_lock_go_between_few_streams_and_each_stream_is_exact(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many streams are recomputed a few at a time, the lock let go between them (steps
+    wait for a few, not for all); a stream stepped before its turn steps on from the carry
+    it had with the new weights, and at its turn gets the new model's carry over its buffer
+    as it is then; a stream let go of before its turn is skipped."""
+    from stateline.online import _learner
+
+    monkeypatch.setattr(_learner, "RECOMPUTE_HOLD", 0.0)  # one stream at a time
+    config = OnlineConfig(buffer=16, min_steps=8, lanes=4)
+    learner = make_learner(config)
+    lock = _CountingLock()
+    learner.lock = lock
+    names = [f"s{i}" for i in range(12)]
+    data = {name: series(rng, 20, i / 3) for i, name in enumerate(names)}
+    for t in range(20):
+        learner.step(names, np.stack([data[name][t] for name in names]), seq=[t] * 12)
+    late, gone = names[-1], names[-2]
+    extra = rng.normal(size=(1, INPUTS))
+    interleaved: dict[str, object] = {}
+    original = learner._recompute_now
+
+    def first_a_step_and_a_deletion(slots: np.ndarray, steps: int) -> int:
+        if not interleaved:  # before the first stream's turn
+            carry = [part.clone() for part in learner.store.carry_of(late)]
+            interleaved["carry"] = carry
+            interleaved["step"] = learner.step([late], extra, seq=[20])
+            learner.store.delete(gone)
+        return original(slots, steps)
+
+    monkeypatch.setattr(learner, "_recompute_now", first_a_step_and_a_deletion)
+    taken = lock.taken
+    report = learner.update()
+    assert report is not None and report.recomputed == 11  # the deleted stream skipped
+    assert lock.taken - taken >= 12  # a turn of the lock per stream, at least
+    model, store = learner.engine.model, learner.store
+    with torch.no_grad():  # the interleaved step: the new weights, from the carry it had
+        out, _ = model(torch.as_tensor(extra, dtype=torch.float32)[None], interleaved["carry"])
+    np.testing.assert_allclose(interleaved["step"].predictions[0], out[0, 0].numpy(), atol=1e-5)  # type: ignore[attr-defined]
+    for name in names:
+        if name == gone:
+            assert name not in store
+            continue
+        values = data[name] if name != late else np.concatenate([data[name], extra])
+        recent = torch.as_tensor(values[-16:], dtype=torch.float32)[None]
+        with torch.no_grad():
+            out, carry = model(recent)
+        for got, expected in zip(store.carry_of(name), carry, strict=True):
+            torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
+        np.testing.assert_allclose(
+            store.last_output[store.slot_of(name)], out[0, -1].numpy(), atol=1e-6
+        )
+
+
 def test_no_step_is_answered_by_a_half_updated_model(rng: np.random.Generator) -> None:
     """Steps and updates from two threads: every answer is one version's, start to end."""
     learner = make_learner(OnlineConfig(min_steps=8, chunk=16, carry="keep", lanes=3))

@@ -172,6 +172,15 @@ class StateStore:
         """The slots of every stream the store holds, in ascending order."""
         return np.sort(np.fromiter(self._slot_of.values(), dtype=np.int64, count=len(self)))
 
+    def held(self, slots: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Whether each of ``slots`` holds a stream now."""
+        ids, size = self._id_of, len(self._id_of)
+        return np.fromiter(
+            (0 <= slot < size and ids[slot] is not None for slot in slots.tolist()),
+            dtype=np.bool_,
+            count=len(slots),
+        )
+
     def lookup(self, stream_ids: StreamIds) -> NDArray[np.int64]:
         """Slots of the given streams, -1 for streams the store does not hold."""
         found = map(self._slot_of.get, stream_ids, repeat(-1))
