@@ -124,35 +124,19 @@ def test_recompute_policy_gives_the_new_models_carry_over_the_buffer(
         np.testing.assert_allclose(step.predictions[0], continued[0, 0].numpy(), atol=1e-5)
 
 
-class _CountingLock:
-    """An RLock that counts how often it was taken."""
-
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.taken = 0
-
-    def __enter__(self) -> None:
-        self.lock.acquire()
-        self.taken += 1
-
-    def __exit__(self, *exc: object) -> None:
-        self.lock.release()
-
-
 def test_recompute_lets_the_lock_go_between_few_streams_and_each_stream_is_exact(
     rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Many streams are recomputed a few at a time, the lock let go between them (steps
-    wait for a few, not for all); a stream stepped before its turn steps on from the carry
-    it had with the new weights, and at its turn gets the new model's carry over its buffer
-    as it is then; a stream let go of before its turn is skipped."""
+    """Many streams are recomputed a few at a time, the lock let go between them: a thread
+    waiting for the lock gets it before the recompute ends. A stream stepped before its turn
+    steps on from the carry it had with the new weights, and at its turn gets the new model's
+    carry over its buffer as it is then; a stream let go of before its turn is skipped; a
+    snapshot waits for the recompute to end."""
     from stateline.online import _learner
 
     monkeypatch.setattr(_learner, "RECOMPUTE_HOLD", 0.0)  # one stream at a time
     config = OnlineConfig(buffer=16, min_steps=8, lanes=4)
     learner = make_learner(config)
-    lock = _CountingLock()
-    learner.lock = lock
     names = [f"s{i}" for i in range(12)]
     data = {name: series(rng, 20, i / 3) for i, name in enumerate(names)}
     for t in range(20):
@@ -160,21 +144,33 @@ def test_recompute_lets_the_lock_go_between_few_streams_and_each_stream_is_exact
     late, gone = names[-1], names[-2]
     extra = rng.normal(size=(1, INPUTS))
     interleaved: dict[str, object] = {}
+    turns: list[int] = []
+    entered: list[tuple[int, bool]] = []  # (turns done, recomputing) when the other got in
     original = learner._recompute_now
 
+    def waiting_for_the_lock() -> None:
+        with learner.lock:
+            entered.append((len(turns), learner.recomputing))
+
+    other = threading.Thread(target=waiting_for_the_lock)
+
     def first_a_step_and_a_deletion(slots: np.ndarray, steps: int) -> int:
-        if not interleaved:  # before the first stream's turn
+        if not turns:  # before the first stream's turn, holding the lock
+            other.start()
             carry = [part.clone() for part in learner.store.carry_of(late)]
             interleaved["carry"] = carry
             interleaved["step"] = learner.step([late], extra, seq=[20])
             learner.store.delete(gone)
+        turns.append(len(slots))
         return original(slots, steps)
 
     monkeypatch.setattr(learner, "_recompute_now", first_a_step_and_a_deletion)
-    taken = lock.taken
     report = learner.update()
+    other.join(timeout=10)
     assert report is not None and report.recomputed == 11  # the deleted stream skipped
-    assert lock.taken - taken >= 12  # a turn of the lock per stream, at least
+    assert len(turns) == 12 and entered and entered[0][1], (turns, entered)
+    assert 1 <= entered[0][0] < 12  # between turns, not after the last
+    assert learner.settled(0) and not learner.recomputing
     model, store = learner.engine.model, learner.store
     with torch.no_grad():  # the interleaved step: the new weights, from the carry it had
         out, _ = model(torch.as_tensor(extra, dtype=torch.float32)[None], interleaved["carry"])
@@ -192,6 +188,48 @@ def test_recompute_lets_the_lock_go_between_few_streams_and_each_stream_is_exact
         np.testing.assert_allclose(
             store.last_output[store.slot_of(name)], out[0, -1].numpy(), atol=1e-6
         )
+
+
+def test_a_turn_takes_steps_not_streams_and_two_updates_keep_their_versions(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Turns are sized by buffered steps: after many short buffers, a turn does not take as
+    many full ones. Two updates at once each report the version they swapped in."""
+    from stateline.online import _learner
+
+    monkeypatch.setattr(_learner, "RECOMPUTE_HOLD", 1e9)  # grow as fast as allowed
+    learner = make_learner(OnlineConfig(buffer=64, min_steps=2, lanes=4))
+    short = [f"a{i}" for i in range(40)]
+    full = [f"b{i}" for i in range(40)]
+    for name in short:
+        learner.step([name], rng.normal(size=(1, INPUTS)), seq=[0])
+        learner.step([name], rng.normal(size=(1, INPUTS)), seq=[1])
+    for t in range(64):
+        learner.step(full, rng.normal(size=(40, INPUTS)), seq=[t] * 40)
+    sizes: list[int] = []
+    original = learner._recompute_now
+
+    def counted(slots: np.ndarray, steps: int) -> int:
+        sizes.append(int(np.minimum(learner._count[slots], steps).sum()))
+        return original(slots, steps)
+
+    monkeypatch.setattr(learner, "_recompute_now", counted)
+    report = learner.update()
+    assert report is not None and report.recomputed == 80
+    # the budget starts at one full buffer and grows at most 4x a turn, in steps
+    budget = 64.0
+    for size in sizes[:-1]:
+        assert size <= budget + 64, (sizes, budget)  # a turn ends past its budget by < a stream
+        budget *= 4
+    versions: list[int] = []
+    again = threading.Thread(target=lambda: versions.append(learner.update().version))  # type: ignore[union-attr]
+    for name in full:  # enough new targets for two more updates
+        learner.step([name], rng.normal(size=(1, INPUTS)), seq=[64])
+    again.start()
+    versions.append(learner.update().version)  # type: ignore[union-attr]
+    again.join(timeout=30)
+    assert sorted(versions) == [2, 3]
+    assert sorted(r.version for r in learner.history) == [1, 2, 3]
 
 
 def test_no_step_is_answered_by_a_half_updated_model(rng: np.random.Generator) -> None:

@@ -177,3 +177,45 @@ def test_learned_weights_travel_in_the_snapshot_and_only_to_their_own_model(
     torch.save(weights, other / "weights.pt")
     with pytest.raises(ConfigError, match="holds what another model learned"):
         StreamService(dataclasses.replace(config, model=str(other)))
+
+
+def test_a_snapshot_waits_while_an_update_recomputes_carries(
+    model_dir: Path, temperatures_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Carries are recomputed a few streams at a time, the lock let go between turns: a
+    snapshot asked for meanwhile waits for the last turn, so it never holds the new weights
+    beside carries the old ones made."""
+    from stateline.online import _learner
+
+    monkeypatch.setattr(_learner, "RECOMPUTE_HOLD", 0.0)  # one stream a turn
+    service = StreamService(serve_config(model_dir, tmp_path / "state", online=ONLINE))
+    learner = service.learner
+    assert learner is not None
+    series = temperatures(temperatures_csv)
+    for t in range(60):
+        service.step([Event(city, [float(v[t])], t) for city, v in series.items()])
+    turns: list[int] = []
+    taken: list[int] = []
+    original = learner._recompute_now
+    snapshot = threading.Thread(target=lambda: (service.snapshot(), taken.append(len(turns))))
+
+    def first_a_snapshot(slots: np.ndarray, steps: int) -> int:
+        if not turns:
+            snapshot.start()
+        turns.append(len(slots))
+        time.sleep(0.05)  # the snapshot thread has time to ask
+        return original(slots, steps)
+
+    monkeypatch.setattr(learner, "_recompute_now", first_a_snapshot)
+    report = learner.update()
+    snapshot.join(timeout=30)
+    assert report is not None and report.recomputed == 2 and turns == [1, 1]
+    assert taken == [2]  # after the last turn
+    saved = torch.load(tmp_path / "state" / "state.pt")
+    assert saved["online"]["version"] == 1
+    again = StreamService(serve_config(model_dir, tmp_path / "state", online=ONLINE))
+    for city in series:
+        for mine, theirs in zip(
+            service.store.carry_of(city), again.store.carry_of(city), strict=True
+        ):
+            torch.testing.assert_close(theirs, mine)

@@ -118,6 +118,10 @@ class OnlineLearner:
         self.updated_at: float | None = None
         self._started = time.monotonic()
         self._rng = np.random.default_rng(self.config.seed)
+        self._recomputing = 0  # updates whose carries are being recomputed
+        self._settled = threading.Event()  # set while none is
+        self._settled.set()
+        self._stopping: threading.Event | None = None
         self._shadow = copy.deepcopy(engine.model).train()
         self._optimizer = torch.optim.Adam(self._shadow.parameters(), lr=self.config.learning_rate)
         buffer = self.config.buffer
@@ -222,12 +226,22 @@ class OnlineLearner:
             self.engine.model.load_state_dict(new_state)
             self.engine.refresh()
             self.version += 1
-            self.updated_at = time.time()
+            version, self.updated_at = self.version, time.time()
             waiting = self._buffered_slots(1) if config.carry == "recompute" else None
-        recomputed, rested = (0, 0.0) if waiting is None else self._recompute(waiting)
+            if waiting is not None:
+                self._recomputing += 1
+                self._settled.clear()
+        try:
+            recomputed, rested = (0, 0.0) if waiting is None else self._recompute(waiting)
+        finally:
+            if waiting is not None:
+                with self.lock:
+                    self._recomputing -= 1
+                    if not self._recomputing:
+                        self._settled.set()
         with self.lock:
             report = self._record(
-                int(x.shape[0]), steps, losses, started, recomputed, rested=rested
+                int(x.shape[0]), steps, losses, started, recomputed, rested=rested, version=version
             )
             self.learning_seconds += report.seconds
         return report
@@ -259,11 +273,13 @@ class OnlineLearner:
         *,
         rejected: str | None = None,
         rested: float = 0.0,
+        version: int | None = None,
     ) -> UpdateReport:
         """The report of the update that ends now, kept in :attr:`history` (the last 100);
-        its seconds leave out the ``rested`` ones."""
+        its seconds leave out the ``rested`` ones; ``version``: the one it swapped in
+        (default: the current one)."""
         report = UpdateReport(
-            version=self.version,
+            version=self.version if version is None else version,
             streams=streams,
             steps=steps,
             loss_before=losses[0],
@@ -282,6 +298,7 @@ class OnlineLearner:
         After an update that took ``s`` seconds it rests ``s (1 / cpu_share - 1)``
         seconds, so learning takes at most ``cpu_share`` of the time.
         """
+        self._stopping = stop  # a recompute then rests no more
         while not stop.is_set():
             if self.pending < self.config.update_every:
                 stop.wait(poll)
@@ -302,6 +319,17 @@ class OnlineLearner:
             slot = self.store.slot_of(stream_id)
             x, ok, _ = self._windows(np.array([slot]), self.config.buffer)
             return x[0], ok[0]
+
+    def settled(self, timeout: float | None = None) -> bool:
+        """Wait until no update is recomputing carries (at most ``timeout`` seconds);
+        whether none is. Check :attr:`recomputing` under the lock to be sure."""
+        return self._settled.wait(timeout)
+
+    @property
+    def recomputing(self) -> bool:
+        """Whether an update swapped its weights in and is recomputing carries: the store
+        then holds some carries of the old weights beside the new weights."""
+        return self._recomputing > 0
 
     @property
     def learning_share(self) -> float:
@@ -377,33 +405,42 @@ class OnlineLearner:
 
     def _recompute(self, slots: NDArray[np.int64]) -> tuple[int, float]:
         """The new model's carry and last output for the streams at ``slots``, a few at a
-        time, each few under the lock, and the seconds rested between them.
+        time, each few under the lock, and the seconds spent outside the lock meanwhile.
 
-        The lock is let go between them for as long as the last few held it, so steps wait
+        The lock is let go between turns for as long as the last turn held it, so steps wait
         at most about :data:`RECOMPUTE_HOLD` seconds and get at least half of the lock's
         time while carries are recomputed (in one hold, as before, a step waited 9.5-9.8 s
         during an update over 20,000 streams with full 256-step buffers; now 31-42 ms,
-        ``bench/online_stall.py``). A stream still waiting its turn steps on with the
-        new weights from the carry it had, as with ``carry="keep"``; at its turn, its carry
-        becomes the new model's over its buffer as it is then. Slots let go of in the
-        meantime are skipped; a slot taken by another stream is that stream's."""
+        ``bench/online_stall.py``). A turn takes as many buffered steps (not streams: their
+        buffers differ) as the last turn's time per step fits in the hold. A stream still
+        waiting its turn steps on with the new weights from the carry it had, as with
+        ``carry="keep"``; at its turn, its carry becomes the new model's over its buffer as
+        it is then. Slots let go of in the meantime are skipped; a slot taken by another
+        stream is that stream's. Once :meth:`run`'s ``stop`` is set it rests no more."""
         steps = self.config.recompute_steps or self.config.buffer
-        count, done, first, rested = 1, 0, 0, 0.0
+        # each stream's steps as the swap left them: the turns' sizes go by these
+        with self.lock:
+            work = np.cumsum(np.minimum(self._count.values[slots], steps))
+        budget, done, first, held = float(steps), 0, 0, 0.0
+        began = time.perf_counter()
         while first < len(slots):
+            before = float(work[first - 1]) if first else 0.0
+            end = max(first + 1, int(np.searchsorted(work, before + budget, side="right")))
             with self.lock:
-                began = time.perf_counter()
-                chosen = slots[first : first + count]
+                turn = time.perf_counter()
+                chosen = slots[first:end]
                 still = chosen[self.store.held(chosen) & (self._count.values[chosen] > 0)]
                 done += self._recompute_now(still, steps)
-                took = time.perf_counter() - began
-            first += len(chosen)
-            # as many streams next time as fit in the hold, measured on these
-            fit = count * RECOMPUTE_HOLD / max(took, 1e-6)
-            count = int(min(max(fit, 1), 4 * count, 4096))
-            if first < len(slots):
+                took = time.perf_counter() - turn
+            held += took
+            # as many steps next time as fit in the hold, measured on these
+            fit = (float(work[end - 1]) - before) * RECOMPUTE_HOLD / max(took, 1e-6)
+            budget = min(max(fit, 1.0), 4.0 * budget, 4096.0 * steps)
+            first = end
+            stopping = self._stopping is not None and self._stopping.is_set()
+            if first < len(slots) and not stopping:
                 time.sleep(took)  # waiting steps take the lock meanwhile
-                rested += took
-        return done, rested
+        return done, time.perf_counter() - began - held
 
     def _recompute_now(self, slots: NDArray[np.int64], steps: int) -> int:
         """Recompute the carries at ``slots`` (the caller holds the lock)."""

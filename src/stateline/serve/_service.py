@@ -308,15 +308,22 @@ class StreamService:
         store's snapshot names the weights it was made with: one file, so a
         crash cannot leave the weights of one snapshot beside the state of another). Steps wait
         only while the state is copied, not while it is written and flushed to
-        disk; snapshots are written one at a time, in the order they were taken.
+        disk; snapshots are written one at a time, in the order they were taken. A snapshot
+        waits while an online update recomputes carries (a few streams at a time), so that
+        it never holds new weights beside carries the old ones made.
         """
         learner = self.learner
 
         def take() -> Callable[[Path], Path]:
-            with self.lock:
-                state = self.store.snapshot_state(meta=meta)
-                if learner is not None:  # in the same file: a crash cannot part them
-                    state["online"] = online_weights(learner, self.base_fingerprint)
+            while True:  # not while an update recomputes: its carries are half old, half new
+                if learner is not None:
+                    learner.settled()
+                with self.lock:
+                    if learner is None or not learner.recomputing:
+                        state = self.store.snapshot_state(meta=meta)
+                        if learner is not None:  # in the same file: a crash cannot part them
+                            state["online"] = online_weights(learner, self.base_fingerprint)
+                        break
 
             def write(directory: Path) -> Path:
                 return self.store.write_snapshot(directory, state)
