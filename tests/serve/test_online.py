@@ -199,9 +199,17 @@ def test_a_snapshot_waits_while_an_update_recomputes_carries(
     original = learner._recompute_now
     snapshot = threading.Thread(target=lambda: (service.snapshot(), taken.append(len(turns))))
 
+    during: list[tuple[bool, bool]] = []
+
     def first_a_snapshot(slots: np.ndarray, steps: int) -> int:
         if not turns:
             snapshot.start()
+            during.append(
+                (
+                    service.health()["online"]["recomputing"],
+                    "stateline_online_recomputing 1.0" in service.metrics.render(),
+                )
+            )
         turns.append(len(slots))
         time.sleep(0.05)  # the snapshot thread has time to ask
         return original(slots, steps)
@@ -211,6 +219,8 @@ def test_a_snapshot_waits_while_an_update_recomputes_carries(
     snapshot.join(timeout=30)
     assert report is not None and report.recomputed == 2 and turns == [1, 1]
     assert taken == [2]  # after the last turn
+    assert during == [(True, True)] and service.health()["online"]["recomputing"] is False
+    assert "stateline_online_recomputing 0.0" in service.metrics.render()
     saved = torch.load(tmp_path / "state" / "state.pt")
     assert saved["online"]["version"] == 1
     again = StreamService(serve_config(model_dir, tmp_path / "state", online=ONLINE))

@@ -88,6 +88,7 @@ def online_health(learner: OnlineLearner | None) -> dict[str, Any] | None:
         "rejected_updates": learner.rejected,
         "excluded_steps": learner.excluded,
         "last_rejection": None if last is None else last.rejected,
+        "recomputing": learner.recomputing,
     }
 
 
@@ -122,6 +123,9 @@ def online_metrics(learner: OnlineLearner, metrics: Registry) -> None:
         ("stateline_online_rejected_updates",
          "Updates not swapped in: the weights were not finite after training.",
          lambda: float(learner.rejected)),
+        ("stateline_online_recomputing",
+         "1 while an update recomputes carries (snapshots wait for it), else 0.",
+         lambda: float(learner.recomputing)),
         ("stateline_online_excluded_steps",
          "Steps kept out of learning for a value past 1e12 (in the model's units).",
          lambda: float(learner.excluded)),
