@@ -280,3 +280,32 @@ def test_conversion_leaves_the_callers_random_generators_alone() -> None:
     assert torch.equal(torch.random.get_rng_state(), before[0])
     assert random.getstate() == before[1]
     assert np.array_equal(np.random.get_state()[1], before[2])
+
+
+def test_a_model_computing_in_lower_precision_is_converted_with_a_warning() -> None:
+    """mixed_float16 layers keep float32 weights but compute in float16: the converted model
+    computes in float32, close to Keras but not equal, and says so; a float32 model does not
+    warn."""
+    import warnings
+
+    keras.utils.set_random_seed(4)
+    mixed = keras.Sequential(
+        [
+            keras.Input((None, 2)),
+            keras.layers.LSTM(4, return_sequences=True, dtype="mixed_float16"),
+            keras.layers.Dense(1, dtype="float32"),
+        ]
+    )
+    x = np.random.default_rng(1).normal(size=(2, 9, 2)).astype("float32")
+    with pytest.warns(UserWarning, match="lower precision") as caught:
+        converted = from_keras(mixed)
+    ours = [str(w.message) for w in caught if "lower precision" in str(w.message)]
+    assert len(ours) == 1 and "mixed_float16" in ours[0]
+    with torch.no_grad():
+        outputs, _ = converted(torch.as_tensor(x))
+    expected = keras.ops.convert_to_numpy(mixed(x)).astype("float32")
+    np.testing.assert_allclose(outputs.numpy(), expected, atol=1e-2)
+    plain = keras.Sequential([keras.Input((None, 2)), keras.layers.LSTM(4), keras.layers.Dense(1)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        from_keras(plain)
